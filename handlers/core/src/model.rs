@@ -1,0 +1,180 @@
+//! The service's domain records: sessions, connections, roles and broadcast state.
+//!
+//! These are what the store reads and writes and what the protocol reports; they carry only
+//! validated values.
+
+use crate::ids::SessionId;
+use crate::validation::{LanguageCode, QualityTier, Volume};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, the protocol's unit of time.
+pub type EpochMillis = i64;
+
+/// Seconds since the Unix epoch, DynamoDB's TTL unit.
+pub type EpochSeconds = i64;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Speaker,
+    Listener,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Speaker => "speaker",
+            Role::Listener => "listener",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "speaker" => Some(Role::Speaker),
+            "listener" => Some(Role::Listener),
+            _ => None,
+        }
+    }
+}
+
+/// A session's status: one field with one meaning for HTTP and WebSocket alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SessionStatus {
+    Active,
+    Paused,
+    Ended,
+}
+
+impl SessionStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Paused => "paused",
+            SessionStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<SessionStatus> {
+        match value {
+            "active" => Some(SessionStatus::Active),
+            "paused" => Some(SessionStatus::Paused),
+            "ended" => Some(SessionStatus::Ended),
+            _ => None,
+        }
+    }
+
+    /// Whether a session may move from `self` to `next`. Ended is final; a transition to the
+    /// current status is allowed (idempotent requests succeed).
+    pub fn can_become(self, next: SessionStatus) -> bool {
+        match self {
+            SessionStatus::Ended => next == SessionStatus::Ended,
+            SessionStatus::Active | SessionStatus::Paused => true,
+        }
+    }
+}
+
+/// What the speaker's listeners hear.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastState {
+    pub is_paused: bool,
+    pub is_muted: bool,
+    pub volume: Volume,
+}
+
+impl Default for BroadcastState {
+    fn default() -> Self {
+        BroadcastState { is_paused: false, is_muted: false, volume: Volume::FULL }
+    }
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub session_id: SessionId,
+    pub speaker_user_id: String,
+    pub speaker_connection_id: Option<String>,
+    pub source_language: LanguageCode,
+    pub quality_tier: QualityTier,
+    pub status: SessionStatus,
+    pub listener_count: u32,
+    pub broadcast_state: BroadcastState,
+    pub created_at: EpochSeconds,
+    pub expires_at: EpochSeconds,
+}
+
+/// A WebSocket connection as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub connection_id: String,
+    pub session_id: SessionId,
+    pub role: Role,
+    /// Set for listeners, absent for speakers.
+    pub target_language: Option<LanguageCode>,
+    /// Set for speakers (the token's subject).
+    pub user_id: Option<String>,
+    pub connected_at: EpochMillis,
+    pub source_ip: String,
+    /// Expiry in epoch seconds; the row is ignored after it.
+    pub ttl: EpochSeconds,
+}
+
+impl Connection {
+    /// The value of the fan-out index's sort key for this connection.
+    pub fn audience(&self) -> String {
+        audience(self.role, self.target_language)
+    }
+}
+
+/// The fan-out index's sort key: `speaker`, or `listener#<language>`.
+pub fn audience(role: Role, target_language: Option<LanguageCode>) -> String {
+    match (role, target_language) {
+        (Role::Listener, Some(language)) => format!("{LISTENER_AUDIENCE_PREFIX}{language}"),
+        (Role::Listener, None) => LISTENER_AUDIENCE_PREFIX.to_owned(),
+        (Role::Speaker, _) => SPEAKER_AUDIENCE.to_owned(),
+    }
+}
+
+/// The audience value of a speaker's row.
+pub const SPEAKER_AUDIENCE: &str = "speaker";
+/// The prefix of every listener row's audience value.
+pub const LISTENER_AUDIENCE_PREFIX: &str = "listener#";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_is_final() {
+        use SessionStatus::*;
+        assert!(Active.can_become(Paused));
+        assert!(Paused.can_become(Active));
+        assert!(Active.can_become(Ended));
+        assert!(Paused.can_become(Ended));
+        assert!(Ended.can_become(Ended));
+        assert!(!Ended.can_become(Active));
+        assert!(!Ended.can_become(Paused));
+    }
+
+    #[test]
+    fn audiences_separate_speakers_and_languages() {
+        let de = LanguageCode::parse("de").ok();
+        assert_eq!(audience(Role::Listener, de), "listener#de");
+        assert_eq!(audience(Role::Speaker, de), "speaker");
+        assert_eq!(audience(Role::Speaker, None), "speaker");
+    }
+
+    #[test]
+    fn roles_and_statuses_parse_their_own_names() {
+        for role in [Role::Speaker, Role::Listener] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        for status in [SessionStatus::Active, SessionStatus::Paused, SessionStatus::Ended] {
+            assert_eq!(SessionStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(Role::parse("Speaker"), None);
+        assert_eq!(SessionStatus::parse("closed"), None);
+    }
+}

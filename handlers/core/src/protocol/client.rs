@@ -1,0 +1,319 @@
+//! Client-to-server messages and the one parser every frame goes through.
+//!
+//! The parser is written by hand rather than derived so that each refusal is exact:
+//! a frame over the size limit is `MESSAGE_TOO_LARGE`; a frame that is not a JSON object is
+//! `INVALID_MESSAGE`; an object without `action` is `MISSING_PARAMETER` (field `action`); an
+//! action no route serves is `UNKNOWN_ACTION`; a missing or `null` required field is
+//! `MISSING_PARAMETER` naming it; a field of the wrong type or breaking a rule is
+//! `INVALID_PARAMETER` naming it and the rule. Unknown extra fields are ignored, so clients
+//! can add fields without breaking older services.
+
+use super::{ErrorCode, ProtocolError};
+use crate::ids::SessionId;
+use crate::model::{BroadcastState, Role};
+use crate::validation::{check_message_size, LanguageCode, QualityTier, Volume};
+use base64::Engine as _;
+use contract::{Action, ACTION_FIELD};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The longest `reason` an `endSession` may carry, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+/// The longest textual `chunkId`, in characters.
+pub const MAX_CHUNK_ID_CHARS: usize = 128;
+
+/// One message from a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    CreateSession { source_language: LanguageCode, quality_tier: Option<QualityTier> },
+    JoinSession { session_id: SessionId, target_language: LanguageCode },
+    Heartbeat { timestamp: Option<u64> },
+    RefreshConnection { session_id: SessionId, role: Role },
+    GetSessionStatus,
+    PauseBroadcast,
+    ResumeBroadcast,
+    MuteBroadcast,
+    UnmuteBroadcast,
+    SetVolume { volume_level: Volume },
+    SpeakerStateChange { state: BroadcastState },
+    /// `changeLanguage`, or its alias `switchLanguage`.
+    ChangeLanguage { target_language: LanguageCode },
+    EndSession { reason: Option<String> },
+    /// A chunk of 16 kHz mono s16le PCM, sent base64-encoded as `audioData`.
+    SendAudio { audio_data: Vec<u8>, chunk_id: ChunkId, timestamp: u64 },
+}
+
+/// A client's label for an audio chunk: a sequence number or a short string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChunkId {
+    Number(u64),
+    Text(String),
+}
+
+impl ClientMessage {
+    /// The action this message is.
+    pub fn action(&self) -> Action {
+        match self {
+            ClientMessage::CreateSession { .. } => Action::CreateSession,
+            ClientMessage::JoinSession { .. } => Action::JoinSession,
+            ClientMessage::Heartbeat { .. } => Action::Heartbeat,
+            ClientMessage::RefreshConnection { .. } => Action::RefreshConnection,
+            ClientMessage::GetSessionStatus => Action::GetSessionStatus,
+            ClientMessage::PauseBroadcast => Action::PauseBroadcast,
+            ClientMessage::ResumeBroadcast => Action::ResumeBroadcast,
+            ClientMessage::MuteBroadcast => Action::MuteBroadcast,
+            ClientMessage::UnmuteBroadcast => Action::UnmuteBroadcast,
+            ClientMessage::SetVolume { .. } => Action::SetVolume,
+            ClientMessage::SpeakerStateChange { .. } => Action::SpeakerStateChange,
+            ClientMessage::ChangeLanguage { .. } => Action::ChangeLanguage,
+            ClientMessage::EndSession { .. } => Action::EndSession,
+            ClientMessage::SendAudio { .. } => Action::SendAudio,
+        }
+    }
+
+    /// The message as a client would send it (canonical action names, optional fields
+    /// omitted when absent).
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert(ACTION_FIELD.to_owned(), Value::from(self.action().name()));
+        let mut put = |key: &str, value: Value| {
+            object.insert(key.to_owned(), value);
+        };
+        match self {
+            ClientMessage::CreateSession { source_language, quality_tier } => {
+                put("sourceLanguage", json(source_language));
+                if let Some(tier) = quality_tier {
+                    put("qualityTier", json(tier));
+                }
+            }
+            ClientMessage::JoinSession { session_id, target_language } => {
+                put("sessionId", json(session_id));
+                put("targetLanguage", json(target_language));
+            }
+            ClientMessage::Heartbeat { timestamp } => {
+                if let Some(timestamp) = timestamp {
+                    put("timestamp", Value::from(*timestamp));
+                }
+            }
+            ClientMessage::RefreshConnection { session_id, role } => {
+                put("sessionId", json(session_id));
+                put("role", json(role));
+            }
+            ClientMessage::GetSessionStatus
+            | ClientMessage::PauseBroadcast
+            | ClientMessage::ResumeBroadcast
+            | ClientMessage::MuteBroadcast
+            | ClientMessage::UnmuteBroadcast => {}
+            ClientMessage::SetVolume { volume_level } => put("volumeLevel", json(volume_level)),
+            ClientMessage::SpeakerStateChange { state } => put("state", json(state)),
+            ClientMessage::ChangeLanguage { target_language } => {
+                put("targetLanguage", json(target_language));
+            }
+            ClientMessage::EndSession { reason } => {
+                if let Some(reason) = reason {
+                    put("reason", Value::from(reason.as_str()));
+                }
+            }
+            ClientMessage::SendAudio { audio_data, chunk_id, timestamp } => {
+                put("audioData", Value::from(base64::engine::general_purpose::STANDARD.encode(audio_data)));
+                put("chunkId", json(chunk_id));
+                put("timestamp", Value::from(*timestamp));
+            }
+        }
+        Value::Object(object)
+    }
+}
+
+fn json(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Parses one raw WebSocket frame into a message, or says exactly what is wrong with it.
+pub fn parse_client_frame(frame: &str, size_limit: usize) -> Result<ClientMessage, ProtocolError> {
+    check_message_size(frame, size_limit)
+        .map_err(|too_large| ProtocolError::new(ErrorCode::MessageTooLarge, too_large.to_string()))?;
+    let value: Value = serde_json::from_str(frame).map_err(|error| {
+        ProtocolError::new(ErrorCode::InvalidMessage, format!("the message is not valid JSON ({error})"))
+    })?;
+    let Value::Object(object) = value else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("the message must be a JSON object with an `{ACTION_FIELD}` field"),
+        ));
+    };
+    let fields = Fields { object: &object, prefix: String::new() };
+    let action_name = fields.required_str(ACTION_FIELD)?;
+    let action = Action::from_route_key(action_name).ok_or_else(|| {
+        let known: Vec<&str> = Action::all_route_keys().collect();
+        ProtocolError::new(
+            ErrorCode::UnknownAction,
+            format!("unknown action \"{action_name}\"; known actions: {}", known.join(", ")),
+        )
+    })?;
+    parse_action(action, &fields)
+}
+
+fn parse_action(action: Action, fields: &Fields<'_>) -> Result<ClientMessage, ProtocolError> {
+    Ok(match action {
+        Action::CreateSession => ClientMessage::CreateSession {
+            source_language: fields.required("sourceLanguage", LanguageCode::parse)?,
+            quality_tier: fields.optional("qualityTier", QualityTier::parse)?,
+        },
+        Action::JoinSession => ClientMessage::JoinSession {
+            session_id: fields.required("sessionId", SessionId::parse)?,
+            target_language: fields.required("targetLanguage", LanguageCode::parse)?,
+        },
+        Action::Heartbeat => ClientMessage::Heartbeat { timestamp: fields.optional_u64("timestamp")? },
+        Action::RefreshConnection => ClientMessage::RefreshConnection {
+            session_id: fields.required("sessionId", SessionId::parse)?,
+            role: fields.required("role", |value| {
+                Role::parse(value).ok_or("must be \"speaker\" or \"listener\"")
+            })?,
+        },
+        Action::GetSessionStatus => ClientMessage::GetSessionStatus,
+        Action::PauseBroadcast => ClientMessage::PauseBroadcast,
+        Action::ResumeBroadcast => ClientMessage::ResumeBroadcast,
+        Action::MuteBroadcast => ClientMessage::MuteBroadcast,
+        Action::UnmuteBroadcast => ClientMessage::UnmuteBroadcast,
+        Action::SetVolume => ClientMessage::SetVolume { volume_level: fields.required_volume("volumeLevel")? },
+        Action::SpeakerStateChange => {
+            let state = fields.required_object("state")?;
+            ClientMessage::SpeakerStateChange {
+                state: BroadcastState {
+                    is_paused: state.required_bool("isPaused")?,
+                    is_muted: state.required_bool("isMuted")?,
+                    volume: state.required_volume("volume")?,
+                },
+            }
+        }
+        Action::ChangeLanguage => ClientMessage::ChangeLanguage {
+            target_language: fields.required("targetLanguage", LanguageCode::parse)?,
+        },
+        Action::EndSession => ClientMessage::EndSession {
+            reason: fields.optional("reason", |reason| {
+                if reason.chars().count() > MAX_REASON_CHARS {
+                    Err(format!("must be at most {MAX_REASON_CHARS} characters"))
+                } else {
+                    Ok(reason.to_owned())
+                }
+            })?,
+        },
+        Action::SendAudio => ClientMessage::SendAudio {
+            audio_data: fields.required("audioData", decode_pcm)?,
+            chunk_id: fields.required_chunk_id("chunkId")?,
+            timestamp: fields.required_u64("timestamp")?,
+        },
+    })
+}
+
+fn decode_pcm(data: &str) -> Result<Vec<u8>, &'static str> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| "must be standard base64")?;
+    if bytes.is_empty() {
+        return Err("must not be empty");
+    }
+    if bytes.len() % 2 != 0 {
+        return Err("must hold whole 16-bit samples (an even number of bytes)");
+    }
+    Ok(bytes)
+}
+
+/// Typed access to the fields of one JSON object, producing [`ProtocolError`]s that name the
+/// field by its full dotted path.
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    prefix: String,
+}
+
+impl<'a> Fields<'a> {
+    fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_owned() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    /// The field's value; `null` counts as absent.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.object.get(name).filter(|value| !value.is_null())
+    }
+
+    fn present(&self, name: &str) -> Result<&'a Value, ProtocolError> {
+        self.get(name).ok_or_else(|| ProtocolError::missing(&self.path(name)))
+    }
+
+    fn required_str(&self, name: &str) -> Result<&'a str, ProtocolError> {
+        self.present(name)?
+            .as_str()
+            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a string"))
+    }
+
+    fn required<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, ProtocolError> {
+        let text = self.required_str(name)?;
+        parse(text).map_err(|rule| ProtocolError::invalid(&self.path(name), rule))
+    }
+
+    fn optional<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ProtocolError> {
+        if self.get(name).is_none() {
+            return Ok(None);
+        }
+        self.required(name, parse).map(Some)
+    }
+
+    fn required_bool(&self, name: &str) -> Result<bool, ProtocolError> {
+        self.present(name)?
+            .as_bool()
+            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be true or false"))
+    }
+
+    fn required_u64(&self, name: &str) -> Result<u64, ProtocolError> {
+        self.present(name)?.as_u64().ok_or_else(|| {
+            ProtocolError::invalid(&self.path(name), "must be a non-negative integer (milliseconds since the epoch)")
+        })
+    }
+
+    fn optional_u64(&self, name: &str) -> Result<Option<u64>, ProtocolError> {
+        if self.get(name).is_none() {
+            return Ok(None);
+        }
+        self.required_u64(name).map(Some)
+    }
+
+    fn required_volume(&self, name: &str) -> Result<Volume, ProtocolError> {
+        let level = self
+            .present(name)?
+            .as_f64()
+            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a number from 0.0 to 1.0"))?;
+        Volume::new(level).map_err(|rule| ProtocolError::invalid(&self.path(name), rule))
+    }
+
+    fn required_chunk_id(&self, name: &str) -> Result<ChunkId, ProtocolError> {
+        match self.present(name)? {
+            Value::Number(number) => number.as_u64().map(ChunkId::Number),
+            Value::String(text) if !text.is_empty() && text.chars().count() <= MAX_CHUNK_ID_CHARS => {
+                Some(ChunkId::Text(text.clone()))
+            }
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ProtocolError::invalid(
+                &self.path(name),
+                format!("must be a non-negative integer or a string of 1 to {MAX_CHUNK_ID_CHARS} characters"),
+            )
+        })
+    }
+
+    fn required_object(&self, name: &str) -> Result<Fields<'a>, ProtocolError> {
+        match self.present(name)? {
+            Value::Object(object) => Ok(Fields { object, prefix: self.path(name) }),
+            _ => Err(ProtocolError::invalid(&self.path(name), "must be an object")),
+        }
+    }
+}
