@@ -1,0 +1,255 @@
+//! Connections: one row per WebSocket connection, and the fan-out index.
+//!
+//! The index `bySessionAudience` (partition `sessionId`, sort `audience`) answers the
+//! fan-out queries: the listeners of one language (`audience = listener#de`), all listeners
+//! (`begins_with(audience, "listener#")`) and the speaker (`audience = speaker`).
+
+use super::item::{n, s, Item, Reader};
+use super::{is_condition_failed, Store, StoreError};
+use crate::ids::SessionId;
+use crate::model::{audience, Connection, Role, LISTENER_AUDIENCE_PREFIX, SPEAKER_AUDIENCE};
+use crate::protocol::server::LanguageDistribution;
+use crate::validation::LanguageCode;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use contract::tables::connections::{AUDIENCE, BY_SESSION_INDEX, CONNECTION_ID, SESSION_ID, TTL};
+use std::collections::HashMap;
+
+const ROLE: &str = "role";
+const TARGET_LANGUAGE: &str = "targetLanguage";
+const USER_ID: &str = "userId";
+const CONNECTED_AT: &str = "connectedAt";
+const SOURCE_IP: &str = "sourceIp";
+
+/// Where the next page of a fan-out query starts (DynamoDB's `LastEvaluatedKey`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageToken(Item);
+
+/// One page of listeners, and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerPage {
+    pub connections: Vec<Connection>,
+    pub next: Option<PageToken>,
+}
+
+impl Store {
+    /// Stores a connection, replacing any row with the same id.
+    pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .set_item(Some(connection_item(connection)))
+            .send()
+            .await
+            .map_err(|error| StoreError::aws("PutItem", &self.tables.connections, error))?;
+        Ok(())
+    }
+
+    /// The connection, or `None` if it does not exist or has expired.
+    pub async fn get_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| StoreError::aws("GetItem", &self.tables.connections, error))?;
+        output.item.map(|item| self.live_connection(&item)).transpose().map(Option::flatten)
+    }
+
+    /// Deletes the connection and returns what it was, or `None` if there was no live row.
+    pub async fn delete_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|error| StoreError::aws("DeleteItem", &self.tables.connections, error))?;
+        output.attributes.map(|item| self.live_connection(&item)).transpose().map(Option::flatten)
+    }
+
+    /// Moves a listener to another target language and returns the updated connection.
+    pub async fn change_language(
+        &self,
+        connection_id: &str,
+        language: LanguageCode,
+    ) -> Result<Connection, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .update_expression("SET #language = :language, #audience = :audience")
+            .condition_expression("attribute_exists(#id) AND #role = :listener AND #ttl > :now")
+            .expression_attribute_names("#id", CONNECTION_ID)
+            .expression_attribute_names("#language", TARGET_LANGUAGE)
+            .expression_attribute_names("#audience", AUDIENCE)
+            .expression_attribute_names("#role", ROLE)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":language", s(language.as_str()))
+            .expression_attribute_values(":audience", s(audience(Role::Listener, Some(language))))
+            .expression_attribute_values(":listener", s(Role::Listener.as_str()))
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => read_connection(&output.attributes.unwrap_or_default(), &self.tables.connections),
+            Err(error) if is_condition_failed(&error) => match self.get_connection(connection_id).await? {
+                None => Err(StoreError::ConnectionNotFound(connection_id.to_owned())),
+                Some(_) => Err(StoreError::NotAListener(connection_id.to_owned())),
+            },
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.connections, error)),
+        }
+    }
+
+    /// One page of a session's live listeners: of one language, or of every language.
+    pub async fn listeners_page(
+        &self,
+        session: &SessionId,
+        language: Option<LanguageCode>,
+        start: Option<PageToken>,
+    ) -> Result<ListenerPage, StoreError> {
+        let (condition, value) = match language {
+            Some(language) => ("#session = :session AND #audience = :audience", audience(Role::Listener, Some(language))),
+            None => ("#session = :session AND begins_with(#audience, :audience)", LISTENER_AUDIENCE_PREFIX.to_owned()),
+        };
+        self.query_page(session, condition, value, start).await
+    }
+
+    /// Every live listener of a session (of one language, or of every language), across
+    /// as many pages as it takes.
+    pub async fn listeners(
+        &self,
+        session: &SessionId,
+        language: Option<LanguageCode>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self.listeners_page(session, language, start).await?;
+            all.extend(page.connections);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The live speaker connections of a session, newest first. There is usually one; during
+    /// a refresh the old and the new connection are both present for a moment.
+    pub async fn speaker_connections(&self, session: &SessionId) -> Result<Vec<Connection>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .query_page(session, "#session = :session AND #audience = :audience", SPEAKER_AUDIENCE.to_owned(), start)
+                .await?;
+            all.extend(page.connections);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+        all.sort_by(|a, b| b.connected_at.cmp(&a.connected_at));
+        Ok(all)
+    }
+
+    /// The speaker's newest live connection, if any.
+    pub async fn speaker_connection(&self, session: &SessionId) -> Result<Option<Connection>, StoreError> {
+        Ok(self.speaker_connections(session).await?.into_iter().next())
+    }
+
+    /// How many live listeners each target language has.
+    pub async fn language_distribution(&self, session: &SessionId) -> Result<LanguageDistribution, StoreError> {
+        let mut distribution = LanguageDistribution::new();
+        for listener in self.listeners(session, None).await? {
+            if let Some(language) = listener.target_language {
+                *distribution.entry(language).or_default() += 1;
+            }
+        }
+        Ok(distribution)
+    }
+
+    async fn query_page(
+        &self,
+        session: &SessionId,
+        condition: &str,
+        audience_value: String,
+        start: Option<PageToken>,
+    ) -> Result<ListenerPage, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.connections)
+            .index_name(BY_SESSION_INDEX)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#session", SESSION_ID)
+            .expression_attribute_names("#audience", AUDIENCE)
+            .expression_attribute_values(":session", s(session.as_str()))
+            .expression_attribute_values(":audience", s(audience_value))
+            .limit(self.page_size)
+            .set_exclusive_start_key(start.map(|token| token.0))
+            .send()
+            .await
+            .map_err(|error| StoreError::aws("Query", &self.tables.connections, error))?;
+        let mut connections = Vec::new();
+        for item in output.items.unwrap_or_default() {
+            if let Some(connection) = self.live_connection(&item)? {
+                connections.push(connection);
+            }
+        }
+        let next = output.last_evaluated_key.filter(|key| !key.is_empty()).map(PageToken);
+        Ok(ListenerPage { connections, next })
+    }
+
+    fn live_connection(&self, item: &Item) -> Result<Option<Connection>, StoreError> {
+        let connection = read_connection(item, &self.tables.connections)?;
+        Ok((connection.ttl > self.clock.now_seconds()).then_some(connection))
+    }
+}
+
+fn connection_item(connection: &Connection) -> Item {
+    let mut item = HashMap::from([
+        (CONNECTION_ID.to_owned(), s(&connection.connection_id)),
+        (SESSION_ID.to_owned(), s(connection.session_id.as_str())),
+        (AUDIENCE.to_owned(), s(connection.audience())),
+        (ROLE.to_owned(), s(connection.role.as_str())),
+        (CONNECTED_AT.to_owned(), n(connection.connected_at)),
+        (SOURCE_IP.to_owned(), s(&connection.source_ip)),
+        (TTL.to_owned(), n(connection.ttl)),
+    ]);
+    if let Some(language) = connection.target_language {
+        item.insert(TARGET_LANGUAGE.to_owned(), s(language.as_str()));
+    }
+    if let Some(user) = &connection.user_id {
+        item.insert(USER_ID.to_owned(), s(user));
+    }
+    item
+}
+
+fn read_connection(item: &Item, table: &str) -> Result<Connection, StoreError> {
+    let key = match item.get(CONNECTION_ID) {
+        Some(AttributeValue::S(key)) => key.as_str(),
+        _ => "?",
+    };
+    let reader = Reader { item, table, key };
+    let target_language = match reader.opt_string(TARGET_LANGUAGE)? {
+        Some(_) => Some(reader.parsed(TARGET_LANGUAGE, LanguageCode::parse)?),
+        None => None,
+    };
+    Ok(Connection {
+        connection_id: reader.string(CONNECTION_ID)?.to_owned(),
+        session_id: reader.parsed(SESSION_ID, SessionId::parse)?,
+        role: reader.parsed(ROLE, |text| Role::parse(text).ok_or("unknown role"))?,
+        target_language,
+        user_id: reader.opt_string(USER_ID)?.map(str::to_owned),
+        connected_at: reader.number(CONNECTED_AT)?,
+        source_ip: reader.string(SOURCE_IP)?.to_owned(),
+        ttl: reader.number(TTL)?,
+    })
+}

@@ -1,0 +1,370 @@
+//! Sessions: creation, reads, status transitions, listener counts and broadcast state.
+
+use super::item::{n, s, Item, Reader};
+use super::{is_condition_failed, Store, StoreError};
+use crate::ids::SessionId;
+use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
+use crate::validation::{LanguageCode, QualityTier, Volume};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
+use std::collections::HashMap;
+
+const SPEAKER_USER_ID: &str = "speakerUserId";
+const SPEAKER_CONNECTION_ID: &str = "speakerConnectionId";
+const SOURCE_LANGUAGE: &str = "sourceLanguage";
+const QUALITY_TIER: &str = "qualityTier";
+const STATUS: &str = "status";
+const LISTENER_COUNT: &str = "listenerCount";
+const BROADCAST_STATE: &str = "broadcastState";
+const CREATED_AT: &str = "createdAt";
+const IS_PAUSED: &str = "isPaused";
+const IS_MUTED: &str = "isMuted";
+const VOLUME: &str = "volume";
+
+/// How many fresh ids [`Store::create_session`] tries before giving up.
+pub const CREATE_ATTEMPTS: u32 = 5;
+
+/// What a speaker asks for when creating a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSession {
+    pub speaker_user_id: String,
+    pub source_language: LanguageCode,
+    pub quality_tier: QualityTier,
+    /// How long the session lives before its row expires.
+    pub lifetime_seconds: i64,
+}
+
+/// A change to some fields of the broadcast state; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BroadcastPatch {
+    pub is_paused: Option<bool>,
+    pub is_muted: Option<bool>,
+    pub volume: Option<Volume>,
+}
+
+impl Store {
+    /// Creates a session under a fresh random id, retrying with another id on collision.
+    pub async fn create_session(&self, new: NewSession) -> Result<Session, StoreError> {
+        let mut rng = rand::rng();
+        let ids = std::iter::repeat_with(|| self.ids.generate(&mut rng));
+        self.create_session_with_ids(new, ids).await
+    }
+
+    /// Creates a session under the first id of `ids` that is free (or whose session expired),
+    /// trying at most [`CREATE_ATTEMPTS`] ids. The write is conditional, so two speakers can
+    /// never get the same live id.
+    pub async fn create_session_with_ids(
+        &self,
+        new: NewSession,
+        ids: impl IntoIterator<Item = SessionId>,
+    ) -> Result<Session, StoreError> {
+        let now = self.clock.now_seconds();
+        for session_id in ids.into_iter().take(CREATE_ATTEMPTS as usize) {
+            let session = Session {
+                session_id,
+                speaker_user_id: new.speaker_user_id.clone(),
+                speaker_connection_id: None,
+                source_language: new.source_language,
+                quality_tier: new.quality_tier,
+                status: SessionStatus::Active,
+                listener_count: 0,
+                broadcast_state: BroadcastState::default(),
+                created_at: now,
+                expires_at: now + new.lifetime_seconds,
+            };
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.sessions)
+                .set_item(Some(session_item(&session)))
+                .condition_expression("attribute_not_exists(#id) OR #expires <= :now")
+                .expression_attribute_names("#id", SESSION_ID)
+                .expression_attribute_names("#expires", EXPIRES_AT)
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(session),
+                Err(error) if is_condition_failed(&error) => {
+                    tracing::info!(session_id = %session.session_id, "session id taken; trying another");
+                }
+                Err(error) => return Err(StoreError::aws("PutItem", &self.tables.sessions, error)),
+            }
+        }
+        Err(StoreError::IdsExhausted { attempts: CREATE_ATTEMPTS })
+    }
+
+    /// The session, or `None` if it does not exist or has expired. Ended sessions are returned
+    /// (with status `ended`) until they expire.
+    pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| StoreError::aws("GetItem", &self.tables.sessions, error))?;
+        match output.item {
+            Some(item) => self.live_session(&item),
+            None => Ok(None),
+        }
+    }
+
+    fn live_session(&self, item: &Item) -> Result<Option<Session>, StoreError> {
+        let session = read_session(item, &self.tables.sessions)?;
+        Ok((session.expires_at > self.clock.now_seconds()).then_some(session))
+    }
+
+    /// Moves a session to `status` if [`SessionStatus::can_become`] allows it.
+    pub async fn set_session_status(&self, id: &SessionId, status: SessionStatus) -> Result<Session, StoreError> {
+        let allowed: Vec<SessionStatus> = [SessionStatus::Active, SessionStatus::Paused, SessionStatus::Ended]
+            .into_iter()
+            .filter(|from| from.can_become(status))
+            .collect();
+        let placeholders: Vec<String> = (0..allowed.len()).map(|index| format!(":from{index}")).collect();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #status = :to")
+            .condition_expression(format!(
+                "attribute_exists(#id) AND #expires > :now AND #status IN ({})",
+                placeholders.join(", ")
+            ))
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":to", s(status.as_str()))
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .return_values(ReturnValue::AllNew);
+        for (placeholder, from) in placeholders.iter().zip(&allowed) {
+            request = request.expression_attribute_values(placeholder, s(from.as_str()));
+        }
+        match request.send().await {
+            Ok(output) => read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions),
+            Err(error) if is_condition_failed(&error) => match self.get_session(id).await? {
+                None => Err(StoreError::SessionNotFound(id.clone())),
+                Some(current) => Err(StoreError::InvalidTransition { id: id.clone(), from: current.status, to: status }),
+            },
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+
+    /// Counts one more listener, unless the session is missing, ended, or has `cap` listeners.
+    /// Returns the new count. Atomic: concurrent joins never exceed the cap or lose a count.
+    pub async fn add_listener(&self, id: &SessionId, cap: u32) -> Result<u32, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("ADD #count :one")
+            .condition_expression(
+                "attribute_exists(#id) AND #expires > :now AND #status <> :ended AND #count < :cap",
+            )
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#count", LISTENER_COUNT)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(cap))
+            .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => self.count_in(output.attributes, id),
+            Err(error) if is_condition_failed(&error) => match self.get_session(id).await? {
+                None => Err(StoreError::SessionNotFound(id.clone())),
+                Some(session) if session.status == SessionStatus::Ended => {
+                    Err(StoreError::SessionEnded { id: id.clone() })
+                }
+                Some(_) => Err(StoreError::SessionFull { id: id.clone(), cap }),
+            },
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+
+    /// Counts one listener fewer, never going below zero. Returns the new count, or `None` if
+    /// the session no longer exists (a late `$disconnect` is normal).
+    pub async fn remove_listener(&self, id: &SessionId) -> Result<Option<u32>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("attribute_exists(#id) AND #count > :zero")
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#count", LISTENER_COUNT)
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => self.count_in(output.attributes, id).map(Some),
+            Err(error) if is_condition_failed(&error) => {
+                Ok(self.get_session(id).await?.map(|session| session.listener_count))
+            }
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+
+    fn count_in(&self, attributes: Option<Item>, id: &SessionId) -> Result<u32, StoreError> {
+        let attributes = attributes.unwrap_or_default();
+        Reader { item: &attributes, table: &self.tables.sessions, key: id.as_str() }.number(LISTENER_COUNT)
+    }
+
+    /// Changes the given fields of the broadcast state and returns the whole new state.
+    pub async fn update_broadcast_state(
+        &self,
+        id: &SessionId,
+        patch: BroadcastPatch,
+    ) -> Result<BroadcastState, StoreError> {
+        let mut sets = Vec::new();
+        let mut values: HashMap<String, AttributeValue> = HashMap::new();
+        if let Some(paused) = patch.is_paused {
+            sets.push(format!("#state.{IS_PAUSED} = :paused"));
+            values.insert(":paused".into(), AttributeValue::Bool(paused));
+        }
+        if let Some(muted) = patch.is_muted {
+            sets.push(format!("#state.{IS_MUTED} = :muted"));
+            values.insert(":muted".into(), AttributeValue::Bool(muted));
+        }
+        if let Some(volume) = patch.volume {
+            sets.push(format!("#state.{VOLUME} = :volume"));
+            values.insert(":volume".into(), n(volume.get()));
+        }
+        if sets.is_empty() {
+            return self
+                .get_session(id)
+                .await?
+                .map(|session| session.broadcast_state)
+                .ok_or_else(|| StoreError::SessionNotFound(id.clone()));
+        }
+        values.insert(":now".into(), n(self.clock.now_seconds()));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(#id) AND #expires > :now")
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#state", BROADCAST_STATE)
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions)
+                    .map(|session| session.broadcast_state)
+            }
+            Err(error) if is_condition_failed(&error) => Err(StoreError::SessionNotFound(id.clone())),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+
+    /// Records the speaker's current connection.
+    pub async fn set_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #speaker = :connection")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
+            .expression_attribute_values(":connection", s(connection_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failed(&error) => Err(StoreError::SessionNotFound(id.clone())),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+
+    /// Forgets the speaker's connection, but only if it is still `connection_id`: after a
+    /// refresh, the old connection's late `$disconnect` must not clear the new one. Returns
+    /// whether it was cleared.
+    pub async fn clear_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("REMOVE #speaker")
+            .condition_expression("#speaker = :connection")
+            .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
+            .expression_attribute_values(":connection", s(connection_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failed(&error) => Ok(false),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
+}
+
+fn session_item(session: &Session) -> Item {
+    let state = &session.broadcast_state;
+    let broadcast = HashMap::from([
+        (IS_PAUSED.to_owned(), AttributeValue::Bool(state.is_paused)),
+        (IS_MUTED.to_owned(), AttributeValue::Bool(state.is_muted)),
+        (VOLUME.to_owned(), n(state.volume.get())),
+    ]);
+    let mut item = HashMap::from([
+        (SESSION_ID.to_owned(), s(session.session_id.as_str())),
+        (SPEAKER_USER_ID.to_owned(), s(&session.speaker_user_id)),
+        (SOURCE_LANGUAGE.to_owned(), s(session.source_language.as_str())),
+        (QUALITY_TIER.to_owned(), s(session.quality_tier.as_str())),
+        (STATUS.to_owned(), s(session.status.as_str())),
+        (LISTENER_COUNT.to_owned(), n(session.listener_count)),
+        (BROADCAST_STATE.to_owned(), AttributeValue::M(broadcast)),
+        (CREATED_AT.to_owned(), n(session.created_at)),
+        (EXPIRES_AT.to_owned(), n(session.expires_at)),
+    ]);
+    if let Some(connection) = &session.speaker_connection_id {
+        item.insert(SPEAKER_CONNECTION_ID.to_owned(), s(connection));
+    }
+    item
+}
+
+fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
+    let key = match item.get(SESSION_ID) {
+        Some(AttributeValue::S(key)) => key.as_str(),
+        _ => "?",
+    };
+    let reader = Reader { item, table, key };
+    let state = reader.map(BROADCAST_STATE)?;
+    let volume: f64 = match state.get(VOLUME) {
+        Some(AttributeValue::N(text)) => text.parse().map_err(|_| reader.corrupt("`volume` is not a number"))?,
+        _ => return Err(reader.corrupt("`broadcastState.volume` is missing")),
+    };
+    Ok(Session {
+        session_id: reader.parsed(SESSION_ID, SessionId::parse)?,
+        speaker_user_id: reader.string(SPEAKER_USER_ID)?.to_owned(),
+        speaker_connection_id: reader.opt_string(SPEAKER_CONNECTION_ID)?.map(str::to_owned),
+        source_language: reader.parsed(SOURCE_LANGUAGE, LanguageCode::parse)?,
+        quality_tier: reader.parsed(QUALITY_TIER, QualityTier::parse)?,
+        status: reader.parsed(STATUS, |text| SessionStatus::parse(text).ok_or("unknown status"))?,
+        listener_count: reader.number(LISTENER_COUNT)?,
+        broadcast_state: BroadcastState {
+            is_paused: reader.bool(state, IS_PAUSED)?,
+            is_muted: reader.bool(state, IS_MUTED)?,
+            volume: Volume::new(volume).map_err(|rule| reader.corrupt(format!("`volume` {rule}")))?,
+        },
+        created_at: reader.number::<EpochSeconds>(CREATED_AT)?,
+        expires_at: reader.number::<EpochSeconds>(EXPIRES_AT)?,
+    })
+}

@@ -1,0 +1,399 @@
+//! The store against a real DynamoDB API (moto's server, started by `testkit`), with tables
+//! created from the contract's schemas.
+
+use futures::future::join_all;
+use session_core::ids::SessionId;
+use session_core::model::{Connection, Role, SessionStatus};
+use session_core::store::{
+    Clock,
+    BroadcastPatch, ManualClock, NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError, TableNames,
+};
+use session_core::validation::{LanguageCode, QualityTier, Volume};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const START: i64 = 1_764_000_000_000;
+
+async fn store() -> (Store, Arc<ManualClock>) {
+    let client = testkit::dynamodb_client();
+    let tables = testkit::create_tables(&client).await;
+    let names = TableNames::from_lookup(|variable| {
+        contract::CONTRACT
+            .tables
+            .iter()
+            .find(|table| table.name_env == variable)
+            .map(|table| tables.name(table.id).to_owned())
+    })
+    .expect("every table has a name");
+    let clock = ManualClock::starting_at(START);
+    (Store::new(client, names).with_clock(clock.clone()), clock)
+}
+
+fn id(text: &str) -> SessionId {
+    SessionId::parse(text).expect("test id")
+}
+
+fn lang(code: &str) -> LanguageCode {
+    LanguageCode::parse(code).expect("test language")
+}
+
+fn new_session() -> NewSession {
+    NewSession {
+        speaker_user_id: "user-1".into(),
+        source_language: lang("en"),
+        quality_tier: QualityTier::Premium,
+        lifetime_seconds: 3600,
+    }
+}
+
+async fn session(store: &Store) -> SessionId {
+    store.create_session(new_session()).await.expect("created").session_id
+}
+
+fn listener(connection_id: &str, session: &SessionId, language: &str, store: &Store) -> Connection {
+    Connection {
+        connection_id: connection_id.into(),
+        session_id: session.clone(),
+        role: Role::Listener,
+        target_language: Some(lang(language)),
+        user_id: None,
+        connected_at: store.clock().now_millis(),
+        source_ip: "198.51.100.7".into(),
+        ttl: store.clock().now_seconds() + 7200,
+    }
+}
+
+fn speaker(connection_id: &str, session: &SessionId, connected_at: i64, store: &Store) -> Connection {
+    Connection {
+        role: Role::Speaker,
+        target_language: None,
+        user_id: Some("user-1".into()),
+        connected_at,
+        ..listener(connection_id, session, "en", store)
+    }
+}
+
+#[tokio::test]
+async fn a_created_session_reads_back_with_every_field() {
+    let (store, _) = store().await;
+    let created = store.create_session(new_session()).await.expect("created");
+    assert_eq!(created.status, SessionStatus::Active);
+    assert_eq!(created.listener_count, 0);
+    assert_eq!(created.expires_at, START / 1000 + 3600);
+    let read = store.get_session(&created.session_id).await.expect("read").expect("present");
+    assert_eq!(read, created);
+}
+
+#[tokio::test]
+async fn creation_retries_with_a_fresh_id_when_the_id_is_taken() {
+    let (store, _) = store().await;
+    let taken = id("quiet-harbor-417");
+    store.create_session_with_ids(new_session(), [taken.clone()]).await.expect("first");
+    let second = store
+        .create_session_with_ids(new_session(), [taken.clone(), id("brave-otter-123")])
+        .await
+        .expect("second");
+    assert_eq!(second.session_id, id("brave-otter-123"));
+    // The first session was not overwritten.
+    assert_eq!(store.get_session(&taken).await.expect("read").expect("present").speaker_user_id, "user-1");
+}
+
+#[tokio::test]
+async fn creation_gives_up_after_a_bounded_number_of_collisions() {
+    let (store, _) = store().await;
+    let taken = id("quiet-harbor-417");
+    store.create_session_with_ids(new_session(), [taken.clone()]).await.expect("first");
+    let error = store
+        .create_session_with_ids(new_session(), std::iter::repeat(taken))
+        .await
+        .expect_err("every id is taken");
+    assert!(matches!(error, StoreError::IdsExhausted { attempts: 5 }), "{error}");
+}
+
+#[tokio::test]
+async fn an_expired_session_is_absent_and_its_id_can_be_reused() {
+    let (store, clock) = store().await;
+    let old = store.create_session_with_ids(new_session(), [id("quiet-harbor-417")]).await.expect("created");
+    clock.advance_seconds(3600);
+    assert_eq!(store.get_session(&old.session_id).await.expect("read"), None);
+    let again = NewSession { speaker_user_id: "user-2".into(), ..new_session() };
+    let reused = store.create_session_with_ids(again, [old.session_id.clone()]).await.expect("reused");
+    assert_eq!(reused.speaker_user_id, "user-2");
+}
+
+#[tokio::test]
+async fn an_unknown_session_is_none_not_an_error() {
+    let (store, _) = store().await;
+    assert_eq!(store.get_session(&id("never-seen-999")).await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn status_transitions_follow_the_rules() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    assert_eq!(store.set_session_status(&session, SessionStatus::Paused).await.expect("pause").status, SessionStatus::Paused);
+    assert_eq!(store.set_session_status(&session, SessionStatus::Paused).await.expect("idempotent").status, SessionStatus::Paused);
+    assert_eq!(store.set_session_status(&session, SessionStatus::Active).await.expect("resume").status, SessionStatus::Active);
+    assert_eq!(store.set_session_status(&session, SessionStatus::Ended).await.expect("end").status, SessionStatus::Ended);
+    let error = store.set_session_status(&session, SessionStatus::Active).await.expect_err("ended is final");
+    assert!(
+        matches!(error, StoreError::InvalidTransition { from: SessionStatus::Ended, to: SessionStatus::Active, .. }),
+        "{error}"
+    );
+    let error = store.set_session_status(&id("never-seen-999"), SessionStatus::Paused).await.expect_err("missing");
+    assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_joins_and_fifty_concurrent_leaves_count_exactly() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let joins = join_all((0..50).map(|_| store.add_listener(&session, 500))).await;
+    let counts: BTreeSet<u32> = joins.into_iter().map(|count| count.expect("joined")).collect();
+    assert_eq!(counts, (1..=50).collect(), "every join saw a distinct count");
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 50);
+
+    let leaves = join_all((0..50).map(|_| store.remove_listener(&session))).await;
+    let counts: BTreeSet<u32> = leaves.into_iter().map(|count| count.expect("left").expect("session exists")).collect();
+    assert_eq!(counts, (0..50).collect());
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 0);
+
+    // Leaves beyond zero (late or repeated $disconnects) never make the count negative.
+    let extra = join_all((0..10).map(|_| store.remove_listener(&session))).await;
+    for count in extra {
+        assert_eq!(count.expect("no error"), Some(0));
+    }
+}
+
+#[tokio::test]
+async fn interleaved_joins_and_leaves_count_exactly() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    for _ in 0..25 {
+        store.add_listener(&session, 500).await.expect("joined");
+    }
+    let joins = join_all((0..25).map(|_| store.add_listener(&session, 500)));
+    let leaves = join_all((0..25).map(|_| store.remove_listener(&session)));
+    let (joins, leaves) = tokio::join!(joins, leaves);
+    assert!(joins.iter().all(Result::is_ok) && leaves.iter().all(Result::is_ok));
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 25);
+}
+
+#[tokio::test]
+async fn the_listener_cap_holds_under_concurrency() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let results = join_all((0..30).map(|_| store.add_listener(&session, 20))).await;
+    let full = results.iter().filter(|result| matches!(result, Err(StoreError::SessionFull { cap: 20, .. }))).count();
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 20);
+    assert_eq!(full, 10);
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 20);
+}
+
+#[tokio::test]
+async fn joining_an_ended_or_unknown_session_is_refused() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    store.set_session_status(&session, SessionStatus::Ended).await.expect("ended");
+    let error = store.add_listener(&session, 500).await.expect_err("ended");
+    assert!(matches!(error, StoreError::SessionEnded { .. }), "{error}");
+    let error = store.add_listener(&id("never-seen-999"), 500).await.expect_err("unknown");
+    assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
+    assert_eq!(store.remove_listener(&id("never-seen-999")).await.expect("no error"), None);
+}
+
+#[tokio::test]
+async fn broadcast_state_changes_field_by_field() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let state = store
+        .update_broadcast_state(&session, BroadcastPatch { is_muted: Some(true), ..Default::default() })
+        .await
+        .expect("muted");
+    assert!(state.is_muted && !state.is_paused);
+    assert_eq!(state.volume, Volume::FULL);
+    let volume = Volume::new(0.3).expect("volume");
+    let state = store
+        .update_broadcast_state(&session, BroadcastPatch { volume: Some(volume), is_paused: Some(true), ..Default::default() })
+        .await
+        .expect("changed");
+    assert!(state.is_muted && state.is_paused);
+    assert_eq!(state.volume, volume);
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").broadcast_state, state);
+    let error = store
+        .update_broadcast_state(&id("never-seen-999"), BroadcastPatch { is_muted: Some(true), ..Default::default() })
+        .await
+        .expect_err("unknown");
+    assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
+}
+
+#[tokio::test]
+async fn the_speaker_connection_is_cleared_only_by_its_own_connection() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    store.set_speaker_connection(&session, "old").await.expect("set");
+    store.set_speaker_connection(&session, "new").await.expect("refreshed");
+    assert!(!store.clear_speaker_connection(&session, "old").await.expect("no error"));
+    let current = store.get_session(&session).await.expect("read").expect("present");
+    assert_eq!(current.speaker_connection_id.as_deref(), Some("new"));
+    assert!(store.clear_speaker_connection(&session, "new").await.expect("cleared"));
+    let current = store.get_session(&session).await.expect("read").expect("present");
+    assert_eq!(current.speaker_connection_id, None);
+}
+
+#[tokio::test]
+async fn connections_are_stored_read_and_deleted() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let connection = listener("conn-1=", &session, "de", &store);
+    store.put_connection(&connection).await.expect("stored");
+    assert_eq!(store.get_connection("conn-1=").await.expect("read"), Some(connection.clone()));
+    assert_eq!(store.delete_connection("conn-1=").await.expect("deleted"), Some(connection));
+    assert_eq!(store.delete_connection("conn-1=").await.expect("absent is fine"), None);
+    assert_eq!(store.get_connection("conn-1=").await.expect("read"), None);
+}
+
+#[tokio::test]
+async fn fan_out_returns_every_listener_of_a_language_across_pages() {
+    let (store, _) = store().await;
+    let store = store.with_page_size(7);
+    let session = session(&store).await;
+    let other = session_other(&store).await;
+    let mut expected_de = BTreeSet::new();
+    for index in 0..30 {
+        let connection_id = format!("de-{index:02}");
+        store.put_connection(&listener(&connection_id, &session, "de", &store)).await.expect("stored");
+        expected_de.insert(connection_id);
+    }
+    for index in 0..12 {
+        store.put_connection(&listener(&format!("fr-{index:02}"), &session, "fr", &store)).await.expect("stored");
+    }
+    store.put_connection(&listener("other-de", &other, "de", &store)).await.expect("stored");
+    store.put_connection(&speaker("speaker", &session, START, &store)).await.expect("stored");
+
+    let first = store.listeners_page(&session, Some(lang("de")), None).await.expect("page");
+    assert_eq!(first.connections.len(), 7);
+    assert!(first.next.is_some(), "30 listeners do not fit in a page of 7");
+
+    let de: BTreeSet<String> =
+        store.listeners(&session, Some(lang("de"))).await.expect("all pages").into_iter().map(|c| c.connection_id).collect();
+    assert_eq!(de, expected_de);
+    assert_eq!(store.listeners(&session, None).await.expect("all").len(), 42);
+    let distribution = store.language_distribution(&session).await.expect("distribution");
+    assert_eq!(distribution.into_iter().collect::<Vec<_>>(), vec![(lang("de"), 30), (lang("fr"), 12)]);
+}
+
+async fn session_other(store: &Store) -> SessionId {
+    session(store).await
+}
+
+#[tokio::test]
+async fn the_speakers_row_is_found_newest_first() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
+    store.put_connection(&listener("l-1", &session, "de", &store)).await.expect("stored");
+    store.put_connection(&speaker("speaker-old", &session, START, &store)).await.expect("stored");
+    store.put_connection(&speaker("speaker-new", &session, START + 5_000, &store)).await.expect("stored");
+    let found = store.speaker_connection(&session).await.expect("query").expect("present");
+    assert_eq!(found.connection_id, "speaker-new");
+    assert_eq!(found.role, Role::Speaker);
+    let all = store.speaker_connections(&session).await.expect("query");
+    assert_eq!(all.iter().map(|c| c.connection_id.as_str()).collect::<Vec<_>>(), ["speaker-new", "speaker-old"]);
+    // The speaker is not a listener.
+    assert_eq!(store.listeners(&session, None).await.expect("query").len(), 1);
+}
+
+#[tokio::test]
+async fn expired_connections_are_ignored_everywhere() {
+    let (store, clock) = store().await;
+    let session = session(&store).await;
+    let mut stale = listener("stale", &session, "de", &store);
+    stale.ttl = clock.now_seconds() - 1;
+    store.put_connection(&stale).await.expect("stored");
+    let mut stale_speaker = speaker("stale-speaker", &session, START, &store);
+    stale_speaker.ttl = clock.now_seconds() - 1;
+    store.put_connection(&stale_speaker).await.expect("stored");
+    store.put_connection(&listener("fresh", &session, "de", &store)).await.expect("stored");
+
+    assert_eq!(store.get_connection("stale").await.expect("read"), None);
+    let listeners = store.listeners(&session, Some(lang("de"))).await.expect("query");
+    assert_eq!(listeners.iter().map(|c| c.connection_id.as_str()).collect::<Vec<_>>(), ["fresh"]);
+    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
+    assert_eq!(store.delete_connection("stale").await.expect("deleted"), None);
+
+    // Time passes: the fresh row expires too.
+    clock.advance_seconds(7200);
+    assert!(store.listeners(&session, None).await.expect("query").is_empty());
+}
+
+#[tokio::test]
+async fn a_listener_changes_language_and_a_speaker_cannot() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    store.put_connection(&listener("l-1", &session, "de", &store)).await.expect("stored");
+    store.put_connection(&speaker("s-1", &session, START, &store)).await.expect("stored");
+    let moved = store.change_language("l-1", lang("fr")).await.expect("changed");
+    assert_eq!(moved.target_language, Some(lang("fr")));
+    assert!(store.listeners(&session, Some(lang("de"))).await.expect("query").is_empty());
+    assert_eq!(store.listeners(&session, Some(lang("fr"))).await.expect("query").len(), 1);
+    let error = store.change_language("s-1", lang("fr")).await.expect_err("speaker");
+    assert!(matches!(error, StoreError::NotAListener(_)), "{error}");
+    let error = store.change_language("nobody", lang("fr")).await.expect_err("missing");
+    assert!(matches!(error, StoreError::ConnectionNotFound(_)), "{error}");
+}
+
+#[tokio::test]
+async fn rate_limit_windows_count_and_reset() {
+    let (store, clock) = store().await;
+    let key = RateLimitKey::new("join", "ip", "203.0.113.9");
+    let rule = RateRule { limit: 3, window_seconds: 60 };
+    for remaining in [2, 1, 0] {
+        assert_eq!(store.hit_rate_limit(&key, rule).await.expect("hit"), RateDecision::Allowed { remaining });
+    }
+    let window_end = (START / 1000 / 60 + 1) * 60;
+    let expected_retry = (window_end - START / 1000) as u64;
+    assert_eq!(store.hit_rate_limit(&key, rule).await.expect("hit"), RateDecision::Limited { retry_after: expected_retry });
+    // Another key is counted separately.
+    let other = RateLimitKey::new("join", "ip", "203.0.113.10");
+    assert_eq!(store.hit_rate_limit(&other, rule).await.expect("hit"), RateDecision::Allowed { remaining: 2 });
+    // The next window starts afresh.
+    clock.advance_seconds(60);
+    assert_eq!(store.hit_rate_limit(&key, rule).await.expect("hit"), RateDecision::Allowed { remaining: 2 });
+}
+
+#[tokio::test]
+async fn concurrent_hits_never_exceed_the_limit() {
+    let (store, _) = store().await;
+    let key = RateLimitKey::new("connect", "ip", "198.51.100.1");
+    let rule = RateRule { limit: 10, window_seconds: 60 };
+    let results = join_all((0..25).map(|_| store.hit_rate_limit(&key, rule))).await;
+    let allowed = results.iter().filter(|result| matches!(result, Ok(RateDecision::Allowed { .. }))).count();
+    let limited = results.iter().filter(|result| matches!(result, Ok(RateDecision::Limited { .. }))).count();
+    assert_eq!((allowed, limited), (10, 15), "{results:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_row_is_reported_not_trusted() {
+    let (store, _) = store().await;
+    let client = testkit::dynamodb_client();
+    client
+        .put_item()
+        .table_name(&store.tables().sessions)
+        .item("sessionId", aws_sdk_dynamodb::types::AttributeValue::S("quiet-harbor-417".into()))
+        .item("expiresAt", aws_sdk_dynamodb::types::AttributeValue::N("99999999999".into()))
+        .send()
+        .await
+        .expect("written");
+    let error = store.get_session(&id("quiet-harbor-417")).await.expect_err("malformed");
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("quiet-harbor-417"), "{error}");
+}
+
+#[test]
+fn table_names_come_from_the_contracts_variables() {
+    let error = TableNames::from_lookup(|_| None).expect_err("nothing set");
+    assert_eq!(error.0, "SESSIONS_TABLE");
+    let names = TableNames::from_lookup(|variable| Some(format!("{variable}-x"))).expect("all set");
+    assert_eq!(names.connections, "CONNECTIONS_TABLE-x");
+}
