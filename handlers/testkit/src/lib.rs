@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 use contract::{AttributeType, KeyAttribute, Projection, TableId, TableSchema};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
@@ -46,39 +46,56 @@ pub fn venv_python() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/tools/venv/bin/python"))
 }
 
-/// A moto server owned by this process; it stops when our end of its stdin closes.
-struct OwnedServer {
+/// A moto server owned by this process. It stops when dropped, and also when this process
+/// exits however it exits (its standard input closes).
+#[derive(Debug)]
+pub struct LocalServer {
     url: String,
-    _child: Child,
+    child: Child,
 }
 
-/// Starts moto's server on a free port and waits until it accepts connections.
-fn start_server() -> Result<OwnedServer, String> {
-    let python = venv_python();
-    if !python.exists() {
-        return Err(format!(
-            "moto's server is not installed ({} is missing): run `cargo xtask test`, which \
-             creates the project's Python environment and runs every test",
-            python.display()
-        ));
+impl LocalServer {
+    /// Starts moto's server from `python`'s environment on a free port and waits until it
+    /// accepts connections.
+    pub fn start(python: &Path) -> Result<LocalServer, String> {
+        if !python.exists() {
+            return Err(format!(
+                "moto's server is not installed ({} is missing): run `cargo xtask test`, which \
+                 creates the project's Python environment and runs every test",
+                python.display()
+            ));
+        }
+        let mut child = Command::new(python)
+            .args(["-c", LAUNCHER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| format!("could not start {}: {error}", python.display()))?;
+        let stdout = child.stdout.take().ok_or("moto's server has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|error| format!("could not read from moto's server: {error}"))?;
+        let Some(port) = line.trim().strip_prefix("READY ") else {
+            let _ = child.kill();
+            return Err(format!("moto's server did not start (it said {line:?}); see its output above"));
+        };
+        Ok(LocalServer { url: format!("http://127.0.0.1:{port}"), child })
     }
-    let mut child = Command::new(&python)
-        .args(["-c", LAUNCHER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|error| format!("could not start {}: {error}", python.display()))?;
-    let stdout = child.stdout.take().ok_or("moto's server has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|error| format!("could not read from moto's server: {error}"))?;
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .ok_or_else(|| format!("moto's server did not start (it said {line:?}); see its output above"))?;
-    Ok(OwnedServer { url: format!("http://127.0.0.1:{port}"), _child: child })
+
+    /// The server's base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        // Closing its standard input asks the server to stop; waiting reaps the process.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 /// The URL of a local AWS-compatible endpoint (moto's server), started once per process.
@@ -89,8 +106,8 @@ pub fn local_endpoint() -> String {
     if let Ok(url) = std::env::var(ENDPOINT_ENV) {
         return url;
     }
-    static SERVER: OnceLock<Result<OwnedServer, String>> = OnceLock::new();
-    match SERVER.get_or_init(start_server) {
+    static SERVER: OnceLock<Result<LocalServer, String>> = OnceLock::new();
+    match SERVER.get_or_init(|| LocalServer::start(&venv_python())) {
         Ok(server) => server.url.clone(),
         Err(problem) => panic!("no local DynamoDB endpoint: {problem}"),
     }

@@ -155,7 +155,7 @@ impl Store {
                 None => break,
             }
         }
-        all.sort_by(|a, b| b.connected_at.cmp(&a.connected_at));
+        all.sort_by_key(|connection| std::cmp::Reverse(connection.connected_at));
         Ok(all)
     }
 

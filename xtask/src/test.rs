@@ -1,0 +1,40 @@
+//! `cargo xtask test`: sets up everything the tests need and runs every test.
+//!
+//! It makes the private Python environment (moto's server, cfn-lint) if missing, starts one
+//! local AWS endpoint for the whole run (tests find it through `TESTKIT_AWS_ENDPOINT`), and
+//! runs `cargo test --workspace`. Extra arguments go to `cargo test`, for example
+//! `cargo xtask test -- --test store` or `cargo xtask test -- fan_out`.
+
+use crate::python::PythonEnv;
+use crate::{cargo, step};
+use anyhow::{bail, Context, Result};
+
+/// Runs every test of the workspace with a local AWS endpoint.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Test {
+    /// Arguments passed on to `cargo test` (after `--`).
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
+}
+
+impl Test {
+    pub(crate) fn run(self) -> Result<()> {
+        let python = PythonEnv::ensure()?;
+        let server = testkit::LocalServer::start(&python.python()).map_err(anyhow::Error::msg)?;
+        let endpoint = server.url();
+        step(format!("local AWS endpoint (moto's server) at {endpoint}"));
+        step("cargo test --workspace");
+        let status = cargo()
+            .args(["test", "--workspace", "--locked"])
+            .args(&self.cargo_args)
+            .env(testkit::ENDPOINT_ENV, endpoint)
+            .env(testkit::PYTHON_ENV, python.python())
+            .status()
+            .context("starting cargo test")?;
+        if !status.success() {
+            bail!("tests failed ({status}); the failures are listed above");
+        }
+        step("all tests passed");
+        Ok(())
+    }
+}
