@@ -4,13 +4,13 @@
 //! fan-out queries: the listeners of one language (`audience = listener#de`), all listeners
 //! (`begins_with(audience, "listener#")`) and the speaker (`audience = speaker`).
 
-use super::item::{n, s, Item, Reader};
+use super::item::{key_of, n, s, Item, Reader};
 use super::{is_condition_failed, Store, StoreError};
 use crate::ids::SessionId;
 use crate::model::{audience, Connection, Role, LISTENER_AUDIENCE_PREFIX, SPEAKER_AUDIENCE};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::LanguageCode;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use contract::tables::connections::{AUDIENCE, BY_SESSION_INDEX, CONNECTION_ID, SESSION_ID, TTL};
 use std::collections::HashMap;
 
@@ -128,33 +128,16 @@ impl Store {
         session: &SessionId,
         language: Option<LanguageCode>,
     ) -> Result<Vec<Connection>, StoreError> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self.listeners_page(session, language, start).await?;
-            all.extend(page.connections);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.all_pages(|start| self.listeners_page(session, language, start)).await
     }
 
     /// The live speaker connections of a session, newest first. There is usually one; during
     /// a refresh the old and the new connection are both present for a moment.
     pub async fn speaker_connections(&self, session: &SessionId) -> Result<Vec<Connection>, StoreError> {
-        let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .query_page(session, "#session = :session AND #audience = :audience", SPEAKER_AUDIENCE.to_owned(), start)
-                .await?;
-            all.extend(page.connections);
-            match page.next {
-                Some(next) => start = Some(next),
-                None => break,
-            }
-        }
+        let condition = "#session = :session AND #audience = :audience";
+        let mut all = self
+            .all_pages(|start| self.query_page(session, condition, SPEAKER_AUDIENCE.to_owned(), start))
+            .await?;
         all.sort_by_key(|connection| std::cmp::Reverse(connection.connected_at));
         Ok(all)
     }
@@ -173,6 +156,24 @@ impl Store {
             }
         }
         Ok(distribution)
+    }
+
+    /// Every connection of the pages `page` returns, following each page's token.
+    async fn all_pages<F, Fut>(&self, page: F) -> Result<Vec<Connection>, StoreError>
+    where
+        F: Fn(Option<PageToken>) -> Fut,
+        Fut: std::future::Future<Output = Result<ListenerPage, StoreError>>,
+    {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let ListenerPage { connections, next } = page(start).await?;
+            all.extend(connections);
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
     async fn query_page(
@@ -233,11 +234,7 @@ fn connection_item(connection: &Connection) -> Item {
 }
 
 fn read_connection(item: &Item, table: &str) -> Result<Connection, StoreError> {
-    let key = match item.get(CONNECTION_ID) {
-        Some(AttributeValue::S(key)) => key.as_str(),
-        _ => "?",
-    };
-    let reader = Reader { item, table, key };
+    let reader = Reader { item, table, key: key_of(item, CONNECTION_ID) };
     let target_language = match reader.opt_string(TARGET_LANGUAGE)? {
         Some(_) => Some(reader.parsed(TARGET_LANGUAGE, LanguageCode::parse)?),
         None => None,

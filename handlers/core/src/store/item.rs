@@ -14,6 +14,14 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// The item's string key attribute, for naming it in errors (`?` if it has none).
+pub(super) fn key_of<'a>(item: &'a Item, name: &str) -> &'a str {
+    match item.get(name) {
+        Some(AttributeValue::S(key)) => key,
+        _ => "?",
+    }
+}
+
 /// Reads attributes of one item, reporting problems as [`StoreError::Corrupt`].
 pub(super) struct Reader<'a> {
     pub(super) item: &'a Item,

@@ -1,6 +1,6 @@
 //! Sessions: creation, reads, status transitions, listener counts and broadcast state.
 
-use super::item::{n, s, Item, Reader};
+use super::item::{key_of, n, s, Item, Reader};
 use super::{is_condition_failed, Store, StoreError};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
@@ -341,11 +341,7 @@ fn session_item(session: &Session) -> Item {
 }
 
 fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
-    let key = match item.get(SESSION_ID) {
-        Some(AttributeValue::S(key)) => key.as_str(),
-        _ => "?",
-    };
-    let reader = Reader { item, table, key };
+    let reader = Reader { item, table, key: key_of(item, SESSION_ID) };
     let state = reader.map(BROADCAST_STATE)?;
     let volume: f64 = match state.get(VOLUME) {
         Some(AttributeValue::N(text)) => text.parse().map_err(|_| reader.corrupt("`volume` is not a number"))?,
