@@ -27,6 +27,9 @@ pub const DISCONNECT_ROUTE: &str = "$disconnect";
 /// The route key API Gateway runs for frames that match no other route key.
 pub const DEFAULT_ROUTE: &str = "$default";
 
+/// The alias clients may send instead of `changeLanguage`.
+pub const SWITCH_LANGUAGE_ALIAS: &str = "switchLanguage";
+
 /// One client-to-server action of PROTOCOL.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Action {
@@ -88,7 +91,7 @@ impl Action {
     /// Other names accepted for this action (each is a route key too).
     pub const fn aliases(self) -> &'static [&'static str] {
         match self {
-            Action::ChangeLanguage => &["switchLanguage"],
+            Action::ChangeLanguage => &[SWITCH_LANGUAGE_ALIAS],
             _ => &[],
         }
     }

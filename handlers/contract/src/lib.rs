@@ -6,6 +6,8 @@
 //! A route, table or permission declared here is therefore declared exactly once.
 
 pub mod actions;
+pub mod env;
+pub mod functions;
 pub mod model;
 pub mod tables;
 
@@ -18,11 +20,11 @@ pub use model::{
 
 /// The whole contract of the service.
 ///
-/// Functions and their routes are declared by the handlers as they are written; the tables are
-/// exactly the ones the store in `session-core` reads and writes.
+/// The authorizer is what the code is written for; a stage may run without it, and then the
+/// `connection` function verifies tokens itself (its `CONNECT_AUTH` setting says which).
 pub const CONTRACT: Contract = Contract {
     route_selection_expression: ROUTE_SELECTION_EXPRESSION,
-    functions: &[],
-    authorizer: None,
+    functions: functions::ALL,
+    authorizer: Some(functions::AUTHORIZER_CONTRACT),
     tables: tables::ALL,
 };

@@ -5,10 +5,20 @@
 //! - [`model`]: sessions, connections, roles, broadcast state;
 //! - [`store`]: DynamoDB persistence of sessions, connections and rate limits;
 //! - [`jwt`]: verification of speaker tokens against a JWKS;
+//! - [`events`]: the WebSocket and authorizer events and responses;
+//! - [`fanout`]: replies and fan-out through `@connections`;
+//! - [`lifecycle`]: pausing, ending and grace periods, shared by every function;
+//! - [`auth`]: the caller an authorizer context describes;
+//! - [`config`]: function configuration, restricted to the contract's declarations;
 //! - [`contract`]: what this code expects of its infrastructure (re-exported).
 
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod fanout;
 pub mod ids;
 pub mod jwt;
+pub mod lifecycle;
 pub mod model;
 pub mod protocol;
 pub mod store;

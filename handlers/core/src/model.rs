@@ -103,13 +103,30 @@ pub struct Session {
     pub broadcast_state: BroadcastState,
     pub created_at: EpochSeconds,
     pub expires_at: EpochSeconds,
+    /// When the speaker's connection closed without a refresh; the session ends once the
+    /// grace period after it has passed (unless the speaker reconnects).
+    pub speaker_gone_at: Option<EpochSeconds>,
+}
+
+impl Session {
+    /// Whether the session is still live (not ended).
+    pub fn is_live(&self) -> bool {
+        self.status != SessionStatus::Ended
+    }
+
+    /// Whether the speaker has been gone longer than `grace_seconds` at `now`.
+    pub fn grace_expired(&self, now: EpochSeconds, grace_seconds: i64) -> bool {
+        self.is_live() && self.speaker_gone_at.is_some_and(|gone| now >= gone + grace_seconds)
+    }
 }
 
 /// A WebSocket connection as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     pub connection_id: String,
-    pub session_id: SessionId,
+    /// The session; absent for a speaker who connected without one and has not yet sent
+    /// `createSession`.
+    pub session_id: Option<SessionId>,
     pub role: Role,
     /// Set for listeners, absent for speakers.
     pub target_language: Option<LanguageCode>,

@@ -53,7 +53,7 @@ async fn session(store: &Store) -> SessionId {
 fn listener(connection_id: &str, session: &SessionId, language: &str, store: &Store) -> Connection {
     Connection {
         connection_id: connection_id.into(),
-        session_id: session.clone(),
+        session_id: Some(session.clone()),
         role: Role::Listener,
         target_language: Some(lang(language)),
         user_id: None,
@@ -236,9 +236,28 @@ async fn the_speaker_connection_is_cleared_only_by_its_own_connection() {
     assert!(!store.clear_speaker_connection(&session, "old").await.expect("no error"));
     let current = store.get_session(&session).await.expect("read").expect("present");
     assert_eq!(current.speaker_connection_id.as_deref(), Some("new"));
+    assert_eq!(current.speaker_gone_at, None, "a refreshed speaker is not gone");
     assert!(store.clear_speaker_connection(&session, "new").await.expect("cleared"));
     let current = store.get_session(&session).await.expect("read").expect("present");
     assert_eq!(current.speaker_connection_id, None);
+    assert_eq!(current.speaker_gone_at, Some(START / 1000), "the grace period starts");
+    assert!(current.grace_expired(START / 1000 + 60, 60));
+    assert!(!current.grace_expired(START / 1000 + 59, 60));
+    // The speaker comes back: no longer gone.
+    store.set_speaker_connection(&session, "back").await.expect("set");
+    let current = store.get_session(&session).await.expect("read").expect("present");
+    assert_eq!(current.speaker_gone_at, None);
+}
+
+#[tokio::test]
+async fn a_speaker_without_a_session_is_stored_but_not_indexed() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let mut pending = speaker("pending", &session, START, &store);
+    pending.session_id = None;
+    store.put_connection(&pending).await.expect("stored");
+    assert_eq!(store.get_connection("pending").await.expect("read"), Some(pending));
+    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //! `INVALID_PARAMETER` naming it and the rule. Unknown extra fields are ignored, so clients
 //! can add fields without breaking older services.
 
+use super::fields::Fields;
 use super::{ErrorCode, ProtocolError};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, Role};
@@ -142,7 +143,7 @@ pub fn parse_client_frame(frame: &str, size_limit: usize) -> Result<ClientMessag
             format!("the message must be a JSON object with an `{ACTION_FIELD}` field"),
         ));
     };
-    let fields = Fields { object: &object, prefix: String::new() };
+    let fields = Fields::new(&object);
     let action_name = fields.required_str(ACTION_FIELD)?;
     let action = Action::from_route_key(action_name).ok_or_else(|| {
         let known: Vec<&str> = Action::all_route_keys().collect();
@@ -218,102 +219,4 @@ fn decode_pcm(data: &str) -> Result<Vec<u8>, &'static str> {
         return Err("must hold whole 16-bit samples (an even number of bytes)");
     }
     Ok(bytes)
-}
-
-/// Typed access to the fields of one JSON object, producing [`ProtocolError`]s that name the
-/// field by its full dotted path.
-struct Fields<'a> {
-    object: &'a Map<String, Value>,
-    prefix: String,
-}
-
-impl<'a> Fields<'a> {
-    fn path(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_owned() } else { format!("{}.{name}", self.prefix) }
-    }
-
-    /// The field's value; `null` counts as absent.
-    fn get(&self, name: &str) -> Option<&'a Value> {
-        self.object.get(name).filter(|value| !value.is_null())
-    }
-
-    fn present(&self, name: &str) -> Result<&'a Value, ProtocolError> {
-        self.get(name).ok_or_else(|| ProtocolError::missing(&self.path(name)))
-    }
-
-    fn required_str(&self, name: &str) -> Result<&'a str, ProtocolError> {
-        self.present(name)?
-            .as_str()
-            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a string"))
-    }
-
-    fn required<T, E: std::fmt::Display>(
-        &self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<T, ProtocolError> {
-        let text = self.required_str(name)?;
-        parse(text).map_err(|rule| ProtocolError::invalid(&self.path(name), rule))
-    }
-
-    fn optional<T, E: std::fmt::Display>(
-        &self,
-        name: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<Option<T>, ProtocolError> {
-        if self.get(name).is_none() {
-            return Ok(None);
-        }
-        self.required(name, parse).map(Some)
-    }
-
-    fn required_bool(&self, name: &str) -> Result<bool, ProtocolError> {
-        self.present(name)?
-            .as_bool()
-            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be true or false"))
-    }
-
-    fn required_u64(&self, name: &str) -> Result<u64, ProtocolError> {
-        self.present(name)?.as_u64().ok_or_else(|| {
-            ProtocolError::invalid(&self.path(name), "must be a non-negative integer (milliseconds since the epoch)")
-        })
-    }
-
-    fn optional_u64(&self, name: &str) -> Result<Option<u64>, ProtocolError> {
-        if self.get(name).is_none() {
-            return Ok(None);
-        }
-        self.required_u64(name).map(Some)
-    }
-
-    fn required_volume(&self, name: &str) -> Result<Volume, ProtocolError> {
-        let level = self
-            .present(name)?
-            .as_f64()
-            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a number from 0.0 to 1.0"))?;
-        Volume::new(level).map_err(|rule| ProtocolError::invalid(&self.path(name), rule))
-    }
-
-    fn required_chunk_id(&self, name: &str) -> Result<ChunkId, ProtocolError> {
-        match self.present(name)? {
-            Value::Number(number) => number.as_u64().map(ChunkId::Number),
-            Value::String(text) if !text.is_empty() && text.chars().count() <= MAX_CHUNK_ID_CHARS => {
-                Some(ChunkId::Text(text.clone()))
-            }
-            _ => None,
-        }
-        .ok_or_else(|| {
-            ProtocolError::invalid(
-                &self.path(name),
-                format!("must be a non-negative integer or a string of 1 to {MAX_CHUNK_ID_CHARS} characters"),
-            )
-        })
-    }
-
-    fn required_object(&self, name: &str) -> Result<Fields<'a>, ProtocolError> {
-        match self.present(name)? {
-            Value::Object(object) => Ok(Fields { object, prefix: self.path(name) }),
-            _ => Err(ProtocolError::invalid(&self.path(name), "must be an object")),
-        }
-    }
 }

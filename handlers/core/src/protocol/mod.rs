@@ -9,9 +9,11 @@
 //! seconds, `retryAfter` in seconds).
 
 pub mod client;
+pub mod fields;
 pub mod server;
 
 pub use client::{parse_client_frame, ChunkId, ClientMessage};
+pub use fields::Fields;
 pub use server::{ServerFrame, ServerMessage};
 
 use serde::{Deserialize, Serialize};

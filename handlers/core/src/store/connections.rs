@@ -217,13 +217,16 @@ impl Store {
 fn connection_item(connection: &Connection) -> Item {
     let mut item = HashMap::from([
         (CONNECTION_ID.to_owned(), s(&connection.connection_id)),
-        (SESSION_ID.to_owned(), s(connection.session_id.as_str())),
         (AUDIENCE.to_owned(), s(connection.audience())),
         (ROLE.to_owned(), s(connection.role.as_str())),
         (CONNECTED_AT.to_owned(), n(connection.connected_at)),
         (SOURCE_IP.to_owned(), s(&connection.source_ip)),
         (TTL.to_owned(), n(connection.ttl)),
     ]);
+    // A connection without a session has no `sessionId`, so it is not in the fan-out index.
+    if let Some(session) = &connection.session_id {
+        item.insert(SESSION_ID.to_owned(), s(session.as_str()));
+    }
     if let Some(language) = connection.target_language {
         item.insert(TARGET_LANGUAGE.to_owned(), s(language.as_str()));
     }
@@ -241,7 +244,10 @@ fn read_connection(item: &Item, table: &str) -> Result<Connection, StoreError> {
     };
     Ok(Connection {
         connection_id: reader.string(CONNECTION_ID)?.to_owned(),
-        session_id: reader.parsed(SESSION_ID, SessionId::parse)?,
+        session_id: match reader.opt_string(SESSION_ID)? {
+            Some(_) => Some(reader.parsed(SESSION_ID, SessionId::parse)?),
+            None => None,
+        },
         role: reader.parsed(ROLE, |text| Role::parse(text).ok_or("unknown role"))?,
         target_language,
         user_id: reader.opt_string(USER_ID)?.map(str::to_owned),

@@ -20,6 +20,7 @@ const CREATED_AT: &str = "createdAt";
 const IS_PAUSED: &str = "isPaused";
 const IS_MUTED: &str = "isMuted";
 const VOLUME: &str = "volume";
+const SPEAKER_GONE_AT: &str = "speakerGoneAt";
 
 /// How many fresh ids [`Store::create_session`] tries before giving up.
 pub const CREATE_ATTEMPTS: u32 = 5;
@@ -71,6 +72,7 @@ impl Store {
                 broadcast_state: BroadcastState::default(),
                 created_at: now,
                 expires_at: now + new.lifetime_seconds,
+                speaker_gone_at: None,
             };
             let result = self
                 .client
@@ -272,17 +274,18 @@ impl Store {
         }
     }
 
-    /// Records the speaker's current connection.
+    /// Records the speaker's current connection (and that the speaker is back, if it was gone).
     pub async fn set_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
-            .update_expression("SET #speaker = :connection")
+            .update_expression("SET #speaker = :connection REMOVE #gone")
             .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
+            .expression_attribute_names("#gone", SPEAKER_GONE_AT)
             .expression_attribute_values(":connection", s(connection_id))
             .send()
             .await;
@@ -293,19 +296,22 @@ impl Store {
         }
     }
 
-    /// Forgets the speaker's connection, but only if it is still `connection_id`: after a
-    /// refresh, the old connection's late `$disconnect` must not clear the new one. Returns
-    /// whether it was cleared.
+    /// Forgets the speaker's connection and records when the speaker left, but only if the
+    /// session's speaker connection is still `connection_id`: after a refresh, the old
+    /// connection's late `$disconnect` must not clear the new one. Returns whether it was
+    /// cleared (and so whether the grace period started).
     pub async fn clear_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
-            .update_expression("REMOVE #speaker")
+            .update_expression("REMOVE #speaker SET #gone = :now")
             .condition_expression("#speaker = :connection")
             .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
+            .expression_attribute_names("#gone", SPEAKER_GONE_AT)
             .expression_attribute_values(":connection", s(connection_id))
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
             .send()
             .await;
         match result {
@@ -337,6 +343,9 @@ fn session_item(session: &Session) -> Item {
     if let Some(connection) = &session.speaker_connection_id {
         item.insert(SPEAKER_CONNECTION_ID.to_owned(), s(connection));
     }
+    if let Some(gone) = session.speaker_gone_at {
+        item.insert(SPEAKER_GONE_AT.to_owned(), n(gone));
+    }
     item
 }
 
@@ -362,5 +371,6 @@ fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
         },
         created_at: reader.number::<EpochSeconds>(CREATED_AT)?,
         expires_at: reader.number::<EpochSeconds>(EXPIRES_AT)?,
+        speaker_gone_at: reader.opt_number::<EpochSeconds>(SPEAKER_GONE_AT)?,
     })
 }

@@ -1,0 +1,28 @@
+//! Names of the environment variables the functions read. Which function reads which, and
+//! what the value must be, is declared in [`crate::functions`].
+
+pub const SESSIONS_TABLE: &str = crate::tables::SESSIONS.name_env;
+pub const CONNECTIONS_TABLE: &str = crate::tables::CONNECTIONS.name_env;
+pub const RATE_LIMITS_TABLE: &str = crate::tables::RATE_LIMITS.name_env;
+/// The Kinesis stream receiving audio chunks.
+pub const AUDIO_STREAM: &str = "AUDIO_STREAM";
+/// The `@connections` management endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+pub const MANAGEMENT_ENDPOINT: &str = "MANAGEMENT_ENDPOINT";
+/// Who verifies speaker tokens on `$connect`: `authorizer` (the stage has the `$connect`
+/// authorizer and the function trusts its context) or `self` (no authorizer; the function
+/// verifies tokens itself).
+pub const CONNECT_AUTH: &str = "CONNECT_AUTH";
+pub const JWT_ISSUER: &str = "JWT_ISSUER";
+pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+/// Where the JWKS comes from: an `https://` URL, `file:PATH`, or inline JSON.
+pub const JWKS_SOURCE: &str = "JWKS_SOURCE";
+/// The `token_use` claim speaker tokens must carry (`id` for Cognito ID tokens); empty for none.
+pub const JWT_TOKEN_USE: &str = "JWT_TOKEN_USE";
+pub const MAX_LISTENERS_PER_SESSION: &str = "MAX_LISTENERS_PER_SESSION";
+pub const CONNECTS_PER_MINUTE_PER_IP: &str = "CONNECTS_PER_MINUTE_PER_IP";
+pub const JOINS_PER_MINUTE_PER_IP: &str = "JOINS_PER_MINUTE_PER_IP";
+pub const SESSIONS_PER_HOUR_PER_USER: &str = "SESSIONS_PER_HOUR_PER_USER";
+pub const SESSION_LIFETIME_SECONDS: &str = "SESSION_LIFETIME_SECONDS";
+pub const CONNECTION_TTL_SECONDS: &str = "CONNECTION_TTL_SECONDS";
+pub const SPEAKER_GRACE_SECONDS: &str = "SPEAKER_GRACE_SECONDS";
+pub const MAX_MESSAGE_BYTES: &str = "MAX_MESSAGE_BYTES";
