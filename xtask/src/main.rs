@@ -38,10 +38,7 @@ fn main() -> ExitCode {
 
 /// The workspace's root directory.
 pub(crate) fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The cargo that runs this xtask (so toolchain overrides are honoured).

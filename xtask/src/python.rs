@@ -5,7 +5,7 @@
 //! stamp file records the hash of the requirements it was made from).
 
 use crate::{project_root, step};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,20 +28,24 @@ impl PythonEnv {
     pub(crate) fn ensure() -> Result<PythonEnv> {
         let root = Self::location();
         let requirements_path = project_root().join(REQUIREMENTS);
-        let requirements = std::fs::read(&requirements_path)
-            .with_context(|| format!("reading {}", requirements_path.display()))?;
+        let requirements =
+            std::fs::read(&requirements_path).with_context(|| format!("reading {}", requirements_path.display()))?;
         let wanted = hex(&Sha256::digest(&requirements));
         let stamp = root.join(".requirements.sha256");
-        if std::fs::read_to_string(&stamp).is_ok_and(|found| found.trim() == wanted) && root.join("bin/python").exists() {
+        if std::fs::read_to_string(&stamp).is_ok_and(|found| found.trim() == wanted) && root.join("bin/python").exists()
+        {
             return Ok(PythonEnv { root });
         }
         step(format!("creating the Python environment {} (moto's server, cfn-lint)", root.display()));
         let python = find_python()?;
-        run(Command::new(&python).args(["-m", "venv", "--clear"]).arg(&root))
-            .context("creating the virtual environment; on Debian or Ubuntu, `apt-get install python3-venv` provides it")?;
+        run(Command::new(&python).args(["-m", "venv", "--clear"]).arg(&root)).context(
+            "creating the virtual environment; on Debian or Ubuntu, `apt-get install python3-venv` provides it",
+        )?;
         let pip = root.join("bin/pip");
-        run(Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements_path))
-            .context("installing the pinned Python packages; check that PyPI is reachable")?;
+        run(Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements_path))
+        .context("installing the pinned Python packages; check that PyPI is reachable")?;
         std::fs::write(&stamp, format!("{wanted}\n")).with_context(|| format!("writing {}", stamp.display()))?;
         Ok(PythonEnv { root })
     }

@@ -7,7 +7,7 @@
 
 use crate::python::PythonEnv;
 use crate::{cargo, step};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Runs every test of the workspace with a local AWS endpoint.
 #[derive(Debug, clap::Args)]

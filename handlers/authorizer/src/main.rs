@@ -1,7 +1,7 @@
 //! The `authorizer` Lambda function: configuration once per cold start, then every `$connect`.
 
 use authorizer_function::Authorizer;
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
 use session_core::config::FunctionEnv;
 use session_core::events::AuthorizerRequest;
 

@@ -1,7 +1,7 @@
 //! The authorizer against REQUEST events shaped like API Gateway's, with keys made here.
 
-use authorizer_function::{Authorizer, AuthorizerError, ANONYMOUS_PRINCIPAL};
-use serde_json::{json, Value};
+use authorizer_function::{ANONYMOUS_PRINCIPAL, Authorizer, AuthorizerError};
+use serde_json::{Value, json};
 use session_core::events::AuthorizerRequest;
 use session_core::jwt::signing::LocalSigner;
 use session_core::jwt::{JwksSource, JwtConfig, Verifier};
@@ -67,7 +67,10 @@ async fn a_valid_speaker_token_is_allowed_with_the_users_identity() {
     let authorizer = authorizer_with(JwksSource::Inline(signer.jwks_json()));
     let response = authorizer.handle(&speaker_request(&token(&signer, NOW + 3600))).await.expect("allowed");
     assert_eq!(response.principal_id, "user-42");
-    assert_eq!(context(&response), json!({"authenticated": "true", "userId": "user-42", "email": "speaker@example.com"}));
+    assert_eq!(
+        context(&response),
+        json!({"authenticated": "true", "userId": "user-42", "email": "speaker@example.com"})
+    );
     assert!(response.context.values().all(Value::is_string), "context values are flat strings");
 }
 
@@ -76,7 +79,10 @@ async fn a_bearer_header_works_like_the_query_parameter() {
     let signer = signer();
     let authorizer = authorizer_with(JwksSource::Inline(signer.jwks_json()));
     let mut request = listener_request();
-    request.headers.get_or_insert_default().insert("Authorization".into(), format!("Bearer {}", token(&signer, NOW + 60)));
+    request
+        .headers
+        .get_or_insert_default()
+        .insert("Authorization".into(), format!("Bearer {}", token(&signer, NOW + 60)));
     let response = authorizer.handle(&request).await.expect("allowed");
     assert_eq!(response.principal_id, "user-42");
 }

@@ -103,9 +103,7 @@ impl Action {
 
     /// The action a route key (the value of the `action` field) selects, if any.
     pub fn from_route_key(key: &str) -> Option<Action> {
-        Action::ALL
-            .into_iter()
-            .find(|action| action.route_keys().any(|candidate| candidate == key))
+        Action::ALL.into_iter().find(|action| action.route_keys().any(|candidate| candidate == key))
     }
 
     /// Every action route key of the API, aliases included.

@@ -10,8 +10,8 @@
 use crate::actions::{Action, CONNECT_ROUTE, DEFAULT_ROUTE, DISCONNECT_ROUTE, SWITCH_LANGUAGE_ALIAS};
 use crate::env;
 use crate::model::{
-    AuthorizerContract, EnvSource, EnvVar, Function, HttpAuth, HttpMethod, HttpRoute, Permission, Resource,
-    StreamId, TableId,
+    AuthorizerContract, EnvSource, EnvVar, Function, HttpAuth, HttpMethod, HttpRoute, Permission, Resource, StreamId,
+    TableId,
 };
 
 /// The keys the authorizer puts in its context (flat strings, AWS_FACTS 4).
@@ -41,8 +41,7 @@ const AUDIO_STREAM: EnvVar = var(env::AUDIO_STREAM, EnvSource::StreamName(Stream
 const MANAGEMENT_ENDPOINT: EnvVar = var(env::MANAGEMENT_ENDPOINT, EnvSource::ManagementEndpoint);
 
 /// Reading and writing items of a table.
-const ITEM_ACTIONS: &[&str] =
-    &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
+const ITEM_ACTIONS: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
 /// Querying a table's indexes.
 const QUERY: &[&str] = &["dynamodb:Query"];
 /// Posting to, reading and closing connections through `@connections`.
@@ -188,11 +187,8 @@ pub const HTTP: Function = Function {
 pub const ALL: &[Function] = &[AUTHORIZER, CONNECTION, MESSAGES, HTTP];
 
 /// What the code expects of the `$connect` authorizer.
-pub const AUTHORIZER_CONTRACT: AuthorizerContract = AuthorizerContract {
-    function: AUTHORIZER.name,
-    context_keys: context::ALL,
-    identity_sources: &[],
-};
+pub const AUTHORIZER_CONTRACT: AuthorizerContract =
+    AuthorizerContract { function: AUTHORIZER.name, context_keys: context::ALL, identity_sources: &[] };
 
 #[cfg(test)]
 mod tests {

@@ -11,11 +11,10 @@ pub mod functions;
 pub mod model;
 pub mod tables;
 
-pub use actions::{Action, ACTION_FIELD, ROUTE_SELECTION_EXPRESSION};
+pub use actions::{ACTION_FIELD, Action, ROUTE_SELECTION_EXPRESSION};
 pub use model::{
-    AttributeType, AuthorizerContract, Contract, EnvSource, EnvVar, Function, GlobalIndex,
-    HttpAuth, HttpMethod, HttpRoute, KeyAttribute, Permission, Projection, Resource, StreamId,
-    TableId, TableSchema,
+    AttributeType, AuthorizerContract, Contract, EnvSource, EnvVar, Function, GlobalIndex, HttpAuth, HttpMethod,
+    HttpRoute, KeyAttribute, Permission, Projection, Resource, StreamId, TableId, TableSchema,
 };
 
 /// The whole contract of the service.

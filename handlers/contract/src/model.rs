@@ -27,9 +27,7 @@ impl Contract {
 
     /// The function serving a WebSocket route key.
     pub fn websocket_route_owner(&self, route_key: &str) -> Option<&'static Function> {
-        self.functions
-            .iter()
-            .find(|function| function.websocket_routes.contains(&route_key))
+        self.functions.iter().find(|function| function.websocket_routes.contains(&route_key))
     }
 
     /// The schema of a table.
@@ -200,13 +198,9 @@ impl TableSchema {
     /// Every attribute used in a key of the table or of one of its indexes, once each.
     pub fn key_attributes(&self) -> Vec<KeyAttribute> {
         let mut attributes: Vec<KeyAttribute> = Vec::new();
-        let candidates = std::iter::once(self.partition_key)
-            .chain(self.sort_key)
-            .chain(
-                self.global_indexes
-                    .iter()
-                    .flat_map(|index| std::iter::once(index.partition_key).chain(index.sort_key)),
-            );
+        let candidates = std::iter::once(self.partition_key).chain(self.sort_key).chain(
+            self.global_indexes.iter().flat_map(|index| std::iter::once(index.partition_key).chain(index.sort_key)),
+        );
         for candidate in candidates {
             if !attributes.iter().any(|known| known.name == candidate.name) {
                 attributes.push(candidate);

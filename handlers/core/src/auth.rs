@@ -65,8 +65,7 @@ mod tests {
         assert_eq!(Caller::from_context(None), None);
         let foreign: Map<String, Value> = [("principalId".to_owned(), Value::from("x"))].into_iter().collect();
         assert_eq!(Caller::from_context(Some(&foreign)), None);
-        let no_user: Map<String, Value> =
-            [("authenticated".to_owned(), Value::from("true"))].into_iter().collect();
+        let no_user: Map<String, Value> = [("authenticated".to_owned(), Value::from("true"))].into_iter().collect();
         assert_eq!(Caller::from_context(Some(&no_user)), None);
     }
 }

@@ -7,14 +7,16 @@
 
 use crate::jwt::{JwksSource, JwtConfig};
 use crate::store::TableNames;
-use contract::{env, Function};
+use contract::{Function, env};
 use std::collections::HashMap;
 use std::str::FromStr;
 
 /// Why a function cannot be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("function `{function}` reads {name}, which the contract does not declare for it; declare it in handlers/contract")]
+    #[error(
+        "function `{function}` reads {name}, which the contract does not declare for it; declare it in handlers/contract"
+    )]
     Undeclared { function: &'static str, name: String },
     #[error("environment variable {0} is not set; the stack template sets it for every function that reads it")]
     Missing(String),

@@ -81,10 +81,7 @@ impl WebSocketEvent {
 
 /// A header, by case-insensitive name.
 pub fn header<'a>(headers: Option<&'a HashMap<String, String>>, name: &str) -> Option<&'a str> {
-    headers?
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
+    headers?.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
 }
 
 /// The token a client presents: the `token` query parameter (browsers cannot set headers on a
@@ -218,8 +215,8 @@ mod tests {
 
     #[test]
     fn an_event_without_optional_parts_is_read() {
-        let event: WebSocketEvent = serde_json::from_str(r#"{"requestContext":{"routeKey":"$connect"}}"#)
-            .expect("minimal event");
+        let event: WebSocketEvent =
+            serde_json::from_str(r#"{"requestContext":{"routeKey":"$connect"}}"#).expect("minimal event");
         assert_eq!(event.request_context.authorizer, None);
         assert_eq!(event.query("sessionId"), None);
         let event: WebSocketEvent = serde_json::from_str("{}").expect("empty event");
@@ -237,7 +234,8 @@ mod tests {
 
     #[test]
     fn the_policy_allows_exactly_the_method_arn() {
-        let policy = serde_json::to_value(PolicyDocument::allow("arn:aws:execute-api:r:1:api/dev/$connect")).expect("json");
+        let policy =
+            serde_json::to_value(PolicyDocument::allow("arn:aws:execute-api:r:1:api/dev/$connect")).expect("json");
         assert_eq!(policy["Version"], "2012-10-17");
         assert_eq!(policy["Statement"][0]["Resource"], "arn:aws:execute-api:r:1:api/dev/$connect");
         assert_eq!(policy["Statement"][0]["Effect"], "Allow");

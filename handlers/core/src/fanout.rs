@@ -188,7 +188,9 @@ async fn forget_gone(store: &Store, connection: &Connection) {
             }
         }
         Ok(_) => {}
-        Err(error) => tracing::warn!(%error, connection = %connection.connection_id, "could not delete a gone connection"),
+        Err(error) => {
+            tracing::warn!(%error, connection = %connection.connection_id, "could not delete a gone connection")
+        }
     }
 }
 

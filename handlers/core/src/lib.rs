@@ -10,6 +10,8 @@
 //! - [`lifecycle`]: pausing, ending and grace periods, shared by every function;
 //! - [`auth`]: the caller an authorizer context describes;
 //! - [`config`]: function configuration, restricted to the contract's declarations;
+//! - [`refusals`]: store and token failures as protocol refusals;
+//! - [`setup`]: AWS clients built once per cold start;
 //! - [`contract`]: what this code expects of its infrastructure (re-exported).
 
 pub mod auth;
@@ -21,6 +23,8 @@ pub mod jwt;
 pub mod lifecycle;
 pub mod model;
 pub mod protocol;
+pub mod refusals;
+pub mod setup;
 pub mod store;
 pub mod validation;
 

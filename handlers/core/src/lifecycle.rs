@@ -24,7 +24,11 @@ pub struct Lifecycle<'a> {
 
 impl Lifecycle<'_> {
     /// Sends `message` to every live listener of the session.
-    pub async fn tell_listeners(&self, session: &SessionId, message: ServerMessage) -> Result<BroadcastReport, StoreError> {
+    pub async fn tell_listeners(
+        &self,
+        session: &SessionId,
+        message: ServerMessage,
+    ) -> Result<BroadcastReport, StoreError> {
         let listeners = self.store.listeners(session, None).await?;
         let frame = message.at(self.store.clock().now_millis());
         Ok(self.connections.broadcast(self.store, &listeners, &frame).await)
@@ -50,7 +54,11 @@ impl Lifecycle<'_> {
         let ended = match self.store.set_session_status(session, SessionStatus::Ended).await {
             Ok(ended) => ended,
             Err(StoreError::InvalidTransition { from: SessionStatus::Ended, .. }) => {
-                return self.store.get_session(session).await?.ok_or_else(|| StoreError::SessionNotFound(session.clone()));
+                return self
+                    .store
+                    .get_session(session)
+                    .await?
+                    .ok_or_else(|| StoreError::SessionNotFound(session.clone()));
             }
             Err(error) => return Err(error),
         };
@@ -83,7 +91,11 @@ impl Lifecycle<'_> {
     /// Ends the session if its speaker left more than `grace_seconds` ago and did not come
     /// back. `$disconnect` cannot wait, so this runs whenever the session is next used
     /// (listeners' heartbeats every 30 s, joins, status reads); it returns the ended session.
-    pub async fn end_if_speaker_gone(&self, session: &Session, grace_seconds: i64) -> Result<Option<Session>, StoreError> {
+    pub async fn end_if_speaker_gone(
+        &self,
+        session: &Session,
+        grace_seconds: i64,
+    ) -> Result<Option<Session>, StoreError> {
         if !session.grace_expired(self.store.clock().now_seconds(), grace_seconds) {
             return Ok(None);
         }

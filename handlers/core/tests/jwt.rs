@@ -387,10 +387,7 @@ fn jwks_sources_are_read_from_their_three_forms() {
         JwksSource::from_spec("file:///etc/session/jwks.json"),
         Ok(JwksSource::File(PathBuf::from("/etc/session/jwks.json")))
     );
-    assert_eq!(
-        JwksSource::from_spec(" {\"keys\": []} "),
-        Ok(JwksSource::Inline("{\"keys\": []}".to_owned()))
-    );
+    assert_eq!(JwksSource::from_spec(" {\"keys\": []} "), Ok(JwksSource::Inline("{\"keys\": []}".to_owned())));
 }
 
 #[test]

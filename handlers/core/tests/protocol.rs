@@ -5,8 +5,8 @@ use contract::Action;
 use serde_json::json;
 use session_core::ids::SessionId;
 use session_core::model::{BroadcastState, Role, SessionStatus};
-use session_core::protocol::{parse_client_frame, ChunkId, ClientMessage, ErrorCode, ServerFrame, ServerMessage};
-use session_core::validation::{LanguageCode, QualityTier, Volume, MAX_MESSAGE_BYTES};
+use session_core::protocol::{ChunkId, ClientMessage, ErrorCode, ServerFrame, ServerMessage, parse_client_frame};
+use session_core::validation::{LanguageCode, MAX_MESSAGE_BYTES, QualityTier, Volume};
 use std::collections::BTreeSet;
 
 fn lang(code: &str) -> LanguageCode {
@@ -92,7 +92,11 @@ fn one_of_each_server_message() -> Vec<ServerMessage> {
             quality_tier: QualityTier::Premium,
         },
         ServerMessage::HeartbeatAck,
-        ServerMessage::ConnectionRefreshRequired { session_id: session(), role: Role::Listener, target_language: Some(lang("de")) },
+        ServerMessage::ConnectionRefreshRequired {
+            session_id: session(),
+            role: Role::Listener,
+            target_language: Some(lang("de")),
+        },
         ServerMessage::ConnectionRefreshRequired { session_id: session(), role: Role::Speaker, target_language: None },
         ServerMessage::ConnectionWarning { remaining_minutes: 15 },
         ServerMessage::ConnectionRefreshComplete,
@@ -111,7 +115,9 @@ fn one_of_each_server_message() -> Vec<ServerMessage> {
         ServerMessage::BroadcastMuted,
         ServerMessage::BroadcastUnmuted,
         ServerMessage::VolumeChanged { volume_level: volume(0.75) },
-        ServerMessage::SpeakerStateChanged { state: BroadcastState { is_paused: false, is_muted: true, volume: volume(0.0) } },
+        ServerMessage::SpeakerStateChanged {
+            state: BroadcastState { is_paused: false, is_muted: true, volume: volume(0.0) },
+        },
         ServerMessage::LanguageChanged { target_language: lang("it") },
         ServerMessage::SessionEnded { session_id: session(), reason: "speakerEnded".into() },
         ServerMessage::ListenerCountChanged { listener_count: 0, language_distribution: Default::default() },
@@ -195,14 +201,34 @@ fn bad_frames() -> Vec<Bad> {
         bad(r#"{"action":"createSession","sourceLanguage":"xx"}"#, InvalidParameter, Some("sourceLanguage")),
         bad(r#"{"action":"createSession","sourceLanguage":"EN"}"#, InvalidParameter, Some("sourceLanguage")),
         bad(r#"{"action":"createSession","sourceLanguage":7}"#, InvalidParameter, Some("sourceLanguage")),
-        bad(r#"{"action":"createSession","sourceLanguage":"en","qualityTier":"gold"}"#, InvalidParameter, Some("qualityTier")),
-        bad(r#"{"action":"createSession","sourceLanguage":"en","qualityTier":1}"#, InvalidParameter, Some("qualityTier")),
+        bad(
+            r#"{"action":"createSession","sourceLanguage":"en","qualityTier":"gold"}"#,
+            InvalidParameter,
+            Some("qualityTier"),
+        ),
+        bad(
+            r#"{"action":"createSession","sourceLanguage":"en","qualityTier":1}"#,
+            InvalidParameter,
+            Some("qualityTier"),
+        ),
         // joinSession.
         bad(r#"{"action":"joinSession","targetLanguage":"de"}"#, MissingParameter, Some("sessionId")),
         bad(r#"{"action":"joinSession","sessionId":"quiet-harbor-417"}"#, MissingParameter, Some("targetLanguage")),
-        bad(r#"{"action":"joinSession","sessionId":"quiet-harbor","targetLanguage":"de"}"#, InvalidParameter, Some("sessionId")),
-        bad(r#"{"action":"joinSession","sessionId":"quiet-harbor-017","targetLanguage":"de"}"#, InvalidParameter, Some("sessionId")),
-        bad(r#"{"action":"joinSession","sessionId":"quiet-harbor-417","targetLanguage":"d"}"#, InvalidParameter, Some("targetLanguage")),
+        bad(
+            r#"{"action":"joinSession","sessionId":"quiet-harbor","targetLanguage":"de"}"#,
+            InvalidParameter,
+            Some("sessionId"),
+        ),
+        bad(
+            r#"{"action":"joinSession","sessionId":"quiet-harbor-017","targetLanguage":"de"}"#,
+            InvalidParameter,
+            Some("sessionId"),
+        ),
+        bad(
+            r#"{"action":"joinSession","sessionId":"quiet-harbor-417","targetLanguage":"d"}"#,
+            InvalidParameter,
+            Some("targetLanguage"),
+        ),
         // heartbeat.
         bad(r#"{"action":"heartbeat","timestamp":"now"}"#, InvalidParameter, Some("timestamp")),
         bad(r#"{"action":"heartbeat","timestamp":-1}"#, InvalidParameter, Some("timestamp")),
@@ -210,7 +236,11 @@ fn bad_frames() -> Vec<Bad> {
         // refreshConnection.
         bad(r#"{"action":"refreshConnection","role":"speaker"}"#, MissingParameter, Some("sessionId")),
         bad(r#"{"action":"refreshConnection","sessionId":"quiet-harbor-417"}"#, MissingParameter, Some("role")),
-        bad(r#"{"action":"refreshConnection","sessionId":"quiet-harbor-417","role":"admin"}"#, InvalidParameter, Some("role")),
+        bad(
+            r#"{"action":"refreshConnection","sessionId":"quiet-harbor-417","role":"admin"}"#,
+            InvalidParameter,
+            Some("role"),
+        ),
         // setVolume.
         bad(r#"{"action":"setVolume"}"#, MissingParameter, Some("volumeLevel")),
         bad(r#"{"action":"setVolume","volumeLevel":1.5}"#, InvalidParameter, Some("volumeLevel")),
@@ -219,9 +249,21 @@ fn bad_frames() -> Vec<Bad> {
         // speakerStateChange.
         bad(r#"{"action":"speakerStateChange"}"#, MissingParameter, Some("state")),
         bad(r#"{"action":"speakerStateChange","state":true}"#, InvalidParameter, Some("state")),
-        bad(r#"{"action":"speakerStateChange","state":{"isMuted":false,"volume":1}}"#, MissingParameter, Some("state.isPaused")),
-        bad(r#"{"action":"speakerStateChange","state":{"isPaused":"no","isMuted":false,"volume":1}}"#, InvalidParameter, Some("state.isPaused")),
-        bad(r#"{"action":"speakerStateChange","state":{"isPaused":false,"isMuted":false,"volume":2}}"#, InvalidParameter, Some("state.volume")),
+        bad(
+            r#"{"action":"speakerStateChange","state":{"isMuted":false,"volume":1}}"#,
+            MissingParameter,
+            Some("state.isPaused"),
+        ),
+        bad(
+            r#"{"action":"speakerStateChange","state":{"isPaused":"no","isMuted":false,"volume":1}}"#,
+            InvalidParameter,
+            Some("state.isPaused"),
+        ),
+        bad(
+            r#"{"action":"speakerStateChange","state":{"isPaused":false,"isMuted":false,"volume":2}}"#,
+            InvalidParameter,
+            Some("state.volume"),
+        ),
         // changeLanguage and its alias.
         bad(r#"{"action":"changeLanguage"}"#, MissingParameter, Some("targetLanguage")),
         bad(r#"{"action":"switchLanguage","targetLanguage":"zz"}"#, InvalidParameter, Some("targetLanguage")),
@@ -235,9 +277,21 @@ fn bad_frames() -> Vec<Bad> {
         bad(audio("not base64!"), InvalidParameter, Some("audioData")),
         bad(audio(""), InvalidParameter, Some("audioData")),
         bad(audio("AAAA"), InvalidParameter, Some("audioData")),
-        bad(r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":-3,"timestamp":1}"#, InvalidParameter, Some("chunkId")),
-        bad(r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":"","timestamp":1}"#, InvalidParameter, Some("chunkId")),
-        bad(r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":{},"timestamp":1}"#, InvalidParameter, Some("chunkId")),
+        bad(
+            r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":-3,"timestamp":1}"#,
+            InvalidParameter,
+            Some("chunkId"),
+        ),
+        bad(
+            r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":"","timestamp":1}"#,
+            InvalidParameter,
+            Some("chunkId"),
+        ),
+        bad(
+            r#"{"action":"sendAudio","audioData":"AAAAAA==","chunkId":{},"timestamp":1}"#,
+            InvalidParameter,
+            Some("chunkId"),
+        ),
         // Size.
         bad(format!(r#"{{"action":"heartbeat","pad":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES)), MessageTooLarge, None),
     ]
@@ -274,7 +328,8 @@ fn every_parser_error_code_is_produced_by_a_bad_frame() {
 
 #[test]
 fn refusals_say_what_is_expected() {
-    let error = parse_client_frame(r#"{"action":"setVolume","volumeLevel":3}"#, MAX_MESSAGE_BYTES).expect_err("refused");
+    let error =
+        parse_client_frame(r#"{"action":"setVolume","volumeLevel":3}"#, MAX_MESSAGE_BYTES).expect_err("refused");
     assert_eq!(error.message, "`volumeLevel` must be a number from 0.0 to 1.0");
     let error = parse_client_frame(r#"{"action":"dance"}"#, MAX_MESSAGE_BYTES).expect_err("refused");
     assert!(error.message.contains("joinSession") && error.message.contains("switchLanguage"), "{}", error.message);

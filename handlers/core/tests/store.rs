@@ -5,8 +5,7 @@ use futures::future::join_all;
 use session_core::ids::SessionId;
 use session_core::model::{Connection, Role, SessionStatus};
 use session_core::store::{
-    Clock,
-    BroadcastPatch, ManualClock, NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError, TableNames,
+    BroadcastPatch, Clock, ManualClock, NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError, TableNames,
 };
 use session_core::validation::{LanguageCode, QualityTier, Volume};
 use std::collections::BTreeSet;
@@ -89,10 +88,8 @@ async fn creation_retries_with_a_fresh_id_when_the_id_is_taken() {
     let (store, _) = store().await;
     let taken = id("quiet-harbor-417");
     store.create_session_with_ids(new_session(), [taken.clone()]).await.expect("first");
-    let second = store
-        .create_session_with_ids(new_session(), [taken.clone(), id("brave-otter-123")])
-        .await
-        .expect("second");
+    let second =
+        store.create_session_with_ids(new_session(), [taken.clone(), id("brave-otter-123")]).await.expect("second");
     assert_eq!(second.session_id, id("brave-otter-123"));
     // The first session was not overwritten.
     assert_eq!(store.get_session(&taken).await.expect("read").expect("present").speaker_user_id, "user-1");
@@ -103,10 +100,8 @@ async fn creation_gives_up_after_a_bounded_number_of_collisions() {
     let (store, _) = store().await;
     let taken = id("quiet-harbor-417");
     store.create_session_with_ids(new_session(), [taken.clone()]).await.expect("first");
-    let error = store
-        .create_session_with_ids(new_session(), std::iter::repeat(taken))
-        .await
-        .expect_err("every id is taken");
+    let error =
+        store.create_session_with_ids(new_session(), std::iter::repeat(taken)).await.expect_err("every id is taken");
     assert!(matches!(error, StoreError::IdsExhausted { attempts: 5 }), "{error}");
 }
 
@@ -131,10 +126,22 @@ async fn an_unknown_session_is_none_not_an_error() {
 async fn status_transitions_follow_the_rules() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    assert_eq!(store.set_session_status(&session, SessionStatus::Paused).await.expect("pause").status, SessionStatus::Paused);
-    assert_eq!(store.set_session_status(&session, SessionStatus::Paused).await.expect("idempotent").status, SessionStatus::Paused);
-    assert_eq!(store.set_session_status(&session, SessionStatus::Active).await.expect("resume").status, SessionStatus::Active);
-    assert_eq!(store.set_session_status(&session, SessionStatus::Ended).await.expect("end").status, SessionStatus::Ended);
+    assert_eq!(
+        store.set_session_status(&session, SessionStatus::Paused).await.expect("pause").status,
+        SessionStatus::Paused
+    );
+    assert_eq!(
+        store.set_session_status(&session, SessionStatus::Paused).await.expect("idempotent").status,
+        SessionStatus::Paused
+    );
+    assert_eq!(
+        store.set_session_status(&session, SessionStatus::Active).await.expect("resume").status,
+        SessionStatus::Active
+    );
+    assert_eq!(
+        store.set_session_status(&session, SessionStatus::Ended).await.expect("end").status,
+        SessionStatus::Ended
+    );
     let error = store.set_session_status(&session, SessionStatus::Active).await.expect_err("ended is final");
     assert!(
         matches!(error, StoreError::InvalidTransition { from: SessionStatus::Ended, to: SessionStatus::Active, .. }),
@@ -214,7 +221,10 @@ async fn broadcast_state_changes_field_by_field() {
     assert_eq!(state.volume, Volume::FULL);
     let volume = Volume::new(0.3).expect("volume");
     let state = store
-        .update_broadcast_state(&session, BroadcastPatch { volume: Some(volume), is_paused: Some(true), ..Default::default() })
+        .update_broadcast_state(
+            &session,
+            BroadcastPatch { volume: Some(volume), is_paused: Some(true), ..Default::default() },
+        )
         .await
         .expect("changed");
     assert!(state.is_muted && state.is_paused);
@@ -294,8 +304,13 @@ async fn fan_out_returns_every_listener_of_a_language_across_pages() {
     assert_eq!(first.connections.len(), 7);
     assert!(first.next.is_some(), "30 listeners do not fit in a page of 7");
 
-    let de: BTreeSet<String> =
-        store.listeners(&session, Some(lang("de"))).await.expect("all pages").into_iter().map(|c| c.connection_id).collect();
+    let de: BTreeSet<String> = store
+        .listeners(&session, Some(lang("de")))
+        .await
+        .expect("all pages")
+        .into_iter()
+        .map(|c| c.connection_id)
+        .collect();
     assert_eq!(de, expected_de);
     assert_eq!(store.listeners(&session, None).await.expect("all").len(), 42);
     let distribution = store.language_distribution(&session).await.expect("distribution");
@@ -372,7 +387,10 @@ async fn rate_limit_windows_count_and_reset() {
     }
     let window_end = (START / 1000 / 60 + 1) * 60;
     let expected_retry = (window_end - START / 1000) as u64;
-    assert_eq!(store.hit_rate_limit(&key, rule).await.expect("hit"), RateDecision::Limited { retry_after: expected_retry });
+    assert_eq!(
+        store.hit_rate_limit(&key, rule).await.expect("hit"),
+        RateDecision::Limited { retry_after: expected_retry }
+    );
     // Another key is counted separately.
     let other = RateLimitKey::new("join", "ip", "203.0.113.10");
     assert_eq!(store.hit_rate_limit(&other, rule).await.expect("hit"), RateDecision::Allowed { remaining: 2 });

@@ -1,4 +1,5 @@
-//! Test support: a real DynamoDB API on this machine, and tables made from the contract.
+//! Test support: real AWS APIs on this machine (moto's server), tables made from the contract,
+//! a recording `@connections` API, and a recorder of SDK calls.
 //!
 //! [`local_endpoint`] answers the URL of moto's server. When the variable
 //! `TESTKIT_AWS_ENDPOINT` is set (`cargo xtask test` starts one server for the whole run and
@@ -9,10 +10,26 @@
 //! [`create_tables`] creates every table of the contract under a fresh name prefix, so tests
 //! running in parallel never see each other's rows. Tests that need the endpoint fail with a
 //! message that says what to run; they never skip.
+//!
+//! Beyond DynamoDB:
+//! - [`ConnectionsApi`] (module [`connections_api`]) is a local, recording stand-in for API
+//!   Gateway's `@connections` API, for the real `aws-sdk-apigatewaymanagement` client.
+//! - [`OperationRecorder`] (module [`recorder`]) records every SDK call of the clients it is
+//!   attached to, and the IAM actions those calls need.
+//! - [`kinesis_client`], [`create_stream`] and [`read_all_records`] (module [`kinesis`]) use
+//!   Kinesis on the same local endpoint.
+
+pub mod connections_api;
+pub mod kinesis;
+pub mod recorder;
+
+pub use connections_api::ConnectionsApi;
+pub use kinesis::{create_stream, kinesis_client, read_all_records};
+pub use recorder::OperationRecorder;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection as DynamoProjection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection as DynamoProjection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use contract::{AttributeType, KeyAttribute, Projection, TableId, TableSchema};
 use std::collections::BTreeMap;
@@ -115,15 +132,21 @@ pub fn local_endpoint() -> String {
 
 /// A DynamoDB client for the local endpoint, with fixed test credentials.
 pub fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config().build())
+}
+
+/// A DynamoDB client for the local endpoint, with fixed test credentials, whose calls
+/// `recorder` records.
+pub fn dynamodb_client_recording(recorder: &OperationRecorder) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config().interceptor(recorder.clone()).build())
+}
+
+fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new(REGION))
         .endpoint_url(local_endpoint())
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "testkit",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "testkit"))
 }
 
 /// Physical table names of one test's tables.
@@ -156,11 +179,7 @@ pub async fn create_tables(client: &aws_sdk_dynamodb::Client) -> TestTables {
 }
 
 /// Creates one table exactly as its schema declares it: keys, indexes, on-demand billing, TTL.
-pub async fn create_table(
-    client: &aws_sdk_dynamodb::Client,
-    schema: &TableSchema,
-    name: &str,
-) -> Result<(), String> {
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, schema: &TableSchema, name: &str) -> Result<(), String> {
     let mut request = client
         .create_table()
         .table_name(name)

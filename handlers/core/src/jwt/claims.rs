@@ -99,11 +99,7 @@ fn check_issuer(iss: &str, config: &JwtConfig) -> Result<(), JwtError> {
 }
 
 fn check_audience(aud: &[String], config: &JwtConfig) -> Result<(), JwtError> {
-    if aud.contains(&config.audience) {
-        Ok(())
-    } else {
-        Err(JwtError::WrongAudience)
-    }
+    if aud.contains(&config.audience) { Ok(()) } else { Err(JwtError::WrongAudience) }
 }
 
 fn check_token_use(token_use: Option<&str>, config: &JwtConfig) -> Result<(), JwtError> {

@@ -67,8 +67,8 @@ impl KeySet {
     /// Parses a JWKS document, keeping its RSA signing keys usable with RS256. A document
     /// with no such key is refused, since no token could ever be accepted with it.
     pub(crate) fn parse(text: &str) -> Result<KeySet, String> {
-        let jwks: Jwks = serde_json::from_str(text)
-            .map_err(|error| format!("the key set is not a JWKS document: {error}"))?;
+        let jwks: Jwks =
+            serde_json::from_str(text).map_err(|error| format!("the key set is not a JWKS document: {error}"))?;
         let mut keys = HashMap::new();
         for value in jwks.keys {
             let Some((kid, key)) = usable_key(value) else {
@@ -119,38 +119,32 @@ fn big_endian(encoded: &str) -> Option<Vec<u8>> {
 /// Reads the key set from a local file. The file is small and read once, so the blocking read
 /// is acceptable.
 fn read(path: &Path) -> Result<String, JwtError> {
-    std::fs::read_to_string(path).map_err(|error| {
-        JwtError::JwksUnavailable(format!("could not read {}: {error}", path.display()))
-    })
+    std::fs::read_to_string(path)
+        .map_err(|error| JwtError::JwksUnavailable(format!("could not read {}: {error}", path.display())))
 }
 
 /// Fetches the key set over HTTP(S), refusing an error status or an oversized document.
 async fn fetch(url: &str) -> Result<String, JwtError> {
-    let unavailable = |what: &str, error: &dyn Error| {
-        JwtError::JwksUnavailable(format!("{what} {url}: {}", chain(error)))
-    };
+    let unavailable =
+        |what: &str, error: &dyn Error| JwtError::JwksUnavailable(format!("{what} {url}: {}", chain(error)));
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
         .map_err(|error| unavailable("could not build an HTTP client for", &error))?;
-    let mut response =
-        client.get(url).send().await.map_err(|error| unavailable("could not fetch", &error))?;
+    let mut response = client.get(url).send().await.map_err(|error| unavailable("could not fetch", &error))?;
     let status = response.status();
     if !status.is_success() {
         return Err(JwtError::JwksUnavailable(format!("fetching {url} answered {status}")));
     }
     let mut body = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|error| unavailable("could not read", &error))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|error| unavailable("could not read", &error))? {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(JwtError::JwksUnavailable(format!("{url} is larger than any key set")));
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body)
-        .map_err(|_| JwtError::JwksUnavailable(format!("{url} did not answer with UTF-8 text")))
+    String::from_utf8(body).map_err(|_| JwtError::JwksUnavailable(format!("{url} did not answer with UTF-8 text")))
 }
 
 /// An error and its sources, joined, since reqwest's own message omits the underlying cause.

@@ -43,16 +43,14 @@ pub struct LocalSigner {
 impl LocalSigner {
     /// A fresh RSA 2048 key with this key id.
     pub fn generate(kid: &str) -> Result<Self, SigningError> {
-        let key_pair =
-            KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::KeyGeneration)?;
+        let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::KeyGeneration)?;
         Ok(LocalSigner { kid: kid.to_owned(), key_pair })
     }
 
     /// A key loaded from its unencrypted PKCS#8 DER form (as written by
     /// [`LocalSigner::to_pkcs8_der`]), with this key id.
     pub fn from_pkcs8_der(kid: &str, der: &[u8]) -> Result<Self, SigningError> {
-        let key_pair =
-            KeyPair::from_pkcs8(der).map_err(|error| SigningError::InvalidKey(error.to_string()))?;
+        let key_pair = KeyPair::from_pkcs8(der).map_err(|error| SigningError::InvalidKey(error.to_string()))?;
         Ok(LocalSigner { kid: kid.to_owned(), key_pair })
     }
 
@@ -102,11 +100,8 @@ impl LocalSigner {
         if !claims.is_object() {
             return Err(SigningError::NotAnObject("claims"));
         }
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = self.signature(signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }

@@ -45,29 +45,19 @@ impl<'a> ParsedToken<'a> {
             return Err(JwtError::Malformed("the token is longer than any real token"));
         }
         let segments = Segments::split(token)?;
-        let header: Header =
-            decode_json(segments.header, "the header is not base64url-encoded JSON")?;
+        let header: Header = decode_json(segments.header, "the header is not base64url-encoded JSON")?;
         let kid = check_header(header)?;
         let claims = decode_json(segments.payload, "the claims are not base64url-encoded JSON")?;
         if URL_SAFE_NO_PAD.decode(segments.signature).is_err() {
             return Err(JwtError::Malformed("the signature is not base64url-encoded"));
         }
-        Ok(ParsedToken {
-            kid,
-            claims,
-            signing_input: segments.signing_input,
-            signature: segments.signature,
-        })
+        Ok(ParsedToken { kid, claims, signing_input: segments.signing_input, signature: segments.signature })
     }
 
     /// Checks the signature with the issuer's key, always as RS256 whatever the header says.
     pub(crate) fn check_signature(&self, key: &DecodingKey) -> Result<(), JwtError> {
-        let verified = jsonwebtoken::crypto::verify(
-            self.signature,
-            self.signing_input.as_bytes(),
-            key,
-            Algorithm::RS256,
-        );
+        let verified =
+            jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), key, Algorithm::RS256);
         match verified {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => Err(JwtError::BadSignature),
@@ -87,8 +77,7 @@ struct Segments<'a> {
 impl<'a> Segments<'a> {
     /// Splits a token at its two dots, refusing it if it has any other number of dots.
     fn split(token: &'a str) -> Result<Self, JwtError> {
-        let malformed =
-            || JwtError::Malformed("a token is three base64url segments separated by dots");
+        let malformed = || JwtError::Malformed("a token is three base64url segments separated by dots");
         let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or_else(malformed)?;
         if payload.contains('.') {
@@ -114,9 +103,7 @@ fn check_header(header: Header) -> Result<String, JwtError> {
         return Err(JwtError::UnsupportedAlgorithm(alg));
     }
     if header.crit.is_some() {
-        return Err(JwtError::Malformed(
-            "the header has critical extensions (crit); none is supported",
-        ));
+        return Err(JwtError::Malformed("the header has critical extensions (crit); none is supported"));
     }
     header.kid.filter(|kid| !kid.is_empty()).ok_or(JwtError::MissingKeyId)
 }

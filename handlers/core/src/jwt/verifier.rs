@@ -93,12 +93,7 @@ impl Verifier {
         }
         // A failed fetch leaves the keys already held in place.
         cache.keys = Some(KeySet::load(&self.inner.config.jwks).await?);
-        cache
-            .keys
-            .as_ref()
-            .and_then(|keys| keys.get(kid))
-            .cloned()
-            .ok_or_else(|| JwtError::UnknownKey(kid.to_owned()))
+        cache.keys.as_ref().and_then(|keys| keys.get(kid)).cloned().ok_or_else(|| JwtError::UnknownKey(kid.to_owned()))
     }
 
     /// The key with this id if the cache holds it.

@@ -12,9 +12,9 @@ use super::fields::Fields;
 use super::{ErrorCode, ProtocolError};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, Role};
-use crate::validation::{check_message_size, LanguageCode, QualityTier, Volume};
+use crate::validation::{LanguageCode, QualityTier, Volume, check_message_size};
 use base64::Engine as _;
-use contract::{Action, ACTION_FIELD};
+use contract::{ACTION_FIELD, Action};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -26,22 +26,45 @@ pub const MAX_CHUNK_ID_CHARS: usize = 128;
 /// One message from a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
-    CreateSession { source_language: LanguageCode, quality_tier: Option<QualityTier> },
-    JoinSession { session_id: SessionId, target_language: LanguageCode },
-    Heartbeat { timestamp: Option<u64> },
-    RefreshConnection { session_id: SessionId, role: Role },
+    CreateSession {
+        source_language: LanguageCode,
+        quality_tier: Option<QualityTier>,
+    },
+    JoinSession {
+        session_id: SessionId,
+        target_language: LanguageCode,
+    },
+    Heartbeat {
+        timestamp: Option<u64>,
+    },
+    RefreshConnection {
+        session_id: SessionId,
+        role: Role,
+    },
     GetSessionStatus,
     PauseBroadcast,
     ResumeBroadcast,
     MuteBroadcast,
     UnmuteBroadcast,
-    SetVolume { volume_level: Volume },
-    SpeakerStateChange { state: BroadcastState },
+    SetVolume {
+        volume_level: Volume,
+    },
+    SpeakerStateChange {
+        state: BroadcastState,
+    },
     /// `changeLanguage`, or its alias `switchLanguage`.
-    ChangeLanguage { target_language: LanguageCode },
-    EndSession { reason: Option<String> },
+    ChangeLanguage {
+        target_language: LanguageCode,
+    },
+    EndSession {
+        reason: Option<String>,
+    },
     /// A chunk of 16 kHz mono s16le PCM, sent base64-encoded as `audioData`.
-    SendAudio { audio_data: Vec<u8>, chunk_id: ChunkId, timestamp: u64 },
+    SendAudio {
+        audio_data: Vec<u8>,
+        chunk_id: ChunkId,
+        timestamp: u64,
+    },
 }
 
 /// A client's label for an audio chunk: a sequence number or a short string.
@@ -168,9 +191,7 @@ fn parse_action(action: Action, fields: &Fields<'_>) -> Result<ClientMessage, Pr
         Action::Heartbeat => ClientMessage::Heartbeat { timestamp: fields.optional_u64("timestamp")? },
         Action::RefreshConnection => ClientMessage::RefreshConnection {
             session_id: fields.required("sessionId", SessionId::parse)?,
-            role: fields.required("role", |value| {
-                Role::parse(value).ok_or("must be \"speaker\" or \"listener\"")
-            })?,
+            role: fields.required("role", |value| Role::parse(value).ok_or("must be \"speaker\" or \"listener\""))?,
         },
         Action::GetSessionStatus => ClientMessage::GetSessionStatus,
         Action::PauseBroadcast => ClientMessage::PauseBroadcast,
@@ -188,9 +209,9 @@ fn parse_action(action: Action, fields: &Fields<'_>) -> Result<ClientMessage, Pr
                 },
             }
         }
-        Action::ChangeLanguage => ClientMessage::ChangeLanguage {
-            target_language: fields.required("targetLanguage", LanguageCode::parse)?,
-        },
+        Action::ChangeLanguage => {
+            ClientMessage::ChangeLanguage { target_language: fields.required("targetLanguage", LanguageCode::parse)? }
+        }
         Action::EndSession => ClientMessage::EndSession {
             reason: fields.optional("reason", |reason| {
                 if reason.chars().count() > MAX_REASON_CHARS {
@@ -209,9 +230,7 @@ fn parse_action(action: Action, fields: &Fields<'_>) -> Result<ClientMessage, Pr
 }
 
 fn decode_pcm(data: &str) -> Result<Vec<u8>, &'static str> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| "must be standard base64")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| "must be standard base64")?;
     if bytes.is_empty() {
         return Err("must not be empty");
     }

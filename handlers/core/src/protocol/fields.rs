@@ -2,8 +2,8 @@
 //! or `null` required field is `MISSING_PARAMETER`, a wrong type or broken rule is
 //! `INVALID_PARAMETER`. Frames and HTTP bodies are both read through it.
 
-use super::client::{ChunkId, MAX_CHUNK_ID_CHARS};
 use super::ProtocolError;
+use super::client::{ChunkId, MAX_CHUNK_ID_CHARS};
 use crate::validation::Volume;
 use serde_json::{Map, Value};
 
@@ -35,9 +35,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn required_str(&self, name: &str) -> Result<&'a str, ProtocolError> {
-        self.present(name)?
-            .as_str()
-            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a string"))
+        self.present(name)?.as_str().ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be a string"))
     }
 
     pub fn required<T, E: std::fmt::Display>(
@@ -61,9 +59,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn required_bool(&self, name: &str) -> Result<bool, ProtocolError> {
-        self.present(name)?
-            .as_bool()
-            .ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be true or false"))
+        self.present(name)?.as_bool().ok_or_else(|| ProtocolError::invalid(&self.path(name), "must be true or false"))
     }
 
     pub fn required_u64(&self, name: &str) -> Result<u64, ProtocolError> {

@@ -12,7 +12,7 @@ pub mod client;
 pub mod fields;
 pub mod server;
 
-pub use client::{parse_client_frame, ChunkId, ClientMessage};
+pub use client::{ChunkId, ClientMessage, parse_client_frame};
 pub use fields::Fields;
 pub use server::{ServerFrame, ServerMessage};
 
@@ -139,10 +139,7 @@ impl ProtocolError {
     pub fn rate_limited(retry_after: u64) -> Self {
         ProtocolError {
             retry_after: Some(retry_after),
-            ..ProtocolError::new(
-                ErrorCode::RateLimitExceeded,
-                format!("too many requests; retry in {retry_after} s"),
-            )
+            ..ProtocolError::new(ErrorCode::RateLimitExceeded, format!("too many requests; retry in {retry_after} s"))
         }
     }
 

@@ -4,10 +4,10 @@
 //! fan-out queries: the listeners of one language (`audience = listener#de`), all listeners
 //! (`begins_with(audience, "listener#")`) and the speaker (`audience = speaker`).
 
-use super::item::{key_of, n, s, Item, Reader};
-use super::{is_condition_failed, Store, StoreError};
+use super::item::{Item, Reader, key_of, n, s};
+use super::{Store, StoreError, is_condition_failed};
 use crate::ids::SessionId;
-use crate::model::{audience, Connection, Role, LISTENER_AUDIENCE_PREFIX, SPEAKER_AUDIENCE};
+use crate::model::{Connection, LISTENER_AUDIENCE_PREFIX, Role, SPEAKER_AUDIENCE, audience};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::LanguageCode;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -73,11 +73,7 @@ impl Store {
     }
 
     /// Moves a listener to another target language and returns the updated connection.
-    pub async fn change_language(
-        &self,
-        connection_id: &str,
-        language: LanguageCode,
-    ) -> Result<Connection, StoreError> {
+    pub async fn change_language(&self, connection_id: &str, language: LanguageCode) -> Result<Connection, StoreError> {
         let result = self
             .client
             .update_item()
@@ -115,7 +111,9 @@ impl Store {
         start: Option<PageToken>,
     ) -> Result<ListenerPage, StoreError> {
         let (condition, value) = match language {
-            Some(language) => ("#session = :session AND #audience = :audience", audience(Role::Listener, Some(language))),
+            Some(language) => {
+                ("#session = :session AND #audience = :audience", audience(Role::Listener, Some(language)))
+            }
             None => ("#session = :session AND begins_with(#audience, :audience)", LISTENER_AUDIENCE_PREFIX.to_owned()),
         };
         self.query_page(session, condition, value, start).await
@@ -135,9 +133,8 @@ impl Store {
     /// a refresh the old and the new connection are both present for a moment.
     pub async fn speaker_connections(&self, session: &SessionId) -> Result<Vec<Connection>, StoreError> {
         let condition = "#session = :session AND #audience = :audience";
-        let mut all = self
-            .all_pages(|start| self.query_page(session, condition, SPEAKER_AUDIENCE.to_owned(), start))
-            .await?;
+        let mut all =
+            self.all_pages(|start| self.query_page(session, condition, SPEAKER_AUDIENCE.to_owned(), start)).await?;
         all.sort_by_key(|connection| std::cmp::Reverse(connection.connected_at));
         Ok(all)
     }

@@ -58,10 +58,9 @@ impl<'a> Reader<'a> {
     pub(super) fn opt_number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(text)) => text
-                .parse()
-                .map(Some)
-                .map_err(|_| self.corrupt(format!("`{name}` = {text} is out of range"))),
+            Some(AttributeValue::N(text)) => {
+                text.parse().map(Some).map_err(|_| self.corrupt(format!("`{name}` = {text} is out of range")))
+            }
             Some(_) => Err(self.corrupt(format!("`{name}` is not a number"))),
         }
     }

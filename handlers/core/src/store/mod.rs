@@ -10,8 +10,8 @@
 //! - [`connections`]: rows per connection and the fan-out index (by session and audience);
 //! - [`rate_limits`]: fixed windows with atomic counters.
 
-mod item;
 pub mod connections;
+mod item;
 pub mod rate_limits;
 pub mod sessions;
 
@@ -21,11 +21,11 @@ pub use sessions::{BroadcastPatch, NewSession};
 
 use crate::ids::{IdGenerator, SessionId};
 use crate::model::{EpochMillis, EpochSeconds, SessionStatus};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use contract::TableId;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Physical names of the service's tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +197,13 @@ pub const DEFAULT_PAGE_SIZE: i32 = 500;
 
 impl Store {
     pub fn new(client: Client, tables: TableNames) -> Store {
-        Store { client, tables, clock: Arc::new(SystemClock), ids: IdGenerator::default(), page_size: DEFAULT_PAGE_SIZE }
+        Store {
+            client,
+            tables,
+            clock: Arc::new(SystemClock),
+            ids: IdGenerator::default(),
+            page_size: DEFAULT_PAGE_SIZE,
+        }
     }
 
     /// The same store reading time from `clock`.

@@ -6,8 +6,8 @@
 //! hits are counted exactly and never exceed the limit. Rows expire (TTL) one window after
 //! their window ends.
 
-use super::item::{n, s, Reader};
-use super::{is_condition_failed, Store, StoreError};
+use super::item::{Reader, n, s};
+use super::{Store, StoreError, is_condition_failed};
 use crate::model::EpochSeconds;
 use aws_sdk_dynamodb::types::ReturnValue;
 use contract::tables::rate_limits::{IDENTIFIER, TTL};
@@ -69,7 +69,9 @@ impl Store {
             // Another hit started this window between our two writes; count again.
         }
         match self.current_window(key).await? {
-            Some(current) if current >= window => Ok(RateDecision::Limited { retry_after: (window_end - now).max(1) as u64 }),
+            Some(current) if current >= window => {
+                Ok(RateDecision::Limited { retry_after: (window_end - now).max(1) as u64 })
+            }
             _ => Err(StoreError::Aws {
                 operation: "UpdateItem",
                 table: self.tables.rate_limits.clone(),
@@ -81,7 +83,12 @@ impl Store {
 
     /// Increments the counter if the row is in `window` and below `limit`; the new count, or
     /// `None` if the condition did not hold.
-    async fn count_in_window(&self, key: &RateLimitKey, window: EpochSeconds, limit: u32) -> Result<Option<u32>, StoreError> {
+    async fn count_in_window(
+        &self,
+        key: &RateLimitKey,
+        window: EpochSeconds,
+        limit: u32,
+    ) -> Result<Option<u32>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -109,7 +116,12 @@ impl Store {
     }
 
     /// Starts `window` with one hit if the row is absent or in an older window; whether it did.
-    async fn start_window(&self, key: &RateLimitKey, window: EpochSeconds, expires: EpochSeconds) -> Result<bool, StoreError> {
+    async fn start_window(
+        &self,
+        key: &RateLimitKey,
+        window: EpochSeconds,
+        expires: EpochSeconds,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()

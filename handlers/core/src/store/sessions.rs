@@ -1,7 +1,7 @@
 //! Sessions: creation, reads, status transitions, listener counts and broadcast state.
 
-use super::item::{key_of, n, s, Item, Reader};
-use super::{is_condition_failed, Store, StoreError};
+use super::item::{Item, Reader, key_of, n, s};
+use super::{Store, StoreError, is_condition_failed};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
 use crate::validation::{LanguageCode, QualityTier, Volume};
@@ -149,7 +149,9 @@ impl Store {
             Ok(output) => read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions),
             Err(error) if is_condition_failed(&error) => match self.get_session(id).await? {
                 None => Err(StoreError::SessionNotFound(id.clone())),
-                Some(current) => Err(StoreError::InvalidTransition { id: id.clone(), from: current.status, to: status }),
+                Some(current) => {
+                    Err(StoreError::InvalidTransition { id: id.clone(), from: current.status, to: status })
+                }
             },
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }
@@ -164,9 +166,7 @@ impl Store {
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
             .update_expression("ADD #count :one")
-            .condition_expression(
-                "attribute_exists(#id) AND #expires > :now AND #status <> :ended AND #count < :cap",
-            )
+            .condition_expression("attribute_exists(#id) AND #expires > :now AND #status <> :ended AND #count < :cap")
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#expires", EXPIRES_AT)
             .expression_attribute_names("#status", STATUS)
@@ -265,10 +265,8 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(output) => {
-                read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions)
-                    .map(|session| session.broadcast_state)
-            }
+            Ok(output) => read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions)
+                .map(|session| session.broadcast_state),
             Err(error) if is_condition_failed(&error) => Err(StoreError::SessionNotFound(id.clone())),
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }

@@ -1,0 +1,245 @@
+//! `$connect` and `$disconnect` of the WebSocket API.
+//!
+//! `$connect` decides who is connecting and refuses with the right HTTP status (PROTOCOL.md):
+//! the caller comes from the authorizer's context, or, on a stage without the authorizer
+//! (`CONNECT_AUTH=self`) or when the context is absent, from verifying the token here. A
+//! connection with `targetLanguage` is a listener (a signed-in user may listen too); one with a
+//! verified token and no `targetLanguage` is a speaker, who must own the session if one is
+//! named. Listeners are counted against the session's cap; nothing is half-written (a failed
+//! row write gives the listener's place back). `$connect` never posts to its own connection
+//! (AWS_FACTS 9); it tells the speaker about the new listener.
+//!
+//! `$disconnect` (best effort, AWS_FACTS 10) removes the row, corrects the count and tells the
+//! speaker; a speaker leaving without a refresh starts the grace period after which the
+//! session ends (at once when the grace period is zero).
+
+use session_core::auth::Caller;
+use session_core::config::{ConfigError, FunctionEnv, Limits};
+use session_core::events::{WebSocketEvent, WebSocketResponse};
+use session_core::fanout::{Connections, Notifier};
+use session_core::ids::SessionId;
+use session_core::jwt::Verifier;
+use session_core::lifecycle::{Lifecycle, reasons};
+use session_core::model::{Connection, Role, Session};
+use session_core::protocol::{ErrorCode, ProtocolError};
+use session_core::store::{RateDecision, RateLimitKey, RateRule, Store, StoreError};
+use session_core::validation::LanguageCode;
+
+/// Who verifies speaker tokens on `$connect` (the `CONNECT_AUTH` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectAuth {
+    /// The stage has the `$connect` authorizer; its context says who the caller is.
+    Authorizer,
+    /// The stage has no authorizer; this function verifies tokens itself.
+    SelfVerify,
+}
+
+impl std::str::FromStr for ConnectAuth {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "authorizer" => Ok(ConnectAuth::Authorizer),
+            "self" => Ok(ConnectAuth::SelfVerify),
+            _ => Err("must be \"authorizer\" or \"self\"".to_owned()),
+        }
+    }
+}
+
+/// The function, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct ConnectionFunction {
+    pub store: Store,
+    pub notifier: Notifier,
+    pub limits: Limits,
+    pub auth: ConnectAuth,
+    pub verifier: Verifier,
+}
+
+impl ConnectionFunction {
+    /// Reads the settings the contract declares for `connection`.
+    pub fn settings(env: &FunctionEnv) -> Result<(Limits, ConnectAuth, Verifier), ConfigError> {
+        Ok((Limits::from_env(env)?, env.parse(contract::env::CONNECT_AUTH)?, Verifier::new(env.jwt()?)))
+    }
+
+    /// Answers one `$connect` or `$disconnect`. Never fails: a refusal is a status.
+    pub async fn handle(&self, event: &WebSocketEvent) -> WebSocketResponse {
+        let context = &event.request_context;
+        let connections = self.notifier.for_event(&context.domain_name, &context.stage);
+        match context.event_type.as_str() {
+            "CONNECT" => match self.connect(event, &connections).await {
+                Ok(()) => WebSocketResponse::ok(),
+                Err(refusal) => {
+                    tracing::info!(code = %refusal.code, message = %refusal.message, "connection refused");
+                    WebSocketResponse::refusal(&refusal)
+                }
+            },
+            "DISCONNECT" => {
+                if let Err(error) = self.disconnect(&context.connection_id, &connections).await {
+                    tracing::error!(%error, connection = %context.connection_id, "disconnect cleanup failed");
+                }
+                WebSocketResponse::ok()
+            }
+            other => {
+                tracing::error!(event_type = other, route = %context.route_key, "connection received an event it does not serve");
+                WebSocketResponse::refusal(&ProtocolError::new(
+                    ErrorCode::InternalError,
+                    format!("route {} is not served by this function", context.route_key),
+                ))
+            }
+        }
+    }
+
+    async fn caller(&self, event: &WebSocketEvent) -> Result<Caller, ProtocolError> {
+        if self.auth == ConnectAuth::Authorizer {
+            if let Some(caller) = Caller::from_context(event.request_context.authorizer.as_ref()) {
+                return Ok(caller);
+            }
+            tracing::warn!("CONNECT_AUTH=authorizer but the event carries no authorizer context; verifying here");
+        }
+        match event.token() {
+            None => Ok(Caller::Anonymous),
+            Some(token) => {
+                let claims = self.verifier.verify(token, self.store.clock().now_seconds()).await?;
+                Ok(Caller::User { user_id: claims.sub, email: claims.email })
+            }
+        }
+    }
+
+    async fn connect(&self, event: &WebSocketEvent, connections: &Connections) -> Result<(), ProtocolError> {
+        let caller = self.caller(event).await?;
+        let session_id =
+            event.query("sessionId").map(|value| parse_param("sessionId", value, SessionId::parse)).transpose()?;
+        let language = event
+            .query("targetLanguage")
+            .map(|value| parse_param("targetLanguage", value, LanguageCode::parse))
+            .transpose()?;
+        let user_id = match &caller {
+            Caller::User { user_id, .. } => Some(user_id.clone()),
+            Caller::Anonymous => None,
+        };
+        let role = match (&language, &caller) {
+            (Some(_), _) => Role::Listener,
+            (None, Caller::User { .. }) => Role::Speaker,
+            (None, Caller::Anonymous) if session_id.is_none() => return Err(ProtocolError::missing("sessionId")),
+            (None, Caller::Anonymous) => return Err(ProtocolError::missing("targetLanguage")),
+        };
+        if role == Role::Listener && session_id.is_none() {
+            return Err(ProtocolError::missing("sessionId"));
+        }
+        self.rate_limit(&event.request_context.identity.source_ip).await?;
+
+        let now = self.store.clock();
+        let connection = Connection {
+            connection_id: event.request_context.connection_id.clone(),
+            session_id: session_id.clone(),
+            role,
+            target_language: language,
+            user_id: user_id.clone(),
+            connected_at: match event.request_context.connected_at {
+                0 => now.now_millis(),
+                at => at,
+            },
+            source_ip: event.request_context.identity.source_ip.clone(),
+            ttl: now.now_seconds() + self.limits.connection_ttl_seconds,
+        };
+        let Some(session_id) = session_id else {
+            // A speaker who will send `createSession` on this connection.
+            return self.store.put_connection(&connection).await.map_err(ProtocolError::from);
+        };
+        let session = self.live_session(&session_id, connections).await?;
+        match role {
+            Role::Listener => self.admit_listener(&session, &connection, connections).await,
+            Role::Speaker => {
+                if Some(&session.speaker_user_id) != user_id.as_ref() {
+                    return Err(ProtocolError::new(
+                        ErrorCode::Forbidden,
+                        format!("you do not own session {session_id}"),
+                    ));
+                }
+                self.store.put_connection(&connection).await?;
+                self.store.set_speaker_connection(&session_id, &connection.connection_id).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The session, if it exists and has not ended (ending it first if its speaker's grace
+    /// period is over).
+    async fn live_session(&self, id: &SessionId, connections: &Connections) -> Result<Session, ProtocolError> {
+        let session =
+            self.store.get_session(id).await?.ok_or_else(|| {
+                ProtocolError::new(ErrorCode::SessionNotFound, format!("session {id} does not exist"))
+            })?;
+        let lifecycle = Lifecycle { store: &self.store, connections };
+        let ended = lifecycle.end_if_speaker_gone(&session, self.limits.speaker_grace_seconds).await?;
+        if !session.is_live() || ended.is_some() {
+            return Err(ProtocolError::new(ErrorCode::SessionInactive, format!("session {id} has ended")));
+        }
+        Ok(session)
+    }
+
+    async fn admit_listener(
+        &self,
+        session: &Session,
+        connection: &Connection,
+        connections: &Connections,
+    ) -> Result<(), ProtocolError> {
+        let id = &session.session_id;
+        self.store.add_listener(id, self.limits.max_listeners_per_session).await?;
+        if let Err(error) = self.store.put_connection(connection).await {
+            // Give the place back: a listener is counted only with its row.
+            if let Err(undo) = self.store.remove_listener(id).await {
+                tracing::error!(%undo, "could not give a listener's place back");
+            }
+            return Err(error.into());
+        }
+        let lifecycle = Lifecycle { store: &self.store, connections };
+        if let Err(error) = lifecycle.tell_speaker_audience(id).await {
+            tracing::warn!(%error, "could not tell the speaker about a new listener");
+        }
+        Ok(())
+    }
+
+    async fn rate_limit(&self, source_ip: &str) -> Result<(), ProtocolError> {
+        let key = RateLimitKey::new("connect", "ip", source_ip);
+        let rule = RateRule { limit: self.limits.connects_per_minute_per_ip, window_seconds: 60 };
+        match self.store.hit_rate_limit(&key, rule).await? {
+            RateDecision::Allowed { .. } => Ok(()),
+            RateDecision::Limited { retry_after } => Err(ProtocolError::rate_limited(retry_after)),
+        }
+    }
+
+    async fn disconnect(&self, connection_id: &str, connections: &Connections) -> Result<(), StoreError> {
+        let Some(connection) = self.store.delete_connection(connection_id).await? else {
+            return Ok(());
+        };
+        let Some(session) = &connection.session_id else {
+            return Ok(());
+        };
+        let lifecycle = Lifecycle { store: &self.store, connections };
+        match connection.role {
+            Role::Listener => {
+                self.store.remove_listener(session).await?;
+                lifecycle.tell_speaker_audience(session).await
+            }
+            Role::Speaker => {
+                let left = self.store.clear_speaker_connection(session, connection_id).await?;
+                if left && self.limits.speaker_grace_seconds <= 0 {
+                    lifecycle.end(session, reasons::SPEAKER_DISCONNECTED).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_param<T, E: std::fmt::Display>(
+    name: &str,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, ProtocolError> {
+    if value.is_empty() {
+        return Err(ProtocolError::missing(name));
+    }
+    parse(value).map_err(|rule| ProtocolError::invalid(name, rule))
+}

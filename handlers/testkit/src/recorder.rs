@@ -1,0 +1,93 @@
+//! A record of every AWS SDK call a client makes, and the IAM actions those calls need.
+//!
+//! [`OperationRecorder`] is an SDK interceptor. Attach it to any client of the AWS SDK for
+//! Rust (`Config::builder().interceptor(recorder.clone())`), run the code under test, then ask
+//! it which operations were called ([`OperationRecorder::calls`]) or which IAM actions the
+//! function's role must allow for them ([`OperationRecorder::iam_actions`]). Clones share one
+//! record, so a test keeps one clone and gives the others to clients.
+//!
+//! The service and operation names come from the operation's
+//! [`Metadata`], which every generated operation stores in the
+//! config bag. The service names are the SDK's own: `"DynamoDB"`,
+//! `"ApiGatewayManagementApi"` and `"Kinesis"`.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The service name the DynamoDB SDK stores in its operations' metadata.
+pub const DYNAMODB_SERVICE: &str = "DynamoDB";
+/// The service name the API Gateway management API SDK stores in its operations' metadata.
+pub const APIGATEWAY_MANAGEMENT_SERVICE: &str = "ApiGatewayManagementApi";
+/// The service name the Kinesis SDK stores in its operations' metadata.
+pub const KINESIS_SERVICE: &str = "Kinesis";
+
+/// Records `(service, operation)` for every SDK call made by the clients it is attached to.
+#[derive(Debug, Clone, Default)]
+pub struct OperationRecorder {
+    calls: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl OperationRecorder {
+    /// A recorder with an empty record.
+    pub fn new() -> OperationRecorder {
+        OperationRecorder::default()
+    }
+
+    /// Every recorded call as `(service, operation)`, in the order the calls started.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The IAM actions the recorded calls need, such as `dynamodb:GetItem` or
+    /// `execute-api:ManageConnections`. A service this table does not know shows as
+    /// `unknown:{service}:{operation}`, so a test comparing against a policy fails loudly.
+    pub fn iam_actions(&self) -> BTreeSet<String> {
+        self.calls().iter().map(|(service, operation)| iam_action(service, operation)).collect()
+    }
+
+    /// Forgets every recorded call.
+    pub fn clear(&self) {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// The IAM action one SDK operation needs.
+pub fn iam_action(service: &str, operation: &str) -> String {
+    match service {
+        DYNAMODB_SERVICE => format!("dynamodb:{operation}"),
+        // Every operation of the @connections API is authorised by this one action.
+        APIGATEWAY_MANAGEMENT_SERVICE => "execute-api:ManageConnections".to_owned(),
+        KINESIS_SERVICE => format!("kinesis:{operation}"),
+        _ => format!("unknown:{service}:{operation}"),
+    }
+}
+
+impl Intercept for OperationRecorder {
+    fn name(&self) -> &'static str {
+        "OperationRecorder"
+    }
+
+    // An interceptor attached to a client's configuration runs `read_before_execution` before
+    // the operation's own configuration (and so its metadata) is in the config bag; the
+    // operation's metadata is there from `read_before_serialization` on, which also runs once
+    // per call (retries repeat only the later hooks).
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let call = match cfg.load::<Metadata>() {
+            Some(metadata) => (metadata.service().to_owned(), metadata.name().to_owned()),
+            None => ("unknown".to_owned(), "unknown".to_owned()),
+        };
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+        Ok(())
+    }
+}
