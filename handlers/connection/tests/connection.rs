@@ -1,0 +1,438 @@
+//! `$connect` and `$disconnect` driven by events shaped like API Gateway's, against the local
+//! DynamoDB endpoint and a recording `@connections` API reached by the real SDK client.
+
+use connection_function::{ConnectAuth, ConnectionFunction};
+use harness::{NOW_MS, World, language};
+use serde_json::Value;
+use session_core::events::{WebSocketEvent, WebSocketResponse};
+use session_core::jwt::{JwksSource, JwtConfig, Verifier};
+use session_core::model::{Role, SessionStatus};
+use session_core::store::Clock;
+
+fn function(world: &World, auth: ConnectAuth) -> ConnectionFunction {
+    ConnectionFunction {
+        store: world.store.clone(),
+        notifier: world.notifier.clone(),
+        limits: world.limits,
+        auth,
+        verifier: world.verifier.clone(),
+    }
+}
+
+fn fixture(text: &str, session: &str, token: &str) -> WebSocketEvent {
+    serde_json::from_str(&text.replace("SESSION", session).replace("TOKEN", token)).expect("fixture")
+}
+
+fn listener_event(session: &str) -> WebSocketEvent {
+    fixture(include_str!("data/connect_listener.json"), session, "")
+}
+
+fn listener_event_without_authorizer(session: &str) -> WebSocketEvent {
+    fixture(include_str!("data/connect_listener_without_authorizer.json"), session, "")
+}
+
+fn speaker_event(session: &str, token: &str) -> WebSocketEvent {
+    fixture(include_str!("data/connect_speaker.json"), session, token)
+}
+
+fn disconnect_event(connection_id: &str) -> WebSocketEvent {
+    let mut event: WebSocketEvent = serde_json::from_str(include_str!("data/disconnect.json")).expect("fixture");
+    event.request_context.connection_id = connection_id.to_owned();
+    event
+}
+
+fn with_connection_id(mut event: WebSocketEvent, id: &str) -> WebSocketEvent {
+    event.request_context.connection_id = id.to_owned();
+    event
+}
+
+fn with_query(mut event: WebSocketEvent, pairs: &[(&str, &str)]) -> WebSocketEvent {
+    event.query_string_parameters = Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    event
+}
+
+/// Asserts a refusal's status and code; returns its body.
+fn assert_refused(response: &WebSocketResponse, status: u16, code: &str) -> Value {
+    assert_eq!(response.status_code, status, "{response:?}");
+    let body: Value = serde_json::from_str(response.body.as_deref().unwrap_or("")).expect("a JSON body");
+    assert_eq!(body["code"], code, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_tokenless_listener_connects_through_the_authorizer() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    world.store.set_speaker_connection(&session.session_id, "speaker-conn").await.expect("speaker");
+    world.store.put_connection(&speaker_row(&world, &session.session_id)).await.expect("speaker row");
+
+    let response = function(&world, ConnectAuth::Authorizer).handle(&listener_event(session.session_id.as_str())).await;
+    assert_eq!(response, WebSocketResponse::ok());
+
+    let row = world.store.get_connection("L0SM9cOFvHcCIhw=").await.expect("read").expect("stored");
+    assert_eq!((row.role, row.target_language), (Role::Listener, Some(language("de"))));
+    assert_eq!(row.source_ip, "198.51.100.7");
+    assert_eq!(row.connected_at, 1_795_633_281_000);
+    assert_eq!(world.store.get_session(&session.session_id).await.expect("read").expect("live").listener_count, 1);
+    // $connect never posts to the connecting client; the speaker hears about the listener.
+    assert!(world.connections_api.posts_to("L0SM9cOFvHcCIhw=").is_empty());
+    let told = world.connections_api.messages_to("speaker-conn");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["type"], "listenerCountChanged");
+    assert_eq!(told[0]["listenerCount"], 1);
+    assert_eq!(told[0]["languageDistribution"]["de"], 1);
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+fn speaker_row(world: &World, session: &session_core::ids::SessionId) -> session_core::model::Connection {
+    session_core::model::Connection {
+        connection_id: "speaker-conn".into(),
+        session_id: Some(session.clone()),
+        role: Role::Speaker,
+        target_language: None,
+        user_id: Some("user-42".into()),
+        connected_at: NOW_MS,
+        source_ip: "203.0.113.1".into(),
+        ttl: world.clock.now_seconds() + 3600,
+    }
+}
+
+#[tokio::test]
+async fn a_tokenless_listener_connects_when_the_event_has_no_authorizer_key_at_all() {
+    // The seed incident's other half: a stage without the authorizer must not break listeners,
+    // whichever mode the function is configured for.
+    for auth in [ConnectAuth::Authorizer, ConnectAuth::SelfVerify] {
+        let world = World::new().await;
+        let session = world.session_owned_by("user-42").await;
+        let event = listener_event_without_authorizer(session.session_id.as_str());
+        assert!(event.request_context.authorizer.is_none());
+        let response = function(&world, auth).handle(&event).await;
+        assert_eq!(response, WebSocketResponse::ok(), "{auth:?}");
+        assert!(world.store.get_connection("L0SM9cOFvHcCIhw=").await.expect("read").is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_speaker_connects_to_their_own_session_through_the_authorizer() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let response = function(&world, ConnectAuth::Authorizer)
+        .handle(&speaker_event(session.session_id.as_str(), "ignored-when-the-context-is-present"))
+        .await;
+    assert_eq!(response, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_connection_id.as_deref(), Some("M1TN0dPGwIdDJix="));
+    let row = world.store.get_connection("M1TN0dPGwIdDJix=").await.expect("read").expect("stored");
+    assert_eq!((row.role, row.user_id.as_deref()), (Role::Speaker, Some("user-42")));
+}
+
+#[tokio::test]
+async fn without_the_authorizer_the_function_verifies_the_token_itself() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let mut event = speaker_event(session.session_id.as_str(), &world.token("user-42"));
+    event.request_context.authorizer = None;
+    let response = function(&world, ConnectAuth::SelfVerify).handle(&event).await;
+    assert_eq!(response, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_connection_id.as_deref(), Some("M1TN0dPGwIdDJix="));
+}
+
+#[tokio::test]
+async fn a_speaker_may_connect_without_a_session_and_create_one_later() {
+    let world = World::new().await;
+    let event = with_query(speaker_event("unused", ""), &[("token", &world.token("user-7"))]);
+    let mut event = event;
+    event.request_context.authorizer = None;
+    let response = function(&world, ConnectAuth::SelfVerify).handle(&event).await;
+    assert_eq!(response, WebSocketResponse::ok());
+    let row = world.store.get_connection("M1TN0dPGwIdDJix=").await.expect("read").expect("stored");
+    assert_eq!((row.role, row.session_id, row.user_id.as_deref()), (Role::Speaker, None, Some("user-7")));
+}
+
+#[tokio::test]
+async fn an_invalid_speaker_token_is_401_never_a_listener() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let expired = world.token_expiring("user-42", NOW_MS / 1000 - 3600);
+    let cases = [
+        // Self-verifying stage, bad token with listener parameters: still 401.
+        (
+            ConnectAuth::SelfVerify,
+            with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "de"), ("token", "garbage")]),
+        ),
+        (ConnectAuth::SelfVerify, with_query(listener_event(id), &[("sessionId", id), ("token", expired.as_str())])),
+        // Authorizer stage whose event lost its context: the function verifies, and refuses.
+        (
+            ConnectAuth::Authorizer,
+            with_query(listener_event_without_authorizer(id), &[("sessionId", id), ("token", "a.b.c")]),
+        ),
+    ];
+    for (auth, mut event) in cases {
+        if auth == ConnectAuth::SelfVerify {
+            event.request_context.authorizer = None;
+        }
+        let response = function(&world, auth).handle(&event).await;
+        assert_refused(&response, 401, "UNAUTHORIZED");
+    }
+    assert!(world.store.get_connection("L0SM9cOFvHcCIhw=").await.expect("read").is_none(), "nothing written");
+    assert_eq!(world.store.get_session(&session.session_id).await.expect("read").expect("live").listener_count, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_key_set_is_503_for_speakers_and_irrelevant_to_listeners() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let mut function = function(&world, ConnectAuth::SelfVerify);
+    function.verifier = Verifier::new(JwtConfig::new("i", "a", JwksSource::Url("http://127.0.0.1:9/jwks".into())));
+    let mut speaker = speaker_event(session.session_id.as_str(), &world.token("user-42"));
+    speaker.request_context.authorizer = None;
+    assert_refused(&function.handle(&speaker).await, 503, "SERVICE_UNAVAILABLE");
+    let listener = listener_event_without_authorizer(session.session_id.as_str());
+    assert_eq!(function.handle(&listener).await, WebSocketResponse::ok());
+}
+
+#[tokio::test]
+async fn handshake_refusals_have_the_documented_statuses() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let ended = world.session_owned_by("user-42").await;
+    world.store.set_session_status(&ended.session_id, SessionStatus::Ended).await.expect("ended");
+    let f = function(&world, ConnectAuth::Authorizer);
+    let cases: Vec<(WebSocketEvent, u16, &str, Option<&str>)> = vec![
+        (with_query(listener_event(id), &[]), 400, "MISSING_PARAMETER", Some("sessionId")),
+        (with_query(listener_event(id), &[("targetLanguage", "de")]), 400, "MISSING_PARAMETER", Some("sessionId")),
+        (with_query(listener_event(id), &[("sessionId", id)]), 400, "MISSING_PARAMETER", Some("targetLanguage")),
+        (
+            with_query(listener_event(id), &[("sessionId", ""), ("targetLanguage", "de")]),
+            400,
+            "MISSING_PARAMETER",
+            Some("sessionId"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "")]),
+            400,
+            "MISSING_PARAMETER",
+            Some("targetLanguage"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", "not-an-id"), ("targetLanguage", "de")]),
+            400,
+            "INVALID_PARAMETER",
+            Some("sessionId"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", "QUIET-HARBOR-417"), ("targetLanguage", "de")]),
+            400,
+            "INVALID_PARAMETER",
+            Some("sessionId"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "xx")]),
+            400,
+            "INVALID_PARAMETER",
+            Some("targetLanguage"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "DE")]),
+            400,
+            "INVALID_PARAMETER",
+            Some("targetLanguage"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "deu")]),
+            400,
+            "INVALID_PARAMETER",
+            Some("targetLanguage"),
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", "never-seen-999"), ("targetLanguage", "de")]),
+            404,
+            "SESSION_NOT_FOUND",
+            None,
+        ),
+        (
+            with_query(listener_event(id), &[("sessionId", ended.session_id.as_str()), ("targetLanguage", "de")]),
+            403,
+            "SESSION_INACTIVE",
+            None,
+        ),
+        (speaker_event("never-seen-999", "t"), 404, "SESSION_NOT_FOUND", None),
+        (speaker_event("not an id", "t"), 400, "INVALID_PARAMETER", Some("sessionId")),
+        (speaker_event(ended.session_id.as_str(), "t"), 403, "SESSION_INACTIVE", None),
+    ];
+    for (event, status, code, field) in cases {
+        let body = assert_refused(&f.handle(&event).await, status, code);
+        assert_eq!(body["details"]["field"].as_str(), field, "{body}");
+    }
+    assert!(world.store.get_connection("L0SM9cOFvHcCIhw=").await.expect("read").is_none(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_speaker_who_does_not_own_the_session_is_forbidden() {
+    let world = World::new().await;
+    let session = world.session_owned_by("someone-else").await;
+    let response =
+        function(&world, ConnectAuth::Authorizer).handle(&speaker_event(session.session_id.as_str(), "t")).await;
+    assert_refused(&response, 403, "FORBIDDEN");
+    assert_eq!(
+        world.store.get_session(&session.session_id).await.expect("read").expect("live").speaker_connection_id,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_full_session_refuses_the_next_listener_and_keeps_its_count() {
+    let mut world = World::new().await;
+    world.limits.max_listeners_per_session = 2;
+    let session = world.session_owned_by("user-42").await;
+    let f = function(&world, ConnectAuth::Authorizer);
+    for connection in ["one", "two"] {
+        let event = with_connection_id(listener_event(session.session_id.as_str()), connection);
+        assert_eq!(f.handle(&event).await, WebSocketResponse::ok());
+    }
+    let third = with_connection_id(listener_event(session.session_id.as_str()), "three");
+    assert_refused(&f.handle(&third).await, 403, "SESSION_FULL");
+    assert!(world.store.get_connection("three").await.expect("read").is_none());
+    assert_eq!(world.store.get_session(&session.session_id).await.expect("read").expect("live").listener_count, 2);
+}
+
+#[tokio::test]
+async fn connects_are_rate_limited_per_ip() {
+    let mut world = World::new().await;
+    world.limits.connects_per_minute_per_ip = 2;
+    let session = world.session_owned_by("user-42").await;
+    let f = function(&world, ConnectAuth::Authorizer);
+    for connection in ["one", "two"] {
+        let event = with_connection_id(listener_event(session.session_id.as_str()), connection);
+        assert_eq!(f.handle(&event).await, WebSocketResponse::ok());
+    }
+    let third = with_connection_id(listener_event(session.session_id.as_str()), "three");
+    let body = assert_refused(&f.handle(&third).await, 429, "RATE_LIMIT_EXCEEDED");
+    assert!(body["retryAfter"].as_u64().is_some_and(|seconds| (1..=60).contains(&seconds)), "{body}");
+    // Another address is not limited.
+    let mut other = with_connection_id(listener_event(session.session_id.as_str()), "four");
+    other.request_context.identity.source_ip = "198.51.100.8".into();
+    assert_eq!(f.handle(&other).await, WebSocketResponse::ok());
+}
+
+#[tokio::test]
+async fn a_listener_leaving_is_uncounted_once_and_the_speaker_is_told() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    world.store.put_connection(&speaker_row(&world, &session.session_id)).await.expect("speaker row");
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&listener_event(session.session_id.as_str())).await, WebSocketResponse::ok());
+    world.connections_api.clear();
+
+    for _ in 0..2 {
+        // AWS may deliver $disconnect twice or never; twice must count once.
+        assert_eq!(f.handle(&disconnect_event("L0SM9cOFvHcCIhw=")).await, WebSocketResponse::ok());
+    }
+    assert!(world.store.get_connection("L0SM9cOFvHcCIhw=").await.expect("read").is_none());
+    assert_eq!(world.store.get_session(&session.session_id).await.expect("read").expect("live").listener_count, 0);
+    let told = world.connections_api.messages_to("speaker-conn");
+    assert_eq!(told.len(), 1);
+    assert_eq!((told[0]["type"].as_str(), told[0]["listenerCount"].as_u64()), (Some("listenerCountChanged"), Some(0)));
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+#[tokio::test]
+async fn an_unknown_connection_disconnecting_is_fine() {
+    let world = World::new().await;
+    let response = function(&world, ConnectAuth::Authorizer).handle(&disconnect_event("never-connected")).await;
+    assert_eq!(response, WebSocketResponse::ok());
+}
+
+#[tokio::test]
+async fn a_speaker_leaving_starts_the_grace_period_and_its_end_ends_the_session() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&speaker_event(id, "t")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&with_connection_id(listener_event(id), "listener-1")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&disconnect_event("M1TN0dPGwIdDJix=")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_gone_at, Some(NOW_MS / 1000));
+    assert_eq!(stored.status, SessionStatus::Active, "the session waits for the speaker");
+
+    // Within the grace period a listener may still join.
+    world.clock.advance_seconds(30);
+    assert_eq!(f.handle(&with_connection_id(listener_event(id), "listener-2")).await, WebSocketResponse::ok());
+    // After it, the next use of the session ends it for everyone.
+    world.clock.advance_seconds(31);
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "listener-3")).await, 403, "SESSION_INACTIVE");
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("present");
+    assert_eq!(stored.status, SessionStatus::Ended);
+    for listener in ["listener-1", "listener-2"] {
+        let told = world.connections_api.messages_to(listener);
+        assert_eq!(told.last().map(|m| m["type"].clone()), Some("sessionEnded".into()), "{listener}: {told:?}");
+        assert_eq!(told.last().map(|m| m["reason"].clone()), Some("speakerDisconnected".into()));
+        assert!(world.connections_api.deleted().contains(&listener.to_owned()), "{listener} closed");
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_speakers_old_connection_leaving_does_not_start_the_grace_period() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "old")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "new")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&disconnect_event("old")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!((stored.speaker_connection_id.as_deref(), stored.speaker_gone_at), (Some("new"), None));
+}
+
+#[tokio::test]
+async fn with_no_grace_period_a_speaker_leaving_ends_the_session_at_once() {
+    let mut world = World::new().await;
+    world.limits.speaker_grace_seconds = 0;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&speaker_event(id, "t")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&with_connection_id(listener_event(id), "listener-1")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&disconnect_event("M1TN0dPGwIdDJix=")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("present");
+    assert_eq!(stored.status, SessionStatus::Ended);
+    assert_eq!(world.connections_api.messages_to("listener-1")[0]["type"], "sessionEnded");
+}
+
+#[tokio::test]
+async fn an_event_for_another_route_is_a_500_not_a_crash() {
+    let world = World::new().await;
+    let mut event = listener_event("quiet-harbor-417");
+    event.request_context.event_type = "MESSAGE".into();
+    event.request_context.route_key = "heartbeat".into();
+    assert_refused(&function(&world, ConnectAuth::Authorizer).handle(&event).await, 500, "INTERNAL_ERROR");
+}
+
+#[test]
+fn settings_come_from_the_declared_environment() {
+    let declared = |overrides: &[(&str, &str)]| {
+        let mut variables: std::collections::HashMap<String, String> = contract::functions::CONNECTION
+            .environment
+            .iter()
+            .map(|var| (var.name.to_owned(), "60".to_owned()))
+            .collect();
+        variables.insert("CONNECT_AUTH".into(), "self".into());
+        variables.insert("JWKS_SOURCE".into(), "{\"keys\":[]}".into());
+        variables.insert("JWT_TOKEN_USE".into(), String::new());
+        for (name, value) in overrides {
+            variables.insert(name.to_string(), value.to_string());
+        }
+        session_core::config::FunctionEnv::from_map(&contract::functions::CONNECTION, variables)
+    };
+    let (limits, auth, _) = ConnectionFunction::settings(&declared(&[])).expect("valid");
+    assert_eq!(
+        (auth, limits.speaker_grace_seconds, limits.max_listeners_per_session),
+        (ConnectAuth::SelfVerify, 60, 60)
+    );
+    let error = ConnectionFunction::settings(&declared(&[("CONNECT_AUTH", "maybe")])).expect_err("invalid");
+    assert!(error.to_string().contains("CONNECT_AUTH"), "{error}");
+}
