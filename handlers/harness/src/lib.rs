@@ -83,7 +83,7 @@ impl World {
                 speaker_user_id: user.to_owned(),
                 source_language: language("en"),
                 quality_tier: QualityTier::Standard,
-                lifetime_seconds: 3600,
+                lifetime_seconds: self.limits.session_lifetime_seconds,
             })
             .await
             .expect("session created")

@@ -1,0 +1,512 @@
+//! Every action driven by MESSAGE events shaped like API Gateway's, against the local
+//! DynamoDB and Kinesis endpoint and a recording `@connections` API (the real SDK clients).
+
+use futures::future::join_all;
+use harness::{NOW_MS, World, language};
+use messages_function::{AudioSink, MessagesFunction};
+use serde_json::{Value, json};
+use session_core::events::{WebSocketEvent, WebSocketResponse};
+use session_core::ids::SessionId;
+use session_core::model::{Connection, Role, Session, SessionStatus};
+use session_core::store::Clock;
+
+const LISTENER: &str = "L0SM9cOFvHcCIhw=";
+const SPEAKER: &str = "M1TN0dPGwIdDJix=";
+
+struct Test {
+    world: World,
+    function: MessagesFunction,
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+}
+
+impl Test {
+    async fn new() -> Test {
+        Test::with(|_| {}).await
+    }
+
+    async fn with(configure: impl FnOnce(&mut World)) -> Test {
+        let mut world = World::new().await;
+        configure(&mut world);
+        // The function's client is recorded; the test's own reads are not.
+        let kinesis = testkit::kinesis_client(None);
+        let stream = testkit::create_stream(&kinesis).await;
+        let function = MessagesFunction {
+            store: world.store.clone(),
+            notifier: world.notifier.clone(),
+            limits: world.limits,
+            audio: AudioSink::new(testkit::kinesis_client(Some(&world.recorder)), stream.clone()),
+        };
+        Test { world, function, kinesis, stream }
+    }
+
+    /// A live session owned by `user-42`, with its speaker connected as [`SPEAKER`].
+    async fn session(&self) -> Session {
+        let session = self.world.session_owned_by("user-42").await;
+        self.connect(SPEAKER, Some(&session.session_id), Role::Speaker, None).await;
+        self.world.store.set_speaker_connection(&session.session_id, SPEAKER).await.expect("speaker set");
+        session
+    }
+
+    /// Stores a connection as `$connect` would (counting listeners).
+    async fn connect(&self, id: &str, session: Option<&SessionId>, role: Role, lang: Option<&str>) -> Connection {
+        let connection = Connection {
+            connection_id: id.to_owned(),
+            session_id: session.cloned(),
+            role,
+            target_language: lang.map(language),
+            user_id: (role == Role::Speaker).then(|| "user-42".to_owned()),
+            connected_at: NOW_MS,
+            source_ip: "198.51.100.7".into(),
+            ttl: self.world.clock.now_seconds() + 3 * 3600,
+        };
+        self.world.store.put_connection(&connection).await.expect("stored");
+        if let (Role::Listener, Some(session)) = (role, session) {
+            self.world.store.add_listener(session, 1000).await.expect("counted");
+        }
+        connection
+    }
+
+    async fn send(&self, connection: &str, body: Value) -> Vec<Value> {
+        self.send_text(connection, &body.to_string()).await
+    }
+
+    /// Sends one frame; returns what the sender received in reply.
+    async fn send_text(&self, connection: &str, body: &str) -> Vec<Value> {
+        let before = self.world.connections_api.messages_to(connection).len();
+        let mut event: WebSocketEvent = serde_json::from_str(include_str!("data/message.json")).expect("fixture");
+        event.request_context.connection_id = connection.to_owned();
+        event.request_context.route_key = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|value| value["action"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "$default".to_owned());
+        event.body = Some(body.to_owned());
+        assert_eq!(self.function.handle(&event).await, WebSocketResponse::ok());
+        self.world.connections_api.messages_to(connection).split_off(before)
+    }
+
+    fn received(&self, connection: &str) -> Vec<Value> {
+        self.world.connections_api.messages_to(connection)
+    }
+
+    async fn stored(&self, session: &Session) -> Session {
+        self.world.store.get_session(&session.session_id).await.expect("read").expect("present")
+    }
+}
+
+fn types(messages: &[Value]) -> Vec<&str> {
+    messages.iter().map(|message| message["type"].as_str().unwrap_or("?")).collect()
+}
+
+fn error_code(messages: &[Value]) -> &str {
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["type"], "error", "{messages:?}");
+    messages[0]["code"].as_str().unwrap_or("?")
+}
+
+#[tokio::test]
+async fn a_listener_joins_idempotently_and_sees_the_session() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    for _ in 0..2 {
+        let replies = test
+            .send(LISTENER, json!({"action": "joinSession", "sessionId": session.session_id, "targetLanguage": "de"}))
+            .await;
+        assert_eq!(types(&replies), ["sessionJoined"]);
+        let joined = &replies[0];
+        assert_eq!(
+            (joined["sessionId"].as_str(), joined["targetLanguage"].as_str()),
+            (Some(session.session_id.as_str()), Some("de"))
+        );
+        assert_eq!((joined["sourceLanguage"].as_str(), joined["listenerCount"].as_u64()), (Some("en"), Some(1)));
+        assert_eq!(
+            (joined["connectionId"].as_str(), joined["qualityTier"].as_str()),
+            (Some(LISTENER), Some("standard"))
+        );
+        assert!(joined["timestamp"].as_i64().is_some());
+    }
+    assert_eq!(test.stored(&session).await.listener_count, 1, "joining twice counts once");
+    test.world.assert_calls_permitted(&contract::functions::MESSAGES);
+}
+
+#[tokio::test]
+async fn joining_with_another_language_moves_the_listener() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let replies = test
+        .send(LISTENER, json!({"action": "joinSession", "sessionId": session.session_id, "targetLanguage": "fr"}))
+        .await;
+    assert_eq!(replies[0]["targetLanguage"], "fr");
+    let row = test.world.store.get_connection(LISTENER).await.expect("read").expect("present");
+    assert_eq!(row.target_language, Some(language("fr")));
+    let speaker_heard = test.received(SPEAKER);
+    assert_eq!(speaker_heard.last().map(|m| m["languageDistribution"].clone()), Some(json!({"fr": 1})));
+}
+
+#[tokio::test]
+async fn heartbeats_follow_the_refresh_schedule() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    assert_eq!(types(&test.send(LISTENER, json!({"action": "heartbeat"})).await), ["heartbeatAck"]);
+    test.world.clock.advance_seconds(99 * 60);
+    assert_eq!(types(&test.send(LISTENER, json!({"action": "heartbeat", "timestamp": 5})).await), ["heartbeatAck"]);
+    test.world.clock.advance_seconds(60);
+    let replies = test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    assert_eq!(types(&replies), ["heartbeatAck", "connectionRefreshRequired"]);
+    assert_eq!(replies[1]["role"], "listener");
+    assert_eq!(replies[1]["targetLanguage"], "de");
+    assert_eq!(replies[1]["sessionId"], session.session_id.as_str());
+    test.world.clock.advance_seconds(6 * 60);
+    let replies = test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    assert_eq!(types(&replies), ["heartbeatAck", "connectionRefreshRequired", "connectionWarning"]);
+    assert_eq!(replies[2]["remainingMinutes"], 14);
+}
+
+#[tokio::test]
+async fn a_speaker_creates_a_session_on_a_connection_without_one() {
+    let test = Test::new().await;
+    test.connect(SPEAKER, None, Role::Speaker, None).await;
+    let replies =
+        test.send(SPEAKER, json!({"action": "createSession", "sourceLanguage": "en", "qualityTier": "premium"})).await;
+    assert_eq!(types(&replies), ["sessionCreated"]);
+    let created = &replies[0];
+    let id = SessionId::parse(created["sessionId"].as_str().unwrap_or("")).expect("a session id");
+    assert_eq!((created["qualityTier"].as_str(), created["connectionId"].as_str()), (Some("premium"), Some(SPEAKER)));
+    assert_eq!(created["expiresAt"], (NOW_MS / 1000 + test.world.limits.session_lifetime_seconds) * 1000);
+    let session = test.world.store.get_session(&id).await.expect("read").expect("created");
+    assert_eq!(
+        (session.speaker_user_id.as_str(), session.speaker_connection_id.as_deref()),
+        ("user-42", Some(SPEAKER))
+    );
+    let row = test.world.store.get_connection(SPEAKER).await.expect("read").expect("present");
+    assert_eq!(row.session_id, Some(id));
+    // One session per connection.
+    let again = test.send(SPEAKER, json!({"action": "createSession", "sourceLanguage": "en"})).await;
+    assert_eq!(error_code(&again), "FORBIDDEN");
+    test.world.assert_calls_permitted(&contract::functions::MESSAGES);
+}
+
+#[tokio::test]
+async fn session_creation_is_rate_limited_per_user() {
+    let test = Test::with(|world| world.limits.sessions_per_hour_per_user = 1).await;
+    test.connect("first", None, Role::Speaker, None).await;
+    test.connect("second", None, Role::Speaker, None).await;
+    assert_eq!(
+        types(&test.send("first", json!({"action": "createSession", "sourceLanguage": "en"})).await),
+        ["sessionCreated"]
+    );
+    let replies = test.send("second", json!({"action": "createSession", "sourceLanguage": "en"})).await;
+    assert_eq!(error_code(&replies), "RATE_LIMIT_EXCEEDED");
+    assert!(replies[0]["retryAfter"].as_u64().is_some_and(|seconds| seconds > 0 && seconds <= 3600));
+}
+
+#[tokio::test]
+async fn speaker_controls_reach_every_listener() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for (id, lang) in [("l-de", "de"), ("l-fr", "fr")] {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+    }
+    let controls = [
+        (json!({"action": "pauseBroadcast"}), "broadcastPaused"),
+        (json!({"action": "resumeBroadcast"}), "broadcastResumed"),
+        (json!({"action": "muteBroadcast"}), "broadcastMuted"),
+        (json!({"action": "unmuteBroadcast"}), "broadcastUnmuted"),
+        (json!({"action": "setVolume", "volumeLevel": 0.4}), "volumeChanged"),
+        (
+            json!({"action": "speakerStateChange", "state": {"isPaused": true, "isMuted": true, "volume": 0.2}}),
+            "speakerStateChanged",
+        ),
+    ];
+    for (control, fanned_out) in controls {
+        assert!(test.send(SPEAKER, control).await.is_empty(), "no reply to the speaker");
+        for listener in ["l-de", "l-fr"] {
+            assert_eq!(
+                test.received(listener).last().map(|m| m["type"].clone()),
+                Some(fanned_out.into()),
+                "{listener}"
+            );
+        }
+    }
+    let last = test.received("l-de").last().cloned().unwrap_or_default();
+    assert_eq!(last["state"], json!({"isPaused": true, "isMuted": true, "volume": 0.2}));
+    let stored = test.stored(&session).await;
+    assert_eq!(stored.status, SessionStatus::Paused, "isPaused and status move together");
+    assert!(stored.broadcast_state.is_muted);
+    assert_eq!(test.received("l-de")[4]["volumeLevel"], 0.4);
+    test.world.assert_calls_permitted(&contract::functions::MESSAGES);
+}
+
+#[tokio::test]
+async fn a_listener_cannot_control_the_broadcast_and_a_speaker_only_their_own() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let other = test.world.session_owned_by("someone-else").await;
+    test.connect("intruder", Some(&other.session_id), Role::Speaker, None).await; // user-42, not the owner
+    for control in ["pauseBroadcast", "muteBroadcast", "endSession", "getSessionStatus"] {
+        assert_eq!(error_code(&test.send(LISTENER, json!({"action": control})).await), "FORBIDDEN", "{control}");
+        assert_eq!(error_code(&test.send("intruder", json!({"action": control})).await), "FORBIDDEN", "{control}");
+    }
+    assert_eq!(test.stored(&session).await.status, SessionStatus::Active);
+    assert_eq!(test.stored(&other).await.status, SessionStatus::Active);
+    // The listener received only its error replies.
+    assert!(test.received(LISTENER).iter().all(|m| m["type"] == "error"));
+}
+
+#[tokio::test]
+async fn a_listener_changes_language_by_either_name() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let replies = test.send(LISTENER, json!({"action": "changeLanguage", "targetLanguage": "es"})).await;
+    assert_eq!(
+        replies[0],
+        json!({"type": "languageChanged", "targetLanguage": "es", "timestamp": replies[0]["timestamp"]})
+    );
+    let replies = test.send(LISTENER, json!({"action": "switchLanguage", "targetLanguage": "it"})).await;
+    assert_eq!(replies[0]["targetLanguage"], "it");
+    assert_eq!(test.received(SPEAKER).last().map(|m| m["languageDistribution"].clone()), Some(json!({"it": 1})));
+    let speaker_tries = test.send(SPEAKER, json!({"action": "changeLanguage", "targetLanguage": "es"})).await;
+    assert_eq!(error_code(&speaker_tries), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn the_speaker_reads_counts_and_distribution() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for (id, lang) in [("a", "de"), ("b", "de"), ("c", "fr")] {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+    }
+    test.world.clock.advance_seconds(90);
+    let replies = test.send(SPEAKER, json!({"action": "getSessionStatus"})).await;
+    assert_eq!(types(&replies), ["sessionStatus"]);
+    let status = &replies[0];
+    assert_eq!((status["listenerCount"].as_u64(), status["status"].as_str()), (Some(3), Some("active")));
+    assert_eq!(status["languageDistribution"], json!({"de": 2, "fr": 1}));
+    assert_eq!(status["sessionDuration"], 90);
+    assert_eq!(status["createdAt"], NOW_MS);
+    assert_eq!(status["broadcastState"], json!({"isPaused": false, "isMuted": false, "volume": 1.0}));
+}
+
+#[tokio::test]
+async fn ending_the_session_tells_and_closes_everyone() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for (id, lang) in [("a", "de"), ("b", "fr")] {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+    }
+    test.send(SPEAKER, json!({"action": "endSession", "reason": "thanks"})).await;
+    for id in ["a", "b", SPEAKER] {
+        let last = test.received(id).last().cloned().unwrap_or_default();
+        assert_eq!((last["type"].as_str(), last["reason"].as_str()), (Some("sessionEnded"), Some("thanks")), "{id}");
+        assert!(test.world.connections_api.deleted().contains(&id.to_owned()), "{id} closed");
+    }
+    assert_eq!(test.stored(&session).await.status, SessionStatus::Ended);
+    // A control from another connection of the same speaker finds the session ended.
+    test.connect("late", Some(&session.session_id), Role::Speaker, None).await;
+    let late = test.send("late", json!({"action": "pauseBroadcast"})).await;
+    assert_eq!(error_code(&late), "SESSION_INACTIVE");
+}
+
+#[tokio::test]
+async fn audio_goes_to_the_sessions_partition_of_the_stream() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    let replies = test
+        .send(SPEAKER, json!({"action": "sendAudio", "audioData": "AAEC/w==", "chunkId": 7, "timestamp": 1234}))
+        .await;
+    assert!(replies.is_empty(), "sendAudio answers only errors: {replies:?}");
+    test.world.assert_calls_permitted(&contract::functions::MESSAGES);
+    let records = testkit::read_all_records(&test.kinesis, &test.stream).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].0, session.session_id.as_str(), "partition key is the session id");
+    let record: Value = serde_json::from_slice(&records[0].1).expect("a JSON record");
+    assert_eq!(record["audioData"], "AAEC/w==");
+    assert_eq!((record["chunkId"].as_u64(), record["timestamp"].as_u64()), (Some(7), Some(1234)));
+    assert_eq!(
+        (record["sourceLanguage"].as_str(), record["sessionId"].as_str()),
+        (Some("en"), Some(session.session_id.as_str()))
+    );
+
+    test.send(SPEAKER, json!({"action": "pauseBroadcast"})).await;
+    let paused =
+        test.send(SPEAKER, json!({"action": "sendAudio", "audioData": "AAECAw==", "chunkId": 8, "timestamp": 1})).await;
+    assert_eq!(error_code(&paused), "SESSION_INACTIVE");
+    let from_listener = {
+        test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+        test.send(LISTENER, json!({"action": "sendAudio", "audioData": "AAECAw==", "chunkId": 9, "timestamp": 1})).await
+    };
+    assert_eq!(error_code(&from_listener), "FORBIDDEN");
+    assert_eq!(testkit::read_all_records(&test.kinesis, &test.stream).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_speaker_refresh_hands_over_without_ending_the_session() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    test.connect("new-speaker", Some(&session.session_id), Role::Speaker, None).await;
+    let replies = test
+        .send("new-speaker", json!({"action": "refreshConnection", "sessionId": session.session_id, "role": "speaker"}))
+        .await;
+    assert_eq!(types(&replies), ["connectionRefreshComplete"]);
+    let stored = test.stored(&session).await;
+    assert_eq!((stored.status, stored.speaker_connection_id.as_deref()), (SessionStatus::Active, Some("new-speaker")));
+    assert!(test.world.connections_api.deleted().contains(&SPEAKER.to_owned()), "the old connection is closed");
+    assert!(!test.world.connections_api.deleted().contains(&LISTENER.to_owned()), "listeners stay");
+    assert_eq!(stored.listener_count, 1);
+    // The listener's refresh is acknowledged too; a wrong role or session is refused.
+    let replies = test
+        .send(LISTENER, json!({"action": "refreshConnection", "sessionId": session.session_id, "role": "listener"}))
+        .await;
+    assert_eq!(types(&replies), ["connectionRefreshComplete"]);
+    let wrong_role = test
+        .send(LISTENER, json!({"action": "refreshConnection", "sessionId": session.session_id, "role": "speaker"}))
+        .await;
+    assert_eq!(error_code(&wrong_role), "INVALID_PARAMETER");
+    assert_eq!(wrong_role[0]["details"]["field"], "role");
+}
+
+#[tokio::test]
+async fn fan_out_reaches_every_live_listener_and_forgets_the_gone() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    let mut ids = Vec::new();
+    for lang in ["de", "fr", "es"] {
+        for index in 0..100 {
+            ids.push((format!("{lang}-{index:03}"), lang));
+        }
+    }
+    join_all(ids.iter().map(|(id, lang)| test.connect(id, Some(&session.session_id), Role::Listener, Some(lang))))
+        .await;
+    assert_eq!(test.stored(&session).await.listener_count, 300);
+    let gone: Vec<&str> = ids.iter().step_by(10).map(|(id, _)| id.as_str()).collect();
+    assert_eq!(gone.len(), 30);
+    for id in &gone {
+        test.world.connections_api.mark_gone(id);
+    }
+    test.send(SPEAKER, json!({"action": "pauseBroadcast"})).await;
+    for (id, _) in &ids {
+        let received = types(&test.received(id)).iter().filter(|kind| **kind == "broadcastPaused").count();
+        let expected = usize::from(!gone.contains(&id.as_str()));
+        assert_eq!(received, expected, "{id}");
+    }
+    for id in &gone {
+        assert!(test.world.store.get_connection(id).await.expect("read").is_none(), "{id} forgotten");
+    }
+    assert_eq!(test.stored(&session).await.listener_count, 270);
+    assert_eq!(test.world.store.listeners(&session.session_id, None).await.expect("query").len(), 270);
+}
+
+#[tokio::test]
+async fn a_listeners_heartbeat_ends_a_session_whose_speaker_did_not_return() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    assert!(test.world.store.clear_speaker_connection(&session.session_id, SPEAKER).await.expect("left"));
+    test.world.clock.advance_seconds(test.world.limits.speaker_grace_seconds);
+    let replies = test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    // Told, then closed: the refusal that follows finds the connection gone.
+    assert_eq!(types(&replies), ["sessionEnded"]);
+    assert_eq!(replies[0]["reason"], "speakerDisconnected");
+    assert!(test.world.connections_api.deleted().contains(&LISTENER.to_owned()));
+    assert_eq!(test.stored(&session).await.status, SessionStatus::Ended);
+}
+
+#[tokio::test]
+async fn an_unregistered_connection_is_told_to_reconnect() {
+    let test = Test::new().await;
+    let replies = test.send("stranger", json!({"action": "heartbeat"})).await;
+    assert_eq!(error_code(&replies), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_frame_without_an_authorizer_context_is_handled() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let mut event: WebSocketEvent =
+        serde_json::from_str(include_str!("data/message_without_authorizer.json")).expect("fixture");
+    event.body = Some(json!({"action": "heartbeat"}).to_string());
+    assert_eq!(test.function.handle(&event).await, WebSocketResponse::ok());
+    assert_eq!(types(&test.received(LISTENER)), ["heartbeatAck"]);
+}
+
+#[tokio::test]
+async fn binary_frames_must_be_utf8_json() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let mut event: WebSocketEvent = serde_json::from_str(include_str!("data/message.json")).expect("fixture");
+    event.is_base64_encoded = true;
+    event.body = Some("eyJhY3Rpb24iOiJoZWFydGJlYXQifQ==".into()); // {"action":"heartbeat"}
+    test.function.handle(&event).await;
+    event.body = Some("//79".into()); // not UTF-8
+    test.function.handle(&event).await;
+    assert_eq!(types(&test.received(LISTENER)), ["heartbeatAck", "error"]);
+    assert_eq!(test.received(LISTENER)[1]["code"], "INVALID_MESSAGE");
+}
+
+#[tokio::test]
+async fn bad_frames_get_their_codes_and_the_connection_stays_usable() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    let id = session.session_id.as_str();
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("not json".into(), "INVALID_MESSAGE", None),
+        ("[1,2]".into(), "INVALID_MESSAGE", None),
+        ("{}".into(), "MISSING_PARAMETER", Some("action")),
+        (r#"{"action":"fly"}"#.into(), "UNKNOWN_ACTION", None),
+        (r#"{"action":"joinSession","targetLanguage":"de"}"#.into(), "MISSING_PARAMETER", Some("sessionId")),
+        (
+            format!(r#"{{"action":"joinSession","sessionId":"{id}","targetLanguage":"zz"}}"#),
+            "INVALID_PARAMETER",
+            Some("targetLanguage"),
+        ),
+        (
+            r#"{"action":"joinSession","sessionId":"brave-otter-123","targetLanguage":"de"}"#.into(),
+            "INVALID_PARAMETER",
+            Some("sessionId"),
+        ),
+        (r#"{"action":"changeLanguage","targetLanguage":5}"#.into(), "INVALID_PARAMETER", Some("targetLanguage")),
+        (r#"{"action":"setVolume","volumeLevel":2}"#.into(), "INVALID_PARAMETER", Some("volumeLevel")),
+        (r#"{"action":"createSession","sourceLanguage":"en"}"#.into(), "FORBIDDEN", None),
+        (r#"{"action":"pauseBroadcast"}"#.into(), "FORBIDDEN", None),
+        (
+            format!(r#"{{"action":"refreshConnection","sessionId":"{id}","role":"admin"}}"#),
+            "INVALID_PARAMETER",
+            Some("role"),
+        ),
+        (
+            r#"{"action":"refreshConnection","sessionId":"brave-otter-123","role":"listener"}"#.into(),
+            "INVALID_PARAMETER",
+            Some("sessionId"),
+        ),
+        (format!(r#"{{"action":"heartbeat","pad":"{}"}}"#, "x".repeat(128 * 1024)), "MESSAGE_TOO_LARGE", None),
+    ];
+    for (frame, code, field) in &cases {
+        let replies = test.send_text(LISTENER, frame).await;
+        assert_eq!(error_code(&replies), *code, "{}", &frame[..frame.len().min(80)]);
+        assert_eq!(replies[0]["details"]["field"].as_str(), *field, "{}", &frame[..frame.len().min(80)]);
+        // Still usable.
+        assert_eq!(types(&test.send(LISTENER, json!({"action": "heartbeat"})).await), ["heartbeatAck"]);
+    }
+    assert_eq!(test.stored(&session).await.listener_count, 1);
+}
+
+#[test]
+fn settings_come_from_the_declared_environment() {
+    let variables = contract::functions::MESSAGES
+        .environment
+        .iter()
+        .map(|var| (var.name.to_owned(), if var.name == "AUDIO_STREAM" { "audio".to_owned() } else { "9".to_owned() }))
+        .collect();
+    let env = session_core::config::FunctionEnv::from_map(&contract::functions::MESSAGES, variables);
+    let (limits, stream) = MessagesFunction::settings(&env).expect("valid");
+    assert_eq!((limits.max_message_bytes, stream.as_str()), (9, "audio"));
+}
