@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 failure (the message says what to do next); 2 usage errors
 //! (from clap).
 
+mod bench;
 mod python;
 mod test;
 
@@ -19,12 +20,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure the warm invocation path and each binary's start-to-ready time.
+    Bench(bench::Bench),
+    /// Set up what the tests need and run every test.
     Test(test::Test),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(command) => command.run(),
         Command::Test(command) => command.run(),
     };
     match result {

@@ -172,6 +172,7 @@ pub const HTTP: Function = Function {
         MANAGEMENT_ENDPOINT,
         setting(env::SESSIONS_PER_HOUR_PER_USER),
         setting(env::SESSION_LIFETIME_SECONDS),
+        setting(env::SPEAKER_GRACE_SECONDS),
     ],
     permissions: &[
         STORE_PERMISSIONS[0],

@@ -1,1 +1,221 @@
-//! placeholder
+//! The HTTP session API (API Gateway HTTP API, payload format 2.0, JWT authorizer on the
+//! writes), PROTOCOL.md "HTTP API".
+//!
+//! | route | caller | answer |
+//! |---|---|---|
+//! | `POST /sessions` `{sourceLanguage, qualityTier?}` | a speaker (JWT) | 201, the session, `Location: /sessions/{id}` |
+//! | `GET /sessions/{id}` | anyone | 200, the session |
+//! | `PATCH /sessions/{id}` `{status: "active" \| "paused"}` | the owner (JWT) | 200, the session |
+//! | `DELETE /sessions/{id}` | the owner (JWT) | 200, the ended session (also when it had already ended) |
+//! | `GET /health` | anyone | 200 `{"status":"ok"}` |
+//!
+//! Routes are dispatched on the route key, and the keys come from the contract
+//! ([`contract::functions::HTTP`]) and are bound to their operations in `routes.rs`. The caller is the `sub` claim the JWT
+//! authorizer verified.
+//!
+//! A session is shown by its public fields (`sessionId, status, sourceLanguage, qualityTier,
+//! listenerCount, broadcastState, createdAt, expiresAt`), times in milliseconds since the
+//! epoch; the speaker's user id and connection ids are never shown.
+//!
+//! Every answer is JSON. A refusal's body is `{code, message, details?, retryAfter?}` and its
+//! status is the code's HTTP status (PROTOCOL.md), with these documented exceptions:
+//!
+//! - `PATCH` on an ended session is **409** with code `SESSION_INACTIVE` (rather than 403): the
+//!   request is well-formed and the caller owns the session, but it conflicts with the
+//!   session's state. Ending is `DELETE`, so `status: "ended"` is `INVALID_PARAMETER`.
+//! - A route key this function does not serve is **404** with code `UNKNOWN_ACTION` (rather
+//!   than 400): the resource does not exist. API Gateway only sends the routes it was given,
+//!   so this means the API and the contract disagree.
+//! - A route behind the JWT authorizer whose event has no `sub` claim is 401 `UNAUTHORIZED`
+//!   (and logged as a misconfigured API).
+//! - A rate-limited `POST` is 429 with `retryAfter` (seconds) in the body and `Retry-After`.
+//! - An event that is not a payload 2.0 request at all is 500 `INTERNAL_ERROR`.
+//!
+//! Pausing, resuming and ending tell the session's connections through `@connections` at the
+//! configured management endpoint (`MANAGEMENT_ENDPOINT`, required for this function: it gets
+//! no WebSocket event to derive one from, so a cold start without it fails).
+
+mod request;
+mod response;
+mod routes;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use contract::{HttpAuth, HttpRoute};
+use request::{json_object, route_key, session_id, subject};
+use response::{Refusal, Reply};
+use routes::Operation;
+use serde_json::{Value, json};
+use session_core::config::Limits;
+use session_core::fanout::Connections;
+use session_core::ids::SessionId;
+use session_core::lifecycle::{Lifecycle, reasons};
+use session_core::model::{Session, SessionStatus};
+use session_core::protocol::{ErrorCode, Fields, ProtocolError};
+use session_core::store::{NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError};
+use session_core::validation::{LanguageCode, QualityTier};
+
+/// The function, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct HttpFunction {
+    pub store: Store,
+    pub connections: Connections,
+    pub limits: Limits,
+}
+
+impl HttpFunction {
+    /// Answers one raw event. An event that is not an HTTP API payload 2.0 request is a 500
+    /// with the usual error body, not an invocation error.
+    pub async fn handle_payload(&self, payload: Value) -> ApiGatewayV2httpResponse {
+        match serde_json::from_value::<ApiGatewayV2httpRequest>(payload) {
+            Ok(request) => self.handle(&request).await,
+            Err(error) => {
+                tracing::error!(%error, "the event is not an HTTP API payload 2.0 request");
+                Refusal::from(ProtocolError::new(ErrorCode::InternalError, "internal error")).into_response()
+            }
+        }
+    }
+
+    /// Answers one request. Never fails: every refusal is a status and a JSON body.
+    pub async fn handle(&self, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let key = route_key(request);
+        // Boxed: the nested futures of dispatch are otherwise too deep for the compiler to lay
+        // out inside the runtime's future (`queries overflow the depth limit`).
+        match Box::pin(self.dispatch(request, key)).await {
+            Ok(reply) => {
+                tracing::info!(route = key, status = reply.status(), "answered");
+                reply.into_response()
+            }
+            Err(refusal) => {
+                tracing::info!(route = key, status = refusal.status, code = %refusal.error.code,
+                    message = %refusal.error.message, "refused");
+                refusal.into_response()
+            }
+        }
+    }
+
+    async fn dispatch(&self, request: &ApiGatewayV2httpRequest, key: &str) -> Result<Reply, Refusal> {
+        let Some((route, operation)) = routes::find(key) else {
+            return Err(unknown_route(key));
+        };
+        let user = caller(request, &route)?;
+        match (operation, user) {
+            (Operation::Health, _) => Ok(Reply::ok(json!({ "status": "ok" }))),
+            (Operation::GetSession, _) => self.get(request).await,
+            (Operation::CreateSession, Some(user)) => self.create(request, user).await,
+            (Operation::UpdateSession, Some(user)) => self.update(request, user).await,
+            (Operation::EndSession, Some(user)) => self.end(request, user).await,
+            // Not reached: `routes` checks at compile time that these routes use the authorizer.
+            (Operation::CreateSession | Operation::UpdateSession | Operation::EndSession, None) => {
+                Err(ProtocolError::new(ErrorCode::Unauthorized, "this route needs a valid bearer token").into())
+            }
+        }
+    }
+
+    /// `POST /sessions`.
+    async fn create(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
+        let body = json_object(request)?;
+        let fields = Fields::new(&body);
+        let source_language = fields.required("sourceLanguage", LanguageCode::parse)?;
+        let quality_tier = fields.optional("qualityTier", QualityTier::parse)?.unwrap_or_default();
+        self.rate_limit_creation(user).await?;
+        let session = self
+            .store
+            .create_session(NewSession {
+                speaker_user_id: user.to_owned(),
+                source_language,
+                quality_tier,
+                lifetime_seconds: self.limits.session_lifetime_seconds,
+            })
+            .await?;
+        tracing::info!(session = %session.session_id, user, "session created");
+        let location = routes::session_path(session.session_id.as_str());
+        Ok(Reply::created(&session, location))
+    }
+
+    async fn rate_limit_creation(&self, user: &str) -> Result<(), Refusal> {
+        let key = RateLimitKey::new("createSession", "user", user);
+        let rule = RateRule { limit: self.limits.sessions_per_hour_per_user, window_seconds: 3600 };
+        match self.store.hit_rate_limit(&key, rule).await? {
+            RateDecision::Allowed { .. } => Ok(()),
+            RateDecision::Limited { retry_after } => Err(ProtocolError::rate_limited(retry_after).into()),
+        }
+    }
+
+    /// `GET /sessions/{id}`: the session as it is now, ended first if its speaker's grace
+    /// period is over.
+    async fn get(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Refusal> {
+        let id = session_id(request)?;
+        let session = self.find(&id).await?;
+        let ended = self.lifecycle().end_if_speaker_gone(&session, self.limits.speaker_grace_seconds).await?;
+        Ok(Reply::session(ended.as_ref().unwrap_or(&session)))
+    }
+
+    /// `PATCH /sessions/{id}`: pause or resume. An ended session is a 409.
+    async fn update(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
+        let id = session_id(request)?;
+        let body = json_object(request)?;
+        let paused = Fields::new(&body).required("status", paused_from_status)?;
+        let session = self.owned(&id, user).await?;
+        if !session.is_live() {
+            let inactive = ProtocolError::new(ErrorCode::SessionInactive, format!("session {id} has ended"));
+            return Err(Refusal::from(inactive).conflict_if_inactive());
+        }
+        let updated = self
+            .lifecycle()
+            .set_paused(&id, paused)
+            .await
+            .map_err(|error| Refusal::from(error).conflict_if_inactive())?;
+        Ok(Reply::session(&updated))
+    }
+
+    /// `DELETE /sessions/{id}`: end the session; ending an ended session is a success.
+    async fn end(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
+        let id = session_id(request)?;
+        self.owned(&id, user).await?;
+        let ended = self.lifecycle().end(&id, reasons::ENDED_BY_SPEAKER).await?;
+        Ok(Reply::session(&ended))
+    }
+
+    /// The session, or `SESSION_NOT_FOUND`.
+    async fn find(&self, id: &SessionId) -> Result<Session, Refusal> {
+        self.store.get_session(id).await?.ok_or_else(|| StoreError::SessionNotFound(id.clone()).into())
+    }
+
+    /// The session, if `user` owns it (`FORBIDDEN` otherwise).
+    async fn owned(&self, id: &SessionId, user: &str) -> Result<Session, Refusal> {
+        let session = self.find(id).await?;
+        if session.speaker_user_id != user {
+            return Err(ProtocolError::new(ErrorCode::Forbidden, format!("you do not own session {id}")).into());
+        }
+        Ok(session)
+    }
+
+    fn lifecycle(&self) -> Lifecycle<'_> {
+        Lifecycle { store: &self.store, connections: &self.connections }
+    }
+}
+
+/// The caller's user id on a route behind the JWT authorizer; `None` on open routes.
+fn caller<'a>(request: &'a ApiGatewayV2httpRequest, route: &HttpRoute) -> Result<Option<&'a str>, Refusal> {
+    match route.auth {
+        HttpAuth::Jwt => Ok(Some(subject(request)?)),
+        HttpAuth::None => Ok(None),
+    }
+}
+
+/// `status` of a `PATCH`: `paused` pauses, `active` resumes; ending is `DELETE`.
+fn paused_from_status(status: &str) -> Result<bool, &'static str> {
+    match SessionStatus::parse(status) {
+        Some(SessionStatus::Paused) => Ok(true),
+        Some(SessionStatus::Active) => Ok(false),
+        Some(SessionStatus::Ended) => Err("must be \"active\" or \"paused\"; end a session with DELETE"),
+        None => Err("must be \"active\" or \"paused\""),
+    }
+}
+
+/// A route key this function does not serve: 404 with `UNKNOWN_ACTION` (documented above).
+fn unknown_route(key: &str) -> Refusal {
+    tracing::error!(route = key, "a route this function does not serve; the API and the contract disagree");
+    let message = format!("no route {key:?}; routes: {}", routes::route_keys().join(", "));
+    Refusal::from(ProtocolError::new(ErrorCode::UnknownAction, message)).with_status(404)
+}
