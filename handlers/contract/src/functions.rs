@@ -53,12 +53,14 @@ const fn on(actions: &'static [&'static str], resource: Resource) -> Permission 
     Permission { actions, resource }
 }
 
-/// The store's access to all three tables and the fan-out index.
-const STORE_PERMISSIONS: [Permission; 4] = [
+/// The store's access to all three tables and the fan-out index, and `@connections` to tell
+/// clients about it: what every function that touches sessions needs.
+const SESSION_PERMISSIONS: [Permission; 5] = [
     on(ITEM_ACTIONS, Resource::Table(TableId::Sessions)),
     on(ITEM_ACTIONS, Resource::Table(TableId::Connections)),
     on(QUERY, Resource::TableIndexes(TableId::Connections)),
     on(ITEM_ACTIONS, Resource::Table(TableId::RateLimits)),
+    on(MANAGE_CONNECTIONS, Resource::Connections),
 ];
 
 const JWT_SETTINGS: [EnvVar; 4] =
@@ -95,13 +97,7 @@ pub const CONNECTION: Function = Function {
         setting(env::CONNECTION_TTL_SECONDS),
         setting(env::SPEAKER_GRACE_SECONDS),
     ],
-    permissions: &[
-        STORE_PERMISSIONS[0],
-        STORE_PERMISSIONS[1],
-        STORE_PERMISSIONS[2],
-        STORE_PERMISSIONS[3],
-        on(MANAGE_CONNECTIONS, Resource::Connections),
-    ],
+    permissions: &SESSION_PERMISSIONS,
     reads_authorizer_context: context::ALL,
 };
 
@@ -144,11 +140,11 @@ pub const MESSAGES: Function = Function {
         setting(env::SPEAKER_GRACE_SECONDS),
     ],
     permissions: &[
-        STORE_PERMISSIONS[0],
-        STORE_PERMISSIONS[1],
-        STORE_PERMISSIONS[2],
-        STORE_PERMISSIONS[3],
-        on(MANAGE_CONNECTIONS, Resource::Connections),
+        SESSION_PERMISSIONS[0],
+        SESSION_PERMISSIONS[1],
+        SESSION_PERMISSIONS[2],
+        SESSION_PERMISSIONS[3],
+        SESSION_PERMISSIONS[4],
         on(PUT_RECORD, Resource::Stream(StreamId::Audio)),
     ],
     reads_authorizer_context: &[],
@@ -174,13 +170,7 @@ pub const HTTP: Function = Function {
         setting(env::SESSION_LIFETIME_SECONDS),
         setting(env::SPEAKER_GRACE_SECONDS),
     ],
-    permissions: &[
-        STORE_PERMISSIONS[0],
-        STORE_PERMISSIONS[1],
-        STORE_PERMISSIONS[2],
-        STORE_PERMISSIONS[3],
-        on(MANAGE_CONNECTIONS, Resource::Connections),
-    ],
+    permissions: &SESSION_PERMISSIONS,
     reads_authorizer_context: &[],
 };
 

@@ -16,14 +16,7 @@ const START: i64 = 1_764_000_000_000;
 async fn store() -> (Store, Arc<ManualClock>) {
     let client = testkit::dynamodb_client();
     let tables = testkit::create_tables(&client).await;
-    let names = TableNames::from_lookup(|variable| {
-        contract::CONTRACT
-            .tables
-            .iter()
-            .find(|table| table.name_env == variable)
-            .map(|table| tables.name(table.id).to_owned())
-    })
-    .expect("every table has a name");
+    let names = TableNames::from_lookup(tables.env_lookup()).expect("every table has a name");
     let clock = ManualClock::starting_at(START);
     (Store::new(client, names).with_clock(clock.clone()), clock)
 }

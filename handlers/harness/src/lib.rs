@@ -40,14 +40,7 @@ impl World {
         let recorder = OperationRecorder::new();
         let client = testkit::dynamodb_client_recording(&recorder);
         let tables = testkit::create_tables(&client).await;
-        let names = TableNames::from_lookup(|variable| {
-            contract::CONTRACT
-                .tables
-                .iter()
-                .find(|table| table.name_env == variable)
-                .map(|table| tables.name(table.id).to_owned())
-        })
-        .expect("every table has a name");
+        let names = TableNames::from_lookup(tables.env_lookup()).expect("every table has a name");
         let clock = ManualClock::starting_at(NOW_MS);
         let store = Store::new(client, names).with_clock(clock.clone());
         let connections_api = ConnectionsApi::start().await;

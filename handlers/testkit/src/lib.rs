@@ -159,6 +159,18 @@ impl TestTables {
     pub fn name(&self, id: TableId) -> &str {
         self.names.get(&id).map(String::as_str).unwrap_or_default()
     }
+
+    /// The table names as a function's environment would carry them: looked up by each
+    /// table's `name_env` variable.
+    pub fn env_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |variable| {
+            contract::CONTRACT
+                .tables
+                .iter()
+                .find(|table| table.name_env == variable)
+                .map(|table| self.name(table.id).to_owned())
+        }
+    }
 }
 
 /// Creates every table of the contract, named `<prefix>-<logical id>` with a random prefix.

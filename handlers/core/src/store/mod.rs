@@ -36,12 +36,8 @@ pub struct TableNames {
 }
 
 impl TableNames {
-    /// Reads each table's name from the environment variable the contract declares for it.
-    pub fn from_env() -> Result<TableNames, MissingEnv> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Resolves each table's name through `lookup` (for example a map of test tables).
+    /// Resolves each table's name through `lookup`, by the variable the contract declares for
+    /// it (functions use `config::FunctionEnv::table_names`, which also checks declarations).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<TableNames, MissingEnv> {
         let name = |id: TableId| {
             let variable = contract::CONTRACT.table(id).name_env;
@@ -64,9 +60,9 @@ impl TableNames {
     }
 }
 
-/// A required environment variable is not set.
+/// A table's name variable has no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {0} is not set; the stack template sets it for every function that needs it")]
+#[error("no name for the table in {0}")]
 pub struct MissingEnv(pub &'static str);
 
 /// The time source of the store (expiry checks, rate-limit windows, timestamps).
