@@ -1,5 +1,15 @@
 //! CloudFormation for the session service, generated from the contract in `handlers/contract`,
 //! and the verifier that checks any template against that contract.
 //!
-//! The template model, the stacks and the verifier are built on the contract's declarations;
-//! until then this crate holds only the workspace's place for them.
+//! - [`cfn`]: the typed template model;
+//! - [`stages`]: `dev` and `prod`, and the configuration without the `$connect` authorizer;
+//! - [`service`]: the stack, synthesized from the contract and a stage;
+//! - [`naming`]: logical ids shared by the stacks and the verifier.
+
+pub mod cfn;
+pub mod naming;
+pub mod service;
+pub mod stages;
+
+pub use service::{SynthError, synthesize};
+pub use stages::StageConfig;

@@ -11,7 +11,7 @@ pub mod functions;
 pub mod model;
 pub mod tables;
 
-pub use actions::{ACTION_FIELD, Action, ROUTE_SELECTION_EXPRESSION};
+pub use actions::{ACTION_FIELD, Action, CONNECT_ROUTE, DEFAULT_ROUTE, DISCONNECT_ROUTE, ROUTE_SELECTION_EXPRESSION};
 pub use model::{
     AttributeType, AuthorizerContract, Contract, EnvSource, EnvVar, Function, GlobalIndex, HttpAuth, HttpMethod,
     HttpRoute, KeyAttribute, Permission, Projection, Resource, StreamId, TableId, TableSchema,

@@ -1,0 +1,189 @@
+//! Stage configurations: everything that differs between `dev` and `prod`, in code, reviewed
+//! like code. A stage supplies every per-stage setting the contract's functions read; a
+//! setting it does not supply is a synthesis error, not a silent default.
+
+use contract::env;
+
+/// The processor architecture of the functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Arm64,
+    X86_64,
+}
+
+impl Architecture {
+    /// Lambda's name for it.
+    pub const fn lambda_name(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
+/// How speaker tokens are issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: String,
+    /// The `token_use` claim speaker tokens carry (`id` for Cognito ID tokens).
+    pub token_use: String,
+}
+
+/// Per-stage limits (PROTOCOL.md defaults in `dev` and `prod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageLimits {
+    pub max_listeners_per_session: u32,
+    pub connects_per_minute_per_ip: u32,
+    pub joins_per_minute_per_ip: u32,
+    pub sessions_per_hour_per_user: u32,
+    pub max_message_bytes: u32,
+    pub session_lifetime_seconds: u32,
+    pub connection_ttl_seconds: u32,
+    pub speaker_grace_seconds: u32,
+}
+
+/// One deployable stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    pub name: String,
+    pub stack_name: String,
+    pub region: String,
+    pub architecture: Architecture,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub log_retention_days: u32,
+    pub throttling_burst_limit: u32,
+    pub throttling_rate_limit: f64,
+    /// Whether `$connect` has the REQUEST authorizer. Without it, the `connection` function
+    /// verifies speaker tokens itself (`CONNECT_AUTH=self`).
+    pub connect_authorizer: bool,
+    pub jwt: JwtSettings,
+    pub limits: StageLimits,
+}
+
+const DEFAULT_LIMITS: StageLimits = StageLimits {
+    max_listeners_per_session: 500,
+    connects_per_minute_per_ip: 20,
+    joins_per_minute_per_ip: 10,
+    sessions_per_hour_per_user: 50,
+    max_message_bytes: 128 * 1024,
+    session_lifetime_seconds: 12 * 3600,
+    connection_ttl_seconds: 3 * 3600,
+    speaker_grace_seconds: 60,
+};
+
+/// The development stage.
+pub fn dev() -> StageConfig {
+    StageConfig {
+        name: "dev".into(),
+        stack_name: "session-service-dev".into(),
+        region: "eu-west-1".into(),
+        architecture: Architecture::Arm64,
+        memory_mb: 256,
+        timeout_seconds: 10,
+        log_retention_days: 14,
+        throttling_burst_limit: 100,
+        throttling_rate_limit: 50.0,
+        connect_authorizer: true,
+        jwt: JwtSettings {
+            issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessDev01".into(),
+            audience: "session-service-dev".into(),
+            jwks_url: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessDev01/.well-known/jwks.json".into(),
+            token_use: "id".into(),
+        },
+        limits: DEFAULT_LIMITS,
+    }
+}
+
+/// The production stage.
+pub fn prod() -> StageConfig {
+    StageConfig {
+        name: "prod".into(),
+        stack_name: "session-service-prod".into(),
+        memory_mb: 512,
+        log_retention_days: 90,
+        throttling_burst_limit: 1000,
+        throttling_rate_limit: 500.0,
+        jwt: JwtSettings {
+            issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessProd1".into(),
+            audience: "session-service".into(),
+            jwks_url: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessProd1/.well-known/jwks.json".into(),
+            token_use: "id".into(),
+        },
+        ..dev()
+    }
+}
+
+/// `stage` without the `$connect` authorizer (the configuration in which `$connect` verifies
+/// tokens itself); kept synthesized and verified so it stays deployable.
+pub fn without_authorizer(stage: StageConfig) -> StageConfig {
+    StageConfig {
+        name: stage.name.clone(),
+        stack_name: format!("{}-noauth", stage.stack_name),
+        connect_authorizer: false,
+        ..stage
+    }
+}
+
+/// Every named stage.
+pub fn all() -> Vec<StageConfig> {
+    vec![dev(), prod()]
+}
+
+/// A named stage (`dev`, `prod`).
+pub fn by_name(name: &str) -> Option<StageConfig> {
+    all().into_iter().find(|stage| stage.name == name)
+}
+
+impl StageConfig {
+    /// The value of a per-stage setting a function reads, by its variable name.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let limits = &self.limits;
+        let value = match name {
+            env::CONNECT_AUTH => (if self.connect_authorizer { "authorizer" } else { "self" }).to_owned(),
+            env::JWT_ISSUER => self.jwt.issuer.clone(),
+            env::JWT_AUDIENCE => self.jwt.audience.clone(),
+            env::JWKS_SOURCE => self.jwt.jwks_url.clone(),
+            env::JWT_TOKEN_USE => self.jwt.token_use.clone(),
+            env::MAX_LISTENERS_PER_SESSION => limits.max_listeners_per_session.to_string(),
+            env::CONNECTS_PER_MINUTE_PER_IP => limits.connects_per_minute_per_ip.to_string(),
+            env::JOINS_PER_MINUTE_PER_IP => limits.joins_per_minute_per_ip.to_string(),
+            env::SESSIONS_PER_HOUR_PER_USER => limits.sessions_per_hour_per_user.to_string(),
+            env::MAX_MESSAGE_BYTES => limits.max_message_bytes.to_string(),
+            env::SESSION_LIFETIME_SECONDS => limits.session_lifetime_seconds.to_string(),
+            env::CONNECTION_TTL_SECONDS => limits.connection_ttl_seconds.to_string(),
+            env::SPEAKER_GRACE_SECONDS => limits.speaker_grace_seconds.to_string(),
+            _ => return None,
+        };
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::EnvSource;
+
+    #[test]
+    fn every_stage_supplies_every_setting_the_functions_read() {
+        for stage in all().into_iter().chain([without_authorizer(dev())]) {
+            for function in contract::functions::ALL {
+                for var in function.environment {
+                    if let EnvSource::StageSetting(name) = var.source {
+                        assert!(stage.setting(name).is_some(), "{} does not set {name}", stage.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_authorizer_setting_follows_the_stage() {
+        assert_eq!(dev().setting(env::CONNECT_AUTH).as_deref(), Some("authorizer"));
+        assert_eq!(without_authorizer(dev()).setting(env::CONNECT_AUTH).as_deref(), Some("self"));
+        assert_eq!(by_name("prod").map(|stage| stage.memory_mb), Some(512));
+        assert!(by_name("staging").is_none());
+    }
+}
