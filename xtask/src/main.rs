@@ -5,6 +5,7 @@
 
 mod bench;
 mod python;
+mod synth;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Measure the warm invocation path and each binary's start-to-ready time.
     Bench(bench::Bench),
+    /// Write each stage's template, verified against the contract.
+    Synth(synth::Synth),
     /// Set up what the tests need and run every test.
     Test(test::Test),
 }
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(command) => command.run(),
+        Command::Synth(command) => command.run(),
         Command::Test(command) => command.run(),
     };
     match result {

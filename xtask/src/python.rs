@@ -56,7 +56,6 @@ impl PythonEnv {
     }
 
     /// A program installed in the environment, such as `cfn-lint`.
-    #[allow(dead_code, reason = "used by the synthesis checks")]
     pub(crate) fn program(&self, name: &str) -> PathBuf {
         self.root.join("bin").join(name)
     }

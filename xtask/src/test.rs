@@ -2,7 +2,8 @@
 //!
 //! It makes the private Python environment (moto's server, cfn-lint) if missing, starts one
 //! local AWS endpoint for the whole run (tests find it through `TESTKIT_AWS_ENDPOINT`), and
-//! runs `cargo test --workspace`. Extra arguments go to `cargo test`, for example
+//! runs `cargo test --workspace` (with `INSTA_UPDATE=no`: a snapshot that differs fails and
+//! nothing is written), then cfn-lint on every synthesized template. Extra arguments go to `cargo test`, for example
 //! `cargo xtask test -- --test store` or `cargo xtask test -- fan_out`.
 
 use crate::python::PythonEnv;
@@ -29,11 +30,15 @@ impl Test {
             .args(&self.cargo_args)
             .env(testkit::ENDPOINT_ENV, endpoint)
             .env(testkit::PYTHON_ENV, python.python())
+            // Snapshots are reviewed and accepted by people, never written by a test run.
+            .env("INSTA_UPDATE", std::env::var("INSTA_UPDATE").unwrap_or_else(|_| "no".into()))
             .status()
             .context("starting cargo test")?;
         if !status.success() {
             bail!("tests failed ({status}); the failures are listed above");
         }
+        let templates = crate::synth::write_all_for_lint()?;
+        crate::synth::lint(&python.program("cfn-lint"), &templates)?;
         step("all tests passed");
         Ok(())
     }
