@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: measures what the README reports.
 //!
-//! 1. The CPU cost of a warm `messages` invocation without network I/O
-//!    (`handlers/messages/benches/warm.rs`).
+//! 1. Synthesizing every stage's template (`stacks/benches/synth.rs`), and the CPU cost of a
+//!    warm `messages` invocation without network I/O (`handlers/messages/benches/warm.rs`).
 //! 2. Each release binary's start-to-ready time: from spawning the process to its first
 //!    request for work (`GET /runtime/invocation/next`) on a local stand-in for the Lambda
 //!    Runtime API, with the environment the contract declares (sample values). This is the
@@ -27,10 +27,12 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub(crate) fn run(self) -> Result<()> {
-        step("cargo bench -p messages --bench warm");
-        let status = cargo().args(["bench", "--locked", "-p", "messages", "--bench", "warm"]).status()?;
-        if !status.success() {
-            bail!("the warm-invocation benchmark failed ({status})");
+        for (package, bench) in [("stacks", "synth"), ("messages", "warm")] {
+            step(format!("cargo bench -p {package} --bench {bench}"));
+            let status = cargo().args(["bench", "--locked", "-p", package, "--bench", bench]).status()?;
+            if !status.success() {
+                bail!("the {bench} benchmark failed ({status})");
+            }
         }
         step("cargo build --release (every function)");
         let mut build = cargo();
