@@ -4,6 +4,7 @@
 //! (from clap).
 
 mod bench;
+mod build;
 mod python;
 mod synth;
 mod test;
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build every function as a reproducible Lambda zip.
+    Build(build::Build),
     /// Measure the warm invocation path and each binary's start-to-ready time.
     Bench(bench::Bench),
     /// Write each stage's template, verified against the contract.
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(command) => command.run(),
+        Command::Build(command) => command.run(),
         Command::Synth(command) => command.run(),
         Command::Test(command) => command.run(),
     };

@@ -1,5 +1,6 @@
 //! The project's private Python environment under `target/tools/venv`: moto's server (the
-//! local AWS endpoint) and cfn-lint, at the versions pinned in `xtask/python-requirements.txt`.
+//! local AWS endpoint), cfn-lint, cargo-lambda and zig, at the versions pinned in
+//! `xtask/python-requirements.txt`.
 //!
 //! It is created on first use and reinstalled whenever the requirements file changes (a
 //! stamp file records the hash of the requirements it was made from).
@@ -53,6 +54,13 @@ impl PythonEnv {
     /// The environment's Python interpreter.
     pub(crate) fn python(&self) -> PathBuf {
         self.root.join("bin/python")
+    }
+
+    /// `PATH` with the environment's programs first (cargo-lambda, zig through python3).
+    pub(crate) fn path_with_bin(&self) -> Result<std::ffi::OsString> {
+        let mut paths = vec![self.root.join("bin")];
+        paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+        Ok(std::env::join_paths(paths)?)
     }
 
     /// A program installed in the environment, such as `cfn-lint`.
