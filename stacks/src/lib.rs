@@ -4,12 +4,15 @@
 //! - [`cfn`]: the typed template model;
 //! - [`stages`]: `dev` and `prod`, and the configuration without the `$connect` authorizer;
 //! - [`service`]: the stack, synthesized from the contract and a stage;
-//! - [`naming`]: logical ids shared by the stacks and the verifier.
+//! - [`naming`]: logical ids shared by the stacks and the verifier;
+//! - [`verify`]: the contract verifier (any template JSON in, findings out).
 
 pub mod cfn;
 pub mod naming;
 pub mod service;
 pub mod stages;
+pub mod verify;
 
 pub use service::{SynthError, synthesize};
 pub use stages::StageConfig;
+pub use verify::{Finding, FindingKind, verify};

@@ -5,7 +5,7 @@
 //! To review a change: `INSTA_UPDATE=always cargo test -p stacks --test snapshots`, then read
 //! `git diff snapshots/` (or `cargo insta review` where cargo-insta is installed).
 
-use contract::{Contract, CONTRACT};
+use contract::{CONTRACT, Contract};
 use stacks::stages::{self, StageConfig};
 
 fn assert_template_snapshot(name: &str, stage: &StageConfig) {

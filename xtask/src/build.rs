@@ -10,7 +10,7 @@
 
 use crate::python::PythonEnv;
 use crate::{cargo, project_root, step};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -71,7 +71,14 @@ pub(crate) struct Artifact {
 
 impl std::fmt::Display for Artifact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:<11} {:>9.2} MB  sha256 {}  {}", self.function, self.size as f64 / 1e6, self.sha256_hex, self.zip.display())
+        write!(
+            f,
+            "{:<11} {:>9.2} MB  sha256 {}  {}",
+            self.function,
+            self.size as f64 / 1e6,
+            self.sha256_hex,
+            self.zip.display()
+        )
     }
 }
 

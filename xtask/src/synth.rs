@@ -1,4 +1,5 @@
-//! `cargo xtask synth`: writes each stage's template, verified against the contract first.
+//! `cargo xtask synth`: writes each stage's template, verified against the contract first (a
+//! finding is an error).
 //!
 //! One `<StackName>.template.json` per stack, under `target/templates` unless `--out` says
 //! otherwise. `--check` writes nothing and fails when a file on disk differs from what would be
@@ -6,7 +7,7 @@
 //! stale unnoticed.
 
 use crate::{project_root, step};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use stacks::stages::{self, StageConfig};
 use std::path::{Path, PathBuf};
 
@@ -57,9 +58,15 @@ pub(crate) fn stage_named(name: &str) -> Result<StageConfig> {
     })
 }
 
-/// The stage's template text and where it goes; fails on any synthesis error.
+/// The stage's template text and where it goes; fails on any synthesis error and on any
+/// contradiction between the template and the contract.
 pub(crate) fn render(stage: &StageConfig, out: &Path) -> Result<(PathBuf, String)> {
     let template = stacks::synthesize(&contract::CONTRACT, stage)?;
+    let findings = stacks::verify(&template.to_value(), &contract::CONTRACT);
+    if !findings.is_empty() {
+        let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
+        bail!("the {} template contradicts the contract:\n{}", stage.name, lines.join("\n"));
+    }
     Ok((out.join(format!("{}.template.json", stage.stack_name)), template.to_json()))
 }
 
