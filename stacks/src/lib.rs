@@ -2,12 +2,14 @@
 //! and the verifier that checks any template against that contract.
 //!
 //! - [`cfn`]: the typed template model;
+//! - [`diff`]: what a release would change, security and data loss called out;
 //! - [`stages`]: `dev` and `prod`, and the configuration without the `$connect` authorizer;
 //! - [`service`]: the stack, synthesized from the contract and a stage;
 //! - [`naming`]: logical ids shared by the stacks and the verifier;
 //! - [`verify`]: the contract verifier (any template JSON in, findings out).
 
 pub mod cfn;
+pub mod diff;
 pub mod naming;
 pub mod service;
 pub mod stages;
