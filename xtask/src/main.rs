@@ -1,10 +1,12 @@
 //! `cargo xtask`: the project's own tooling, one module per command.
 //!
 //! Exit codes: 0 success; 1 failure (the message says what to do next); 2 usage errors
-//! (from clap).
+//! (from clap) — except `diff`, whose 2 means "differences" (see its docs).
 
+mod aws;
 mod bench;
 mod build;
+mod diff;
 mod python;
 mod synth;
 mod test;
@@ -24,6 +26,8 @@ struct Cli {
 enum Command {
     /// Build every function as a reproducible Lambda zip.
     Build(build::Build),
+    /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
+    Diff(diff::Diff),
     /// Measure the warm invocation path and each binary's start-to-ready time.
     Bench(bench::Bench),
     /// Write each stage's template, verified against the contract.
@@ -34,14 +38,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Bench(command) => command.run(),
-        Command::Build(command) => command.run(),
-        Command::Synth(command) => command.run(),
-        Command::Test(command) => command.run(),
+        Command::Bench(command) => done(command.run()),
+        Command::Build(command) => done(command.run()),
+        Command::Diff(command) => command.run(),
+        Command::Synth(command) => done(command.run()),
+        Command::Test(command) => done(command.run()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
