@@ -446,7 +446,11 @@ fn add_outputs(template: &mut Template, stage: &StageConfig) {
             )),
         ),
         ("ManagementEndpoint", "The @connections endpoint (https)", management_endpoint(stage)),
-        ("HttpUrl", "The HTTP session API", Expr::get_att(naming::HTTP_API, "ApiEndpoint")),
+        (
+            "HttpUrl",
+            "The HTTP session API",
+            Expr::sub(format!("https://${{{}}}.execute-api.${{AWS::Region}}.amazonaws.com", naming::HTTP_API)),
+        ),
     ];
     for (name, description, value) in outputs {
         template.outputs.insert(name.into(), Output { description: description.into(), value });

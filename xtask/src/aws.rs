@@ -2,7 +2,7 @@
 //! the standard credential chain (environment, profile, SSO, instance role...), `--region`,
 //! `--profile`, and `--endpoint-url` for a local AWS-compatible endpoint.
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use aws_config::BehaviorVersion;
 use aws_sdk_cloudformation::config::ProvideCredentials;
 

@@ -59,7 +59,7 @@ impl Arch {
 }
 
 /// One built function.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) struct Artifact {
     pub(crate) function: String,
     pub(crate) zip: PathBuf,

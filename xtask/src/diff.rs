@@ -14,8 +14,8 @@ use crate::synth::stage_named;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use stacks::diff::{ChangeKind, TemplateDiff};
 use stacks::Finding;
+use stacks::diff::{ChangeKind, TemplateDiff};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -79,9 +79,10 @@ pub(crate) async fn deployed_template(client: &aws_sdk_cloudformation::Client, s
     let output = match result {
         Ok(output) => output,
         Err(error) => {
-            let missing = error.as_service_error().and_then(|service| service.meta().message()).is_some_and(|message| {
-                message.contains("does not exist")
-            });
+            let missing = error
+                .as_service_error()
+                .and_then(|service| service.meta().message())
+                .is_some_and(|message| message.contains("does not exist"));
             if missing {
                 return Ok(None);
             }

@@ -6,6 +6,7 @@
 mod aws;
 mod bench;
 mod build;
+mod deploy;
 mod diff;
 mod python;
 mod synth;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Build every function as a reproducible Lambda zip.
     Build(build::Build),
+    /// Deploy a stage: build, upload, change set, approval where it matters, execute.
+    Deploy(deploy::Deploy),
     /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
     Diff(diff::Diff),
     /// Measure the warm invocation path and each binary's start-to-ready time.
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(command) => done(command.run()),
         Command::Build(command) => done(command.run()),
+        Command::Deploy(command) => done(command.run()),
         Command::Diff(command) => command.run(),
         Command::Synth(command) => done(command.run()),
         Command::Test(command) => done(command.run()),

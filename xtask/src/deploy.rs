@@ -1,0 +1,320 @@
+//! `cargo xtask deploy`: releases a stage, showing what changes and asking where it matters.
+//!
+//! 1. Synthesizes the stage and refuses a template with contract findings.
+//! 2. Builds the functions (or, with `--no-build`, takes the zips of the last `cargo xtask
+//!    build` from `--artifacts`), and uploads each zip to the assets bucket under its content
+//!    hash, skipping what is already there; the bucket is created on first use.
+//! 3. Says "no changes" and stops when the deployed template and parameters already match.
+//! 4. Prints the diff, asks for approval when it has security-relevant changes or replaces
+//!    stateful resources (`--yes` skips the question; without a terminal it refuses instead),
+//!    creates a change set, executes it, and streams the stack's events.
+//! 5. Prints the outputs; on failure, the failing events and the stack's state, and exits 1.
+
+use crate::aws::AwsArgs;
+use crate::build::{self, Arch, Artifact};
+use crate::diff::{deployed_template, report};
+use crate::synth::stage_named;
+use crate::{project_root, step};
+use anyhow::{Context, Result, bail};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, StackStatus};
+use stacks::naming;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Deploys a stage.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Deploy {
+    /// The stage (`dev`, `prod`).
+    #[arg(long)]
+    stage: String,
+    /// Do not ask for approval of security-relevant changes or stateful replacements.
+    #[arg(long)]
+    yes: bool,
+    /// Use the zips already built (see --artifacts) instead of building.
+    #[arg(long)]
+    no_build: bool,
+    /// Where the built zips and their manifest.json are.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// The assets bucket (default: `<stack>-assets-<account>`).
+    #[arg(long)]
+    assets_bucket: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+impl Deploy {
+    pub(crate) fn run(self) -> Result<()> {
+        let stage = stage_named(&self.stage)?;
+        let template = stacks::synthesize(&contract::CONTRACT, &stage)?;
+        let findings = stacks::verify(&template.to_value(), &contract::CONTRACT);
+        if !findings.is_empty() {
+            let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
+            bail!("refusing to deploy a template that contradicts the contract:\n{}", lines.join("\n"));
+        }
+        let artifacts = if self.no_build {
+            read_manifest(&self.artifacts.clone().unwrap_or_else(|| project_root().join("target/lambda")))?
+        } else {
+            let arch = match stage.architecture {
+                stacks::stages::Architecture::Arm64 => Arch::Arm64,
+                stacks::stages::Architecture::X86_64 => Arch::X86_64,
+            };
+            let functions: Vec<&contract::Function> = contract::functions::ALL.iter().collect();
+            build::build(arch, true, &functions)?
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(self.release(&stage, &template, &artifacts))
+    }
+
+    async fn release(
+        &self,
+        stage: &stacks::StageConfig,
+        template: &stacks::cfn::Template,
+        artifacts: &[Artifact],
+    ) -> Result<()> {
+        let sdk = self.aws.load(&stage.region).await?;
+        let bucket = match &self.assets_bucket {
+            Some(bucket) => bucket.clone(),
+            None => {
+                let identity = aws_sdk_sts::Client::new(&sdk)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .context("asking STS who we are")?;
+                format!("{}-assets-{}", stage.stack_name, identity.account().unwrap_or("account"))
+            }
+        };
+        let s3 = aws_sdk_s3::Client::new(&sdk);
+        let keys = upload_assets(&s3, &bucket, &stage.region, artifacts).await?;
+        let mut parameters = BTreeMap::from([(naming::ASSETS_BUCKET.to_owned(), bucket.clone())]);
+        for (logical_id, _) in template.parameters.iter().filter(|(id, _)| id.ends_with("CodeKey")) {
+            let function = contract::functions::ALL
+                .iter()
+                .find(|function| naming::code_key(function.name) == *logical_id)
+                .with_context(|| format!("no function for parameter {logical_id}"))?;
+            let key = keys.get(function.name).with_context(|| {
+                format!("no zip for `{}`: run `cargo xtask build` (or drop --no-build)", function.name)
+            })?;
+            parameters.insert(logical_id.clone(), key.clone());
+        }
+
+        let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+        let stack = &stage.stack_name;
+        let deployed = deployed_template(&cloudformation, stack).await?;
+        let synthesized = template.to_value();
+        let deployed_parameters = stack_parameters(&cloudformation, stack).await?;
+        if deployed.as_ref() == Some(&synthesized) && deployed_parameters == parameters {
+            println!("No changes: {stack} already runs this template and this code.");
+            return Ok(());
+        }
+        let report = report(stack, deployed.as_ref(), &synthesized);
+        print!("{report}");
+        if !report.findings.deployed.is_empty() {
+            println!("(the deployed template's findings above are what this release fixes)");
+        }
+        let risky = report.diff.security().next().is_some() || report.diff.data_loss().next().is_some();
+        if risky && !self.yes {
+            approve()?;
+        }
+        let change_set =
+            create_change_set(&cloudformation, stack, &template.to_json(), &parameters, deployed.is_some()).await?;
+        let Some(change_set) = change_set else {
+            println!("No changes: CloudFormation found nothing to change.");
+            return Ok(());
+        };
+        let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
+        step(format!("executing change set {change_set}"));
+        cloudformation.execute_change_set().stack_name(stack).change_set_name(&change_set).send().await?;
+        let status = follow(&cloudformation, stack, started).await?;
+        let description = describe(&cloudformation, stack).await?;
+        if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
+            bail!(
+                "{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
+                 (a stack in UPDATE_ROLLBACK_FAILED needs `aws cloudformation continue-update-rollback` first)",
+                status.as_str(),
+                description.and_then(|stack| stack.stack_status_reason).unwrap_or_default()
+            );
+        }
+        println!("{stack} is {}.", status.as_str());
+        for output in description.map(|stack| stack.outputs.unwrap_or_default()).unwrap_or_default() {
+            println!("  {} = {}", output.output_key.unwrap_or_default(), output.output_value.unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+/// The zips of the last build, from its manifest.
+fn read_manifest(dir: &std::path::Path) -> Result<Vec<Artifact>> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}: run `cargo xtask build` first (or drop --no-build)", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a build manifest", path.display()))
+}
+
+/// Uploads each zip under its content hash unless it is there already; returns the keys.
+async fn upload_assets(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    region: &str,
+    artifacts: &[Artifact],
+) -> Result<BTreeMap<String, String>> {
+    if s3.head_bucket().bucket(bucket).send().await.is_err() {
+        step(format!("creating the assets bucket {bucket}"));
+        let mut create = s3.create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        create
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(error)))
+            .with_context(|| format!("creating the assets bucket {bucket}; pass --assets-bucket to use another"))?;
+    }
+    let mut keys = BTreeMap::new();
+    for artifact in artifacts {
+        let key = format!("assets/{}/{}.zip", artifact.function, artifact.sha256_hex);
+        if s3.head_object().bucket(bucket).key(&key).send().await.is_ok() {
+            println!("  {} unchanged ({key})", artifact.function);
+        } else {
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.zip)
+                .await
+                .with_context(|| format!("reading {}", artifact.zip.display()))?;
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(error)))
+                .with_context(|| format!("uploading {}", artifact.zip.display()))?;
+            println!("  {} uploaded ({key}, {:.2} MB)", artifact.function, artifact.size as f64 / 1e6);
+        }
+        keys.insert(artifact.function.clone(), key);
+    }
+    Ok(keys)
+}
+
+async fn describe(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<Option<aws_sdk_cloudformation::types::Stack>> {
+    match client.describe_stacks().stack_name(stack).send().await {
+        Ok(output) => Ok(output.stacks.unwrap_or_default().into_iter().next()),
+        Err(error)
+            if error
+                .as_service_error()
+                .and_then(|e| e.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error))),
+    }
+}
+
+async fn stack_parameters(client: &aws_sdk_cloudformation::Client, stack: &str) -> Result<BTreeMap<String, String>> {
+    Ok(describe(client, stack)
+        .await?
+        .and_then(|stack| stack.parameters)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|parameter| (parameter.parameter_key.unwrap_or_default(), parameter.parameter_value.unwrap_or_default()))
+        .collect())
+}
+
+/// Asks on the terminal; refuses without one.
+fn approve() -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "this release has security-relevant changes or replaces stateful resources (listed above); \
+               not on a terminal to ask, so refusing: review them and rerun with --yes"
+        );
+    }
+    eprint!("Deploy these changes? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not deployed");
+    }
+    Ok(())
+}
+
+/// Creates a change set and waits for it; `None` when it holds no changes.
+async fn create_change_set(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    body: &str,
+    parameters: &BTreeMap<String, String>,
+    exists: bool,
+) -> Result<Option<String>> {
+    let name = format!("xtask-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
+    step(format!("creating change set {name}"));
+    let mut request = client
+        .create_change_set()
+        .stack_name(stack)
+        .change_set_name(&name)
+        .template_body(body)
+        .capabilities(Capability::CapabilityIam)
+        .change_set_type(if exists { ChangeSetType::Update } else { ChangeSetType::Create });
+    for (key, value) in parameters {
+        request = request.parameters(Parameter::builder().parameter_key(key).parameter_value(value).build());
+    }
+    request
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))?;
+    for _ in 0..300 {
+        let described = client.describe_change_set().stack_name(stack).change_set_name(&name).send().await?;
+        match described.status {
+            Some(ChangeSetStatus::CreateComplete) => return Ok(Some(name)),
+            Some(ChangeSetStatus::Failed) => {
+                let reason = described.status_reason.unwrap_or_default();
+                if reason.contains("didn't contain changes") || reason.contains("No updates") {
+                    client.delete_change_set().stack_name(stack).change_set_name(&name).send().await.ok();
+                    return Ok(None);
+                }
+                bail!("the change set failed: {reason}");
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    bail!("the change set {name} was not ready after 5 minutes")
+}
+
+/// Prints the stack's new events until it settles; returns its final status.
+async fn follow(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    since: aws_sdk_cloudformation::primitives::DateTime,
+) -> Result<StackStatus> {
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let events = client.describe_stack_events().stack_name(stack).send().await?.stack_events.unwrap_or_default();
+        for event in events.iter().rev() {
+            let id = event.event_id.clone().unwrap_or_default();
+            if event.timestamp.is_some_and(|at| at.secs() + 1 < since.secs()) || !seen.insert(id) {
+                continue;
+            }
+            let status = event.resource_status.as_ref().map(|status| status.as_str()).unwrap_or("");
+            let marker = if status.contains("FAILED") { "✗" } else { " " };
+            println!(
+                "{marker} {:<40} {:<22} {}",
+                event.logical_resource_id.as_deref().unwrap_or(""),
+                status,
+                event.resource_status_reason.as_deref().unwrap_or("")
+            );
+        }
+        let status =
+            describe(client, stack).await?.and_then(|stack| stack.stack_status).context("the stack vanished")?;
+        if !status.as_str().ends_with("_IN_PROGRESS") {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

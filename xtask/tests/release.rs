@@ -1,0 +1,180 @@
+//! The release workflow end to end, against a local AWS-compatible endpoint (moto's server):
+//! `deploy` creates the stack, its tables and its functions with the given code; a second
+//! `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff` exit 2
+//! and show exactly that change; a deployed seed incident makes `diff` exit 1 and name it.
+//!
+//! moto stores API Gateway v2 resources only in the template (it does not create them), which
+//! is enough: `diff` and the verifier read templates.
+
+use aws_sdk_cloudformation::types::Parameter;
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const STACK: &str = "session-service-dev";
+
+fn xtask(endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--endpoint-url", endpoint])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("xtask runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// One zip per function, as `cargo xtask build` leaves them, with its manifest.
+fn artifacts(dir: &Path) -> Vec<(String, String)> {
+    let mut manifest = Vec::new();
+    let mut hashes = Vec::new();
+    for function in contract::functions::ALL {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer.start_file("bootstrap", zip::write::SimpleFileOptions::default()).expect("entry");
+        writer.write_all(format!("#!/bin/sh\necho {}\n", function.name).as_bytes()).expect("written");
+        let bytes = writer.finish().expect("zip").into_inner();
+        let path = dir.join(format!("{}.zip", function.name));
+        std::fs::write(&path, &bytes).expect("zip written");
+        let digest = Sha256::digest(&bytes);
+        let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
+        manifest.push(json!({
+            "function": function.name, "zip": path, "size": bytes.len(),
+            "sha256_hex": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(), "code_sha256": code_sha256,
+        }));
+        hashes.push((function.name.to_owned(), code_sha256));
+    }
+    std::fs::write(dir.join("manifest.json"), Value::from(manifest).to_string()).expect("manifest written");
+    hashes
+}
+
+async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
+    let config = aws_sdk_cloudformation::Config::builder()
+        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudformation::config::Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_cloudformation::Client::from_conf(config)
+}
+
+/// Replaces the deployed template (keeping the parameters), as a hand edit in the console would.
+async fn redeploy_edited(client: &aws_sdk_cloudformation::Client, edit: impl FnOnce(&mut Value)) {
+    let body =
+        client.get_template().stack_name(STACK).send().await.expect("template").template_body.unwrap_or_default();
+    let mut template: Value = serde_json::from_str(&body).expect("JSON");
+    edit(&mut template);
+    let mut update = client
+        .update_stack()
+        .stack_name(STACK)
+        .template_body(template.to_string())
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam);
+    for key in template["Parameters"].as_object().expect("parameters").keys() {
+        update = update.parameters(Parameter::builder().parameter_key(key).use_previous_value(true).build());
+    }
+    update.send().await.expect("updated");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_then_diff_against_a_local_endpoint() {
+    let endpoint = testkit::local_endpoint();
+    let dir = std::env::temp_dir().join(format!("xtask-release-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let hashes = artifacts(&dir);
+    let artifacts_dir = dir.to_str().expect("utf-8 path");
+
+    // First release: everything is new.
+    let first = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir, "--yes"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains("CREATE_COMPLETE"), "{}", text(&first));
+
+    let client = cloudformation(&endpoint).await;
+    let resources = client.describe_stack_resources().stack_name(STACK).send().await.expect("resources");
+    let physical = |logical: &str| {
+        resources
+            .stack_resources()
+            .iter()
+            .find(|r| r.logical_resource_id() == Some(logical))
+            .and_then(|r| r.physical_resource_id().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    for table in contract::CONTRACT.tables {
+        assert!(!physical(table.logical_id).is_empty(), "{} created", table.logical_id);
+    }
+    // The functions run exactly the uploaded zips.
+    let lambda = lambda_client(&endpoint);
+    for (function, code_sha256) in &hashes {
+        let name = physical(&stacks::naming::function(function));
+        let configuration = lambda.get_function_configuration(&name).await;
+        assert_eq!(configuration.get("CodeSha256").and_then(Value::as_str), Some(code_sha256.as_str()), "{function}");
+    }
+
+    // Second release: nothing to do, no question asked (stdin is not a terminal).
+    let second = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("No changes"), "{}", text(&second));
+
+    let quiet = xtask(&endpoint, &["diff", "--stage", "dev"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+
+    // A changed configuration on the deployed side: exit 2, exactly that change.
+    redeploy_edited(&client, |template| {
+        template["Resources"]["MessagesFunction"]["Properties"]["Environment"]["Variables"]["MAX_LISTENERS_PER_SESSION"] = json!("900");
+    })
+    .await;
+    let changed = xtask(&endpoint, &["diff", "--stage", "dev", "--json"]);
+    assert_eq!(changed.status.code(), Some(2), "{}", text(&changed));
+    let report: Value = serde_json::from_slice(&changed.stdout).expect("JSON report");
+    assert_eq!(
+        report["diff"]["resources"],
+        json!([{"logicalId": "MessagesFunction", "resourceType": "AWS::Lambda::Function", "kind": "modified",
+            "properties": [{"path": "Properties.Environment.Variables.MAX_LISTENERS_PER_SESSION", "old": "900", "new": "500"}],
+            "security": [], "dataLoss": null}])
+    );
+
+    // The seed incident deployed: exit 1, named.
+    redeploy_edited(&client, |template| {
+        template["Resources"]["ConnectAuthorizer"]["Properties"]["IdentitySource"] =
+            json!(["route.request.querystring.token"]);
+    })
+    .await;
+    let incident = xtask(&endpoint, &["diff", "--stage", "dev"]);
+    assert_eq!(incident.status.code(), Some(1), "{}", text(&incident));
+    let output = text(&incident);
+    assert!(output.contains("$connect") && output.contains("IdentitySource") && output.contains("401"), "{output}");
+    // A deploy would fix it, but it changes an authorizer: without a terminal it asks for --yes.
+    let refused = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The Lambda API's GetFunctionConfiguration, over plain HTTP (no Lambda SDK in this workspace).
+fn lambda_client(endpoint: &str) -> LambdaProbe {
+    LambdaProbe { endpoint: endpoint.to_owned() }
+}
+
+struct LambdaProbe {
+    endpoint: String,
+}
+
+impl LambdaProbe {
+    async fn get_function_configuration(&self, name: &str) -> Value {
+        // moto routes by the credential scope's service and does not check signatures.
+        let url = format!("{}/2015-03-31/functions/{name}/configuration", self.endpoint);
+        let scope = "AWS4-HMAC-SHA256 Credential=testing/20261125/eu-west-1/lambda/aws4_request, SignedHeaders=host, Signature=0";
+        let response =
+            reqwest::Client::new().get(&url).header("Authorization", scope).send().await.expect("lambda answers");
+        response.json().await.expect("JSON")
+    }
+}
