@@ -110,7 +110,7 @@ impl Deploy {
             return Ok(());
         }
         let report = report(stack, deployed.as_ref(), &synthesized);
-        print!("{report}");
+        print!("{}", report.body());
         if !report.findings.deployed.is_empty() {
             println!("(the deployed template's findings above are what this release fixes)");
         }

@@ -121,17 +121,43 @@ fn show(value: &Option<Value>) -> String {
     }
 }
 
+impl Report {
+    /// The report without its closing verdict (deploy says what it does instead).
+    pub(crate) fn body(&self) -> String {
+        Body(self).to_string()
+    }
+
+    fn verdict(&self) -> &'static str {
+        match self.exit_code {
+            0 => "nothing to deploy",
+            2 => "differences (exit 2)",
+            _ => "contract findings: do not release (exit 1)",
+        }
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.stack_exists { "deployed" } else { "not deployed yet: everything is new" };
-        writeln!(f, "Stack {} ({state})", self.stack)?;
-        if self.diff.is_empty() {
+        write!(f, "{}", Body(self))?;
+        writeln!(f, "\n{}", self.verdict())
+    }
+}
+
+/// Everything but the verdict.
+struct Body<'a>(&'a Report);
+
+impl fmt::Display for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.0;
+        let state = if report.stack_exists { "deployed" } else { "not deployed yet: everything is new" };
+        writeln!(f, "Stack {} ({state})", report.stack)?;
+        if report.diff.is_empty() {
             writeln!(f, "\nNo differences.")?;
         }
-        if !self.diff.resources.is_empty() {
+        if !report.diff.resources.is_empty() {
             writeln!(f, "\nResources")?;
         }
-        for change in &self.diff.resources {
+        for change in &report.diff.resources {
             let mark = match change.kind {
                 ChangeKind::Added => "+",
                 ChangeKind::Removed => "-",
@@ -144,13 +170,13 @@ impl fmt::Display for Report {
                 }
             }
         }
-        if !self.diff.other.is_empty() {
+        if !report.diff.other.is_empty() {
             writeln!(f, "\nParameters and outputs")?;
-            for property in &self.diff.other {
+            for property in &report.diff.other {
                 writeln!(f, "~ {}: {} → {}", property.path, show(&property.old), show(&property.new))?;
             }
         }
-        let security: Vec<_> = self.diff.security().collect();
+        let security: Vec<_> = report.diff.security().collect();
         if !security.is_empty() {
             writeln!(f, "\nSecurity-relevant changes (review before release)")?;
             for change in security {
@@ -159,14 +185,15 @@ impl fmt::Display for Report {
                 }
             }
         }
-        let losses: Vec<_> = self.diff.data_loss().collect();
+        let losses: Vec<_> = report.diff.data_loss().collect();
         if !losses.is_empty() {
             writeln!(f, "\nStateful resources replaced or removed (DATA)")?;
             for change in losses {
                 writeln!(f, "! {}", change.data_loss.as_deref().unwrap_or_default())?;
             }
         }
-        for (side, findings) in [("deployed", &self.findings.deployed), ("synthesized", &self.findings.synthesized)] {
+        for (side, findings) in [("deployed", &report.findings.deployed), ("synthesized", &report.findings.synthesized)]
+        {
             if !findings.is_empty() {
                 writeln!(f, "\nContract findings in the {side} template")?;
                 for finding in findings {
@@ -174,12 +201,7 @@ impl fmt::Display for Report {
                 }
             }
         }
-        let verdict = match self.exit_code {
-            0 => "nothing to deploy",
-            2 => "differences (exit 2)",
-            _ => "contract findings: do not release (exit 1)",
-        };
-        writeln!(f, "\n{verdict}")
+        Ok(())
     }
 }
 
