@@ -235,6 +235,16 @@ fn lambda_invocation_uri(function: &str) -> Expr {
     ))
 }
 
+/// Lets API Gateway invoke `function` from `source_arn`.
+fn invoke_permission(function: &str, source_arn: Expr) -> Permission {
+    Permission {
+        action: "lambda:InvokeFunction",
+        function_name: Expr::get_att(naming::function(function), "Arn"),
+        principal: "apigateway.amazonaws.com",
+        source_arn,
+    }
+}
+
 fn execute_api_arn(api: &str, rest: &str) -> Expr {
     Expr::sub(format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/{rest}"))
 }
@@ -269,15 +279,10 @@ fn add_websocket_api(
             );
             template.add(
                 naming::CONNECT_AUTHORIZER_PERMISSION,
-                Permission {
-                    action: "lambda:InvokeFunction",
-                    function_name: Expr::get_att(naming::function(authorizer.function), "Arn"),
-                    principal: "apigateway.amazonaws.com",
-                    source_arn: execute_api_arn(
-                        naming::WEBSOCKET_API,
-                        &format!("authorizers/${{{}}}", naming::CONNECT_AUTHORIZER),
-                    ),
-                },
+                invoke_permission(
+                    authorizer.function,
+                    execute_api_arn(naming::WEBSOCKET_API, &format!("authorizers/${{{}}}", naming::CONNECT_AUTHORIZER)),
+                ),
             );
             Some(naming::CONNECT_AUTHORIZER)
         }
@@ -297,12 +302,7 @@ fn add_websocket_api(
         );
         template.add(
             naming::websocket_permission(function.name),
-            Permission {
-                action: "lambda:InvokeFunction",
-                function_name: Expr::get_att(naming::function(function.name), "Arn"),
-                principal: "apigateway.amazonaws.com",
-                source_arn: execute_api_arn(naming::WEBSOCKET_API, &format!("{}/*", stage.name)),
-            },
+            invoke_permission(function.name, execute_api_arn(naming::WEBSOCKET_API, &format!("{}/*", stage.name))),
         );
         deployment_inputs.push(integration.clone());
         for route_key in function.websocket_routes {
@@ -393,15 +393,7 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
                 payload_format_version: Some("2.0"),
             },
         );
-        template.add(
-            naming::HTTP_PERMISSION,
-            Permission {
-                action: "lambda:InvokeFunction",
-                function_name: Expr::get_att(naming::function(function.name), "Arn"),
-                principal: "apigateway.amazonaws.com",
-                source_arn: execute_api_arn(naming::HTTP_API, "*"),
-            },
-        );
+        template.add(naming::HTTP_PERMISSION, invoke_permission(function.name, execute_api_arn(naming::HTTP_API, "*")));
         for route in function.http_routes {
             let jwt = route.auth == HttpAuth::Jwt;
             template.add(
