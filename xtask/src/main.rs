@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Tooling of the session service", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Tooling of the session service", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
