@@ -337,3 +337,36 @@ fn refusals_say_what_is_expected() {
     assert_eq!(error.code, ErrorCode::MessageTooLarge);
     assert_eq!(error.message, "message is 2 bytes; the limit is 1 bytes");
 }
+
+#[test]
+fn an_unknown_action_is_quoted_back_at_most_64_characters_long() {
+    let refusal = |action: &str| {
+        let frame = json!({ "action": action }).to_string();
+        let error = parse_client_frame(&frame, MAX_MESSAGE_BYTES).expect_err("an unknown action is refused");
+        assert_eq!(error.code, ErrorCode::UnknownAction, "{}", error.message);
+        error.message
+    };
+    let quoted = |message: &str| -> String {
+        let start = message.find('"').expect("the action is quoted") + 1;
+        let end = start + message[start..].find('"').expect("the quote is closed");
+        message[start..end].to_owned()
+    };
+
+    // A short name is quoted whole.
+    assert_eq!(quoted(&refusal("dance")), "dance");
+    let exactly_64 = "a".repeat(64);
+    assert_eq!(quoted(&refusal(&exactly_64)), exactly_64);
+
+    // A long name is cut to its first 64 characters and marked as cut.
+    let long = format!("{}{}", "b".repeat(64), "c".repeat(10_000));
+    let message = refusal(&long);
+    assert_eq!(quoted(&message), format!("{}…", "b".repeat(64)));
+    assert!(!message.contains("cc"), "nothing past the cut is echoed: {message}");
+    assert!(message.len() < 1_000, "the refusal stays short: {} bytes", message.len());
+
+    // Multi-byte characters are counted as characters and never split.
+    let crabs = "🦀".repeat(100);
+    assert_eq!(quoted(&refusal(&crabs)), format!("{}…", "🦀".repeat(64)));
+    let mixed = format!("x{}", "é".repeat(200));
+    assert_eq!(quoted(&refusal(&mixed)), format!("x{}…", "é".repeat(63)));
+}

@@ -7,6 +7,10 @@
 //! `MISSING_PARAMETER` naming it; a field of the wrong type or breaking a rule is
 //! `INVALID_PARAMETER` naming it and the rule. Unknown extra fields are ignored, so clients
 //! can add fields without breaking older services.
+//!
+//! A refusal that quotes what the client sent (the name of an unknown action) quotes at most
+//! [`MAX_ECHO_CHARS`] characters of it, cut on a character boundary and marked with `…`, so a
+//! client cannot make the service echo an arbitrarily long string back.
 
 use super::fields::Fields;
 use super::{ErrorCode, ProtocolError};
@@ -22,6 +26,8 @@ use serde_json::{Map, Value};
 pub const MAX_REASON_CHARS: usize = 500;
 /// The longest textual `chunkId`, in characters.
 pub const MAX_CHUNK_ID_CHARS: usize = 128;
+/// The most characters of a client's value a refusal quotes back.
+pub const MAX_ECHO_CHARS: usize = 64;
 
 /// One message from a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,10 +178,19 @@ pub fn parse_client_frame(frame: &str, size_limit: usize) -> Result<ClientMessag
         let known: Vec<&str> = Action::all_route_keys().collect();
         ProtocolError::new(
             ErrorCode::UnknownAction,
-            format!("unknown action \"{action_name}\"; known actions: {}", known.join(", ")),
+            format!("unknown action \"{}\"; known actions: {}", echo(action_name), known.join(", ")),
         )
     })?;
     parse_action(action, &fields)
+}
+
+/// `value` as a refusal may quote it: whole if it has at most [`MAX_ECHO_CHARS`] characters,
+/// else its first [`MAX_ECHO_CHARS`] characters followed by `…`.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
 }
 
 fn parse_action(action: Action, fields: &Fields<'_>) -> Result<ClientMessage, ProtocolError> {
