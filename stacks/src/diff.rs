@@ -3,10 +3,14 @@
 //!
 //! - **Security-relevant** changes: IAM roles and policies (a statement or action added is a
 //!   broadening), Lambda invoke permissions, authorizers (identity sources above all), and
-//!   route authorization.
-//! - **Stateful replacements**: a table or stream whose change replaces it (or that is
-//!   removed) loses its data, unless the old resource is retained, in which case it is
-//!   orphaned and the new one starts empty.
+//!   route authorization: a route added without authorization (`AuthorizationType` `NONE` or
+//!   absent), a route removed (an authenticated one, or one whose function may check callers
+//!   itself), a route's `AuthorizationType` or `AuthorizerId` changed, and an unauthenticated
+//!   route's `RouteKey` changed (the same unauthenticated route now answers another key).
+//! - **Stateful replacements**: a table or stream whose change replaces it loses its data,
+//!   unless its `UpdateReplacePolicy` is `Retain` (what CloudFormation does with the old
+//!   physical resource on replacement), in which case the old one is orphaned and the new one
+//!   starts empty. One removed from the template is judged by its `DeletionPolicy` instead.
 //!
 //! The diff reads templates as JSON only; contract findings on either side come from
 //! [`crate::verify`], and talking to AWS is the caller's business.
@@ -98,9 +102,66 @@ fn security_reason(resource_type: &str, path: &str) -> Option<&'static str> {
             Some("an authorizer's identity source changes (a required source refuses clients that lack it with 401)")
         }
         "AWS::ApiGatewayV2::Authorizer" => Some("an authorizer changes"),
-        "AWS::ApiGatewayV2::Route" if path.contains("Authoriz") => Some("a route's authorization changes"),
         _ => None,
     }
+}
+
+const ROUTE: &str = "AWS::ApiGatewayV2::Route";
+
+/// A route's `AuthorizationType`; absent is `NONE` (CloudFormation's default).
+fn authorization_type(route: &Value) -> String {
+    route.pointer("/Properties/AuthorizationType").and_then(Value::as_str).unwrap_or("NONE").to_ascii_uppercase()
+}
+
+/// A route's `RouteKey`, for messages.
+fn route_key(route: &Value) -> String {
+    match route.pointer("/Properties/RouteKey") {
+        Some(Value::String(key)) => key.clone(),
+        Some(other) => other.to_string(),
+        None => "?".to_owned(),
+    }
+}
+
+/// Why adding or removing this route is security-relevant, if it is.
+fn route_added_or_removed(route: &Value, kind: ChangeKind) -> Option<String> {
+    let (key, authorization) = (route_key(route), authorization_type(route));
+    match kind {
+        ChangeKind::Added if authorization == "NONE" => {
+            Some(format!("an unauthenticated route is added: anyone may call {key} (AuthorizationType NONE)"))
+        }
+        ChangeKind::Removed if authorization == "NONE" => Some(format!(
+            "a route without authorization is removed ({key}): any check its function made on callers goes with it"
+        )),
+        ChangeKind::Removed => Some(format!(
+            "an authenticated route is removed ({key}, AuthorizationType {authorization}): its callers are no longer checked there"
+        )),
+        _ => None,
+    }
+}
+
+/// Why a route's modification is security-relevant, if it is: its authorization changes
+/// (`AuthorizationType`, `AuthorizerId`, scopes; read from both sides, so a whole
+/// `Properties` added or removed counts too), or an unauthenticated route answers another key.
+fn route_modified(before: &Value, after: &Value, properties: &[PropertyChange]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let authorizer = |route: &Value| route.pointer("/Properties/AuthorizerId").cloned();
+    let (old_type, new_type) = (authorization_type(before), authorization_type(after));
+    if old_type != new_type {
+        let widened = if new_type == "NONE" { ": it is now unauthenticated" } else { "" };
+        reasons.push(format!("a route's authorization changes ({old_type} → {new_type}){widened}"));
+    } else if authorizer(before) != authorizer(after) {
+        reasons.push("a route's authorization changes (another authorizer)".to_owned());
+    } else if properties.iter().any(|change| change.path.contains("Authoriz")) {
+        reasons.push("a route's authorization changes".to_owned());
+    }
+    if new_type == "NONE" && route_key(before) != route_key(after) {
+        reasons.push(format!(
+            "an unauthenticated route answers another key ({} → {}): anyone may call it",
+            route_key(before),
+            route_key(after)
+        ));
+    }
+    reasons
 }
 
 /// Compares a deployed template (`old`; `Value::Null` when the stack does not exist) with a
@@ -132,8 +193,14 @@ fn type_of(resource: &Value) -> String {
     resource.get("Type").and_then(Value::as_str).unwrap_or("?").to_owned()
 }
 
-fn retained(resource: &Value) -> bool {
-    resource.get("DeletionPolicy").and_then(Value::as_str) == Some("Retain")
+/// Whether removing this resource from the template keeps it (`DeletionPolicy`).
+fn retained_on_removal(resource: &Value) -> bool {
+    matches!(resource.get("DeletionPolicy").and_then(Value::as_str), Some("Retain" | "RetainExceptOnCreate"))
+}
+
+/// Whether replacing this resource keeps the old one (`UpdateReplacePolicy`).
+fn retained_on_replacement(resource: &Value) -> bool {
+    resource.get("UpdateReplacePolicy").and_then(Value::as_str) == Some("Retain")
 }
 
 fn whole(id: &str, resource: &Value, kind: ChangeKind) -> ResourceChange {
@@ -142,12 +209,16 @@ fn whole(id: &str, resource: &Value, kind: ChangeKind) -> ResourceChange {
         ChangeKind::Added => (None, Some(resource.clone())),
         _ => (Some(resource.clone()), None),
     };
-    let security = security_reason(&resource_type, "").map(|reason| {
-        let verb = if kind == ChangeKind::Added { "added" } else { "removed" };
-        format!("{reason} ({verb})")
-    });
+    let security = if resource_type == ROUTE {
+        route_added_or_removed(resource, kind)
+    } else {
+        security_reason(&resource_type, "").map(|reason| {
+            let verb = if kind == ChangeKind::Added { "added" } else { "removed" };
+            format!("{reason} ({verb})")
+        })
+    };
     let data_loss = (kind == ChangeKind::Removed && STATEFUL.contains(&resource_type.as_str())).then(|| {
-        if retained(resource) {
+        if retained_on_removal(resource) {
             format!("{id} is removed from the stack but retained: it is orphaned, and nothing reads its data any more")
         } else {
             format!("{id} is deleted: every item in it is lost")
@@ -179,16 +250,31 @@ fn modified(id: &str, before: &Value, after: &Value) -> ResourceChange {
             }
         }
     }
+    if resource_type == ROUTE {
+        for text in route_modified(before, after, &properties) {
+            if !security.contains(&text) {
+                security.push(text);
+            }
+        }
+    }
     let replacing: Vec<&str> = properties
         .iter()
         .filter(|change| replaces(&resource_type, &change.path))
         .map(|change| change.path.as_str())
         .collect();
+    // CloudFormation deletes the old physical resource after the replacement unless
+    // `UpdateReplacePolicy` says `Retain`. Orphaning is only promised when both templates say
+    // so: a policy added in the same release as the replacement is not relied upon.
     let data_loss = (STATEFUL.contains(&resource_type.as_str()) && !replacing.is_empty()).then(|| {
-        let fate = if retained(before) {
-            "the old one is retained but orphaned and the new one starts empty"
-        } else {
-            "every item in it is lost"
+        let fate = match (retained_on_replacement(before), retained_on_replacement(after)) {
+            (true, true) => {
+                "the old one is retained (UpdateReplacePolicy Retain) but orphaned and the new one starts empty"
+            }
+            (false, true) => {
+                "every item in it is lost unless the UpdateReplacePolicy Retain this release adds is in force first: \
+                 deploy the policy on its own before the replacement"
+            }
+            _ => "every item in it is lost",
         };
         format!("{id} is replaced (because of {}): {fate}", replacing.join(", "))
     });
@@ -342,26 +428,142 @@ mod tests {
         assert!(change.resources[0].security[0].contains("identity source"), "{:?}", change.resources[0].security);
     }
 
+    /// A table keyed by `key`, with the given `DeletionPolicy` and `UpdateReplacePolicy`.
+    fn table(key: &str, deletion: Option<&str>, update_replace: Option<&str>) -> Value {
+        let mut t = json!({"Type": "AWS::DynamoDB::Table",
+            "Properties": {"KeySchema": [{"AttributeName": key, "KeyType": "HASH"}]}});
+        if let Some(policy) = deletion {
+            t["DeletionPolicy"] = json!(policy);
+        }
+        if let Some(policy) = update_replace {
+            t["UpdateReplacePolicy"] = json!(policy);
+        }
+        t
+    }
+
+    fn replaced(before: Value, after: Value) -> String {
+        let change = diff(&template(json!({"T": before})), &template(json!({"T": after})));
+        change.resources[0].data_loss.clone().unwrap_or_default()
+    }
+
     #[test]
     fn replacing_a_table_says_its_data_would_be_lost() {
-        let table = |key: &str, retain: bool| {
-            let mut t = json!({"Type": "AWS::DynamoDB::Table", "Properties": {"KeySchema": [{"AttributeName": key, "KeyType": "HASH"}]}});
-            if retain {
-                t["DeletionPolicy"] = json!("Retain");
-            }
-            t
-        };
-        let lost = diff(&template(json!({"T": table("id", false)})), &template(json!({"T": table("key", false)})));
-        let message = lost.resources[0].data_loss.clone().unwrap_or_default();
-        assert!(message.contains("replaced") && message.contains("lost"), "{message}");
-        let orphaned = diff(&template(json!({"T": table("id", true)})), &template(json!({"T": table("key", true)})));
-        assert!(orphaned.resources[0].data_loss.clone().unwrap_or_default().contains("orphaned"));
+        let lost = replaced(table("id", None, None), table("key", None, None));
+        assert!(lost.contains("replaced") && lost.contains("lost"), "{lost}");
+        // The old table survives a replacement only by its UpdateReplacePolicy.
+        let orphaned = replaced(table("id", None, Some("Retain")), table("key", None, Some("Retain")));
+        assert!(orphaned.contains("orphaned") && !orphaned.contains("lost"), "{orphaned}");
         // A change that does not replace the table loses nothing.
-        let mut ttl = table("id", true);
+        let mut ttl = table("id", Some("Retain"), Some("Retain"));
         ttl["Properties"]["TimeToLiveSpecification"] = json!({"AttributeName": "ttl", "Enabled": true});
-        assert!(
-            diff(&template(json!({"T": table("id", true)})), &template(json!({"T": ttl}))).data_loss().next().is_none()
+        let unchanged = table("id", Some("Retain"), Some("Retain"));
+        assert!(diff(&template(json!({"T": unchanged})), &template(json!({"T": ttl}))).data_loss().next().is_none());
+    }
+
+    #[test]
+    fn a_deletion_policy_does_not_save_a_replaced_table() {
+        // DeletionPolicy is for removal from the template; on replacement CloudFormation
+        // deletes the old table unless UpdateReplacePolicy says Retain.
+        let lost = replaced(table("id", Some("Retain"), None), table("key", Some("Retain"), None));
+        assert!(lost.contains("lost") && !lost.contains("orphaned"), "{lost}");
+        let deleted = replaced(table("id", None, Some("Delete")), table("key", None, Some("Delete")));
+        assert!(deleted.contains("lost"), "{deleted}");
+    }
+
+    #[test]
+    fn an_update_replace_policy_added_with_the_replacement_is_not_relied_upon() {
+        let message = replaced(table("id", None, None), table("key", None, Some("Retain")));
+        assert!(message.contains("lost") && message.contains("on its own"), "{message}");
+    }
+
+    #[test]
+    fn removing_a_table_is_judged_by_its_deletion_policy() {
+        let removed = |resource: Value| {
+            diff(&template(json!({"T": resource})), &template(json!({}))).resources[0]
+                .data_loss
+                .clone()
+                .unwrap_or_default()
+        };
+        assert!(removed(table("id", Some("Retain"), None)).contains("orphaned"));
+        assert!(removed(table("id", Some("RetainExceptOnCreate"), None)).contains("orphaned"));
+        let deleted = removed(table("id", None, Some("Retain")));
+        assert!(deleted.contains("lost"), "UpdateReplacePolicy does not apply to removal: {deleted}");
+    }
+
+    fn route(key: &str, authorization: Option<&str>, authorizer: Option<&str>) -> Value {
+        let mut properties = json!({"ApiId": {"Ref": "Api"}, "RouteKey": key});
+        if let Some(kind) = authorization {
+            properties["AuthorizationType"] = json!(kind);
+        }
+        if let Some(id) = authorizer {
+            properties["AuthorizerId"] = json!({"Ref": id});
+        }
+        json!({"Type": "AWS::ApiGatewayV2::Route", "Properties": properties})
+    }
+
+    fn route_security(old: Value, new: Value) -> Vec<String> {
+        diff(&template(old), &template(new)).security().flat_map(|change| change.security.clone()).collect()
+    }
+
+    #[test]
+    fn an_unauthenticated_route_added_is_security_relevant() {
+        for unauthenticated in [route("$disconnect", Some("NONE"), None), route("$default", None, None)] {
+            let reasons = route_security(json!({}), json!({"R": unauthenticated}));
+            assert_eq!(reasons.len(), 1, "{reasons:?}");
+            assert!(reasons[0].contains("unauthenticated route is added"), "{reasons:?}");
+        }
+        // An authenticated route added restricts, it does not widen.
+        let guarded = route_security(json!({}), json!({"R": route("$connect", Some("CUSTOM"), Some("Auth"))}));
+        assert!(guarded.is_empty(), "{guarded:?}");
+    }
+
+    #[test]
+    fn a_route_removed_is_security_relevant() {
+        let authenticated = route_security(json!({"R": route("$connect", Some("CUSTOM"), Some("Auth"))}), json!({}));
+        assert_eq!(authenticated.len(), 1, "{authenticated:?}");
+        assert!(authenticated[0].contains("authenticated route is removed"), "{authenticated:?}");
+        // A route without authorization may be one whose function checks callers itself
+        // (CONNECT_AUTH=self): removing it is called out too.
+        let unauthenticated = route_security(json!({"R": route("$connect", None, None)}), json!({}));
+        assert_eq!(unauthenticated.len(), 1, "{unauthenticated:?}");
+        assert!(unauthenticated[0].contains("without authorization is removed"), "{unauthenticated:?}");
+    }
+
+    #[test]
+    fn a_route_authorization_change_is_security_relevant() {
+        let custom = route("$connect", Some("CUSTOM"), Some("Auth"));
+        let dropped = route_security(json!({"R": custom.clone()}), json!({"R": route("$connect", None, None)}));
+        assert_eq!(dropped, ["a route's authorization changes (CUSTOM → NONE): it is now unauthenticated"]);
+        let other = route_security(
+            json!({"R": custom.clone()}),
+            json!({"R": route("$connect", Some("CUSTOM"), Some("Other"))}),
         );
+        assert_eq!(other, ["a route's authorization changes (another authorizer)"]);
+        let added = route_security(json!({"R": route("$connect", None, None)}), json!({"R": custom.clone()}));
+        assert_eq!(added, ["a route's authorization changes (NONE → CUSTOM)"]);
+        // The whole Properties block appearing counts too.
+        let bare = json!({"Type": "AWS::ApiGatewayV2::Route"});
+        assert_eq!(route_security(json!({"R": bare}), json!({"R": custom})).len(), 1);
+        // A change that leaves authorization alone is not security-relevant.
+        let mut target = route("$connect", Some("CUSTOM"), Some("Auth"));
+        target["Properties"]["Target"] = json!("integrations/x");
+        assert!(
+            route_security(json!({"R": route("$connect", Some("CUSTOM"), Some("Auth"))}), json!({"R": target}))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unauthenticated_route_answering_another_key_is_security_relevant() {
+        let reasons =
+            route_security(json!({"R": route("send", None, None)}), json!({"R": route("$connect", None, None)}));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("send → $connect"), "{reasons:?}");
+        let guarded = route_security(
+            json!({"R": route("a", Some("CUSTOM"), Some("Auth"))}),
+            json!({"R": route("b", Some("CUSTOM"), Some("Auth"))}),
+        );
+        assert!(guarded.is_empty(), "{guarded:?}");
     }
 
     #[test]
