@@ -49,7 +49,10 @@ impl Lifecycle<'_> {
     }
 
     /// Ends the session: status `ended`, `sessionEnded` to every connection (listeners and
-    /// speaker), then every connection closed. Ending an ended session changes nothing.
+    /// speaker), then every connection closed. The status changes only from `active` or
+    /// `paused` (a condition of the write), so of two concurrent or repeated ends exactly one
+    /// tells and closes the connections; ending an ended session returns it as it is and
+    /// makes no `@connections` request.
     pub async fn end(&self, session: &SessionId, reason: &str) -> Result<Session, StoreError> {
         let ended = match self.store.set_session_status(session, SessionStatus::Ended).await {
             Ok(ended) => ended,

@@ -65,12 +65,14 @@ impl SessionStatus {
         }
     }
 
-    /// Whether a session may move from `self` to `next`. Ended is final; a transition to the
-    /// current status is allowed (idempotent requests succeed).
+    /// Whether a session may move from `self` to `next`. Ended is final, and a session ends
+    /// once: ending an ended session is not a transition, so that exactly one ending tells
+    /// the session's connections. Pausing a paused or resuming an active session is allowed
+    /// (idempotent requests succeed).
     pub fn can_become(self, next: SessionStatus) -> bool {
-        match self {
-            SessionStatus::Ended => next == SessionStatus::Ended,
-            SessionStatus::Active | SessionStatus::Paused => true,
+        match (self, next) {
+            (SessionStatus::Ended, _) => false,
+            (SessionStatus::Active | SessionStatus::Paused, _) => true,
         }
     }
 }
@@ -170,7 +172,7 @@ mod tests {
         assert!(Paused.can_become(Active));
         assert!(Active.can_become(Ended));
         assert!(Paused.can_become(Ended));
-        assert!(Ended.can_become(Ended));
+        assert!(!Ended.can_become(Ended), "a session ends once");
         assert!(!Ended.can_become(Active));
         assert!(!Ended.can_become(Paused));
     }

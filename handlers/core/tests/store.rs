@@ -140,6 +140,12 @@ async fn status_transitions_follow_the_rules() {
         matches!(error, StoreError::InvalidTransition { from: SessionStatus::Ended, to: SessionStatus::Active, .. }),
         "{error}"
     );
+    // A session ends once: ending it again is refused by the write's condition.
+    let error = store.set_session_status(&session, SessionStatus::Ended).await.expect_err("ends once");
+    assert!(
+        matches!(error, StoreError::InvalidTransition { from: SessionStatus::Ended, to: SessionStatus::Ended, .. }),
+        "{error}"
+    );
     let error = store.set_session_status(&id("never-seen-999"), SessionStatus::Paused).await.expect_err("missing");
     assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
 }
