@@ -10,8 +10,11 @@
 //! (AWS_FACTS 9); it tells the speaker about the new listener.
 //!
 //! `$disconnect` (best effort, AWS_FACTS 10) removes the row, corrects the count and tells the
-//! speaker; a speaker leaving without a refresh starts the grace period after which the
-//! session ends (at once when the grace period is zero).
+//! speaker. When a speaker's connection closes and the speaker has another open connection
+//! (a refresh whose `refreshConnection` has not arrived yet, or a second tab), the session's
+//! speaker connection is handed to the newest one; a speaker leaving with no other connection
+//! starts the grace period after which the session ends (at once when the grace period is
+//! zero).
 
 use session_core::auth::Caller;
 use session_core::config::{ConfigError, FunctionEnv, Limits};
@@ -24,6 +27,10 @@ use session_core::model::{Connection, Role, Session};
 use session_core::protocol::{ErrorCode, ProtocolError};
 use session_core::store::{RateDecision, RateLimitKey, RateRule, Store, StoreError};
 use session_core::validation::LanguageCode;
+
+/// How many times a speaker's `$disconnect` hands the session over to another connection
+/// that turns out to have closed as well, before it leaves the session as it is.
+const HAND_OVER_ATTEMPTS: usize = 3;
 
 /// Who verifies speaker tokens on `$connect` (the `CONNECT_AUTH` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,14 +229,67 @@ impl ConnectionFunction {
                 self.store.remove_listener(session).await?;
                 lifecycle.tell_speaker_audience(session).await
             }
-            Role::Speaker => {
-                let left = self.store.clear_speaker_connection(session, connection_id).await?;
+            Role::Speaker => self.speaker_left(session, connection_id, &lifecycle).await,
+        }
+    }
+
+    /// The speaker's connection `leaving` closed (its row is deleted). A speaker may have two
+    /// open connections (a refresh, before its `refreshConnection`; a second tab): if another
+    /// is open, the session's speaker connection is handed to the newest, and the speaker is
+    /// not gone. Otherwise, if `leaving` was the session's speaker connection, the grace
+    /// period starts (or, without one, the session ends).
+    async fn speaker_left(
+        &self,
+        session: &SessionId,
+        leaving: &str,
+        lifecycle: &Lifecycle<'_>,
+    ) -> Result<(), StoreError> {
+        let mut leaving = leaving.to_owned();
+        for _ in 0..HAND_OVER_ATTEMPTS {
+            let Some(next) = self.open_speaker_connection(session, lifecycle.connections).await? else {
+                let left = self.store.clear_speaker_connection(session, &leaving).await?;
                 if left && self.limits.speaker_grace_seconds <= 0 {
                     lifecycle.end(session, reasons::SPEAKER_DISCONNECTED).await?;
                 }
-                Ok(())
+                return Ok(());
+            };
+            if !self.store.hand_over_speaker_connection(session, &leaving, &next).await? {
+                // `leaving` was not (or no longer) the session's speaker connection.
+                return Ok(());
+            }
+            tracing::info!(session = %session, from = %leaving, to = %next, "speaker connection handed over");
+            // If `next` closed meanwhile, its $disconnect found the session's speaker connection
+            // still `leaving` and cleared nothing: what it would have done is ours to do.
+            if self.store.get_connection(&next).await?.is_some() {
+                return Ok(());
+            }
+            leaving = next;
+        }
+        tracing::warn!(session = %session, "speaker connections kept closing during the hand-over; leaving it");
+        Ok(())
+    }
+
+    /// The session's newest speaker connection that is still open. Rows of connections that
+    /// closed without a `$disconnect` are deleted on the way.
+    async fn open_speaker_connection(
+        &self,
+        session: &SessionId,
+        connections: &Connections,
+    ) -> Result<Option<String>, StoreError> {
+        for candidate in self.store.speaker_connections(session).await? {
+            match connections.is_open(&candidate.connection_id).await {
+                Ok(true) => return Ok(Some(candidate.connection_id)),
+                Ok(false) => {
+                    self.store.delete_connection(&candidate.connection_id).await?;
+                }
+                Err(error) => {
+                    // Cannot tell: the live row is the best evidence there is.
+                    tracing::warn!(%error, "could not check a speaker connection; taking its row's word");
+                    return Ok(Some(candidate.connection_id));
+                }
             }
         }
+        Ok(None)
     }
 }
 

@@ -389,6 +389,54 @@ async fn a_refreshed_speakers_old_connection_leaving_does_not_start_the_grace_pe
 }
 
 #[tokio::test]
+async fn a_speaker_connection_closing_hands_the_session_to_the_speakers_other_open_connection() {
+    // No grace period, so a speaker wrongly taken for gone would end the session at once.
+    let mut world = World::new().await;
+    world.limits.speaker_grace_seconds = 0;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "tab-1")).await, WebSocketResponse::ok());
+    world.clock.advance_seconds(1);
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "tab-2")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&with_connection_id(listener_event(id), "listener-1")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_connection_id.as_deref(), Some("tab-2"), "the newest connection speaks");
+
+    // The session's speaker connection closes; the speaker's other one is still open.
+    assert_eq!(f.handle(&disconnect_event("tab-2")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.status, SessionStatus::Active);
+    assert_eq!((stored.speaker_connection_id.as_deref(), stored.speaker_gone_at), (Some("tab-1"), None));
+    assert!(world.connections_api.messages_to("listener-1").iter().all(|m| m["type"] != "sessionEnded"));
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+
+    // When the last one closes, the speaker is gone.
+    assert_eq!(f.handle(&disconnect_event("tab-1")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("present");
+    assert_eq!((stored.status, stored.speaker_connection_id), (SessionStatus::Ended, None));
+}
+
+#[tokio::test]
+async fn a_speaker_row_whose_connection_is_closed_does_not_take_the_session_over() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "lost")).await, WebSocketResponse::ok());
+    world.clock.advance_seconds(1);
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "current")).await, WebSocketResponse::ok());
+    // "lost" closed long ago, but its $disconnect never arrived: its row is still there.
+    world.connections_api.mark_gone("lost");
+
+    assert_eq!(f.handle(&disconnect_event("current")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_connection_id, None);
+    assert_eq!(stored.speaker_gone_at, Some(NOW_MS / 1000 + 1), "the grace period starts");
+    assert!(world.store.get_connection("lost").await.expect("read").is_none(), "the stale row is forgotten");
+}
+
+#[tokio::test]
 async fn with_no_grace_period_a_speaker_leaving_ends_the_session_at_once() {
     let mut world = World::new().await;
     world.limits.speaker_grace_seconds = 0;

@@ -125,6 +125,19 @@ impl Connections {
         }
     }
 
+    /// Whether a connection is still open (`GetConnection`; 410 Gone means closed). A row in
+    /// the Connections table does not prove it: `$disconnect` may never have arrived.
+    pub async fn is_open(&self, connection_id: &str) -> Result<bool, NotifyError> {
+        match self.client.get_connection().connection_id(connection_id).send().await {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|service| service.is_gone_exception()) => Ok(false),
+            Err(error) => Err(NotifyError {
+                connection_id: connection_id.to_owned(),
+                message: aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error).to_string(),
+            }),
+        }
+    }
+
     /// Closes a connection; one already closed is not an error.
     pub async fn close(&self, connection_id: &str) -> Result<(), NotifyError> {
         match self.client.delete_connection().connection_id(connection_id).send().await {

@@ -318,6 +318,30 @@ impl Store {
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }
     }
+
+    /// Hands the session's speaker connection from `from` to `to` (the speaker's other live
+    /// connection, when `from` closed), but only if it is still `from`. Returns whether it
+    /// was handed over. The speaker is not gone at any moment, so no grace period starts.
+    pub async fn hand_over_speaker_connection(&self, id: &SessionId, from: &str, to: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #speaker = :to REMOVE #gone")
+            .condition_expression("#speaker = :from")
+            .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
+            .expression_attribute_names("#gone", SPEAKER_GONE_AT)
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failed(&error) => Ok(false),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
+    }
 }
 
 fn session_item(session: &Session) -> Item {
