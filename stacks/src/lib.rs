@@ -17,4 +17,4 @@ pub mod verify;
 
 pub use service::{SynthError, synthesize};
 pub use stages::StageConfig;
-pub use verify::{Finding, FindingKind, verify};
+pub use verify::{Finding, FindingKind, template, verify};

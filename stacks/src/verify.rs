@@ -38,7 +38,7 @@
 mod api;
 mod functions;
 mod tables;
-mod template;
+pub mod template;
 
 use crate::naming;
 use contract::{CONNECT_ROUTE, Contract, Function};

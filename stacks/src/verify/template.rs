@@ -11,21 +11,21 @@ use std::collections::BTreeMap;
 /// What a missing property reads as.
 static NULL: Value = Value::Null;
 
-pub(super) const API: &str = "AWS::ApiGatewayV2::Api";
-pub(super) const ROUTE: &str = "AWS::ApiGatewayV2::Route";
-pub(super) const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
-pub(super) const AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
-pub(super) const DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
-pub(super) const STAGE: &str = "AWS::ApiGatewayV2::Stage";
-pub(super) const LAMBDA: &str = "AWS::Lambda::Function";
-pub(super) const LAMBDA_PERMISSION: &str = "AWS::Lambda::Permission";
-pub(super) const ROLE: &str = "AWS::IAM::Role";
-pub(super) const TABLE: &str = "AWS::DynamoDB::Table";
-pub(super) const STREAM: &str = "AWS::Kinesis::Stream";
+pub const API: &str = "AWS::ApiGatewayV2::Api";
+pub const ROUTE: &str = "AWS::ApiGatewayV2::Route";
+pub const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
+pub const AUTHORIZER: &str = "AWS::ApiGatewayV2::Authorizer";
+pub const DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
+pub const STAGE: &str = "AWS::ApiGatewayV2::Stage";
+pub const LAMBDA: &str = "AWS::Lambda::Function";
+pub const LAMBDA_PERMISSION: &str = "AWS::Lambda::Permission";
+pub const ROLE: &str = "AWS::IAM::Role";
+pub const TABLE: &str = "AWS::DynamoDB::Table";
+pub const STREAM: &str = "AWS::Kinesis::Stream";
 
 /// The `Resources` section of a template, by logical id.
 #[derive(Debug)]
-pub(super) struct Resources<'a> {
+pub struct Resources<'a> {
     /// The section itself, for hashing exactly what the synthesizer hashed.
     section: &'a Value,
     by_id: BTreeMap<&'a str, &'a Value>,
@@ -33,7 +33,7 @@ pub(super) struct Resources<'a> {
 
 impl<'a> Resources<'a> {
     /// The resources of `template`; none when the section is missing or not an object.
-    pub(super) fn of(template: &'a Value) -> Resources<'a> {
+    pub fn of(template: &'a Value) -> Resources<'a> {
         let section = template.get("Resources").unwrap_or(&NULL);
         let by_id = section
             .as_object()
@@ -43,37 +43,37 @@ impl<'a> Resources<'a> {
     }
 
     /// The `Resources` section as found in the template.
-    pub(super) fn section(&self) -> &'a Value {
+    pub fn section(&self) -> &'a Value {
         self.section
     }
 
     /// The logical id as stored in the template, if such a resource exists.
-    pub(super) fn id(&self, id: &str) -> Option<&'a str> {
+    pub fn id(&self, id: &str) -> Option<&'a str> {
         self.by_id.get_key_value(id).map(|(key, _)| *key)
     }
 
     /// The resource's `Type`.
-    pub(super) fn type_of(&self, id: &str) -> Option<&'a str> {
+    pub fn type_of(&self, id: &str) -> Option<&'a str> {
         self.by_id.get(id)?.get("Type")?.as_str()
     }
 
     /// Whether the resource exists and has this type.
-    pub(super) fn is(&self, id: &str, kind: &str) -> bool {
+    pub fn is(&self, id: &str, kind: &str) -> bool {
         self.type_of(id) == Some(kind)
     }
 
     /// The resource's `Properties`, or `Null`.
-    pub(super) fn properties(&self, id: &str) -> &'a Value {
+    pub fn properties(&self, id: &str) -> &'a Value {
         self.by_id.get(id).and_then(|resource| resource.get("Properties")).unwrap_or(&NULL)
     }
 
     /// A resource attribute outside `Properties` (`DependsOn`), or `Null`.
-    pub(super) fn attribute(&self, id: &str, name: &str) -> &'a Value {
+    pub fn attribute(&self, id: &str, name: &str) -> &'a Value {
         self.by_id.get(id).and_then(|resource| resource.get(name)).unwrap_or(&NULL)
     }
 
     /// Every resource of a type, as (logical id, properties), in logical id order.
-    pub(super) fn of_type(&self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+    pub fn of_type(&self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
         self.by_id
             .iter()
             .filter(move |(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
@@ -81,32 +81,32 @@ impl<'a> Resources<'a> {
     }
 
     /// The first resource of type `kind` that `value` refers to.
-    pub(super) fn referenced(&self, value: Option<&Value>, kind: &str) -> Option<&'a str> {
+    pub fn referenced(&self, value: Option<&Value>, kind: &str) -> Option<&'a str> {
         references(value?).into_iter().find(|reference| self.is(&reference.id, kind)).and_then(|r| self.id(&r.id))
     }
 }
 
 /// A property of `properties` by name, or `Null`.
-pub(super) fn prop<'a>(properties: &'a Value, name: &str) -> &'a Value {
+pub fn prop<'a>(properties: &'a Value, name: &str) -> &'a Value {
     properties.get(name).unwrap_or(&NULL)
 }
 
 /// Whether `value` refers to the resource `id` anywhere inside it.
-pub(super) fn refers_to(value: &Value, id: &str) -> bool {
+pub fn refers_to(value: &Value, id: &str) -> bool {
     references(value).iter().any(|reference| reference.id == id)
 }
 
 /// A reference to a resource (or parameter) found in an expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Reference {
-    pub(super) id: String,
+pub struct Reference {
+    pub id: String,
     /// The attribute of `Fn::GetAtt` or `${Id.Attribute}`.
-    pub(super) attribute: Option<String>,
+    pub attribute: Option<String>,
 }
 
 /// Every logical id `value` refers to through `Ref`, `Fn::GetAtt` or `Fn::Sub`, at any depth,
 /// in order of appearance. Pseudo parameters (`AWS::Region`) are not references.
-pub(super) fn references(value: &Value) -> Vec<Reference> {
+pub fn references(value: &Value) -> Vec<Reference> {
     let mut found = Vec::new();
     collect_references(value, &mut found);
     found
@@ -217,7 +217,7 @@ fn placeholders(text: &str) -> Vec<&str> {
 /// The text of an expression, with references written as `${Id}` and `${Id.Attribute}`
 /// (the way `Fn::Sub` writes them), so expressions of different shapes compare as text.
 /// `None` for what cannot be written that way (`Fn::If`, objects, arrays, null).
-pub(super) fn render(value: &Value) -> Option<String> {
+pub fn render(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -256,7 +256,7 @@ fn render_join(argument: &Value) -> Option<String> {
 }
 
 /// A value that may be one string or a list of them, as strings (other items rendered).
-pub(super) fn strings(value: &Value) -> Vec<String> {
+pub fn strings(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items.iter().map(|item| render(item).unwrap_or_else(|| item.to_string())).collect(),
         Value::Null => Vec::new(),
@@ -265,7 +265,7 @@ pub(super) fn strings(value: &Value) -> Vec<String> {
 }
 
 /// `true`, or the string `"true"` in any case.
-pub(super) fn is_true(value: &Value) -> bool {
+pub fn is_true(value: &Value) -> bool {
     match value {
         Value::Bool(flag) => *flag,
         Value::String(text) => text.eq_ignore_ascii_case("true"),
@@ -274,12 +274,12 @@ pub(super) fn is_true(value: &Value) -> bool {
 }
 
 /// IAM-style wildcard matching: `*` matches any run of characters, `?` exactly one.
-pub(super) fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     glob_bytes(pattern.as_bytes(), text.as_bytes(), |a, b| a == b)
 }
 
 /// [`glob`] ignoring ASCII case, as IAM compares actions.
-pub(super) fn glob_ignore_case(pattern: &str, text: &str) -> bool {
+pub fn glob_ignore_case(pattern: &str, text: &str) -> bool {
     glob_bytes(pattern.as_bytes(), text.as_bytes(), |a, b| a.eq_ignore_ascii_case(&b))
 }
 

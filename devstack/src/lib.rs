@@ -1,0 +1,33 @@
+//! `cargo xtask dev`: the whole service on one machine, driven by the synthesized template.
+//!
+//! - [`template`]: what the stack reads from a template (and nothing else: no route or
+//!   authorization knowledge of its own);
+//! - [`resolve`]: template expressions evaluated to local values;
+//! - [`resources`]: the template's tables and streams made on the local AWS endpoint (moto);
+//! - [`runtime`]: a local Lambda Runtime API running the built binaries;
+//! - [`websocket`]: the WebSocket API (authorizer, routes, limits, `@connections`);
+//! - [`http_api`]: the HTTP API (routes, JWT authorizer);
+//! - [`events`]: the events API Gateway sends, shaped as AWS sends them;
+//! - [`identity`]: the local signing key, its JWKS, and speaker tokens;
+//! - [`stack`]: all of it assembled from one template;
+//! - [`binaries`]: the functions built for this machine.
+
+pub mod binaries;
+pub mod events;
+pub mod http_api;
+pub mod identity;
+pub mod ids;
+pub mod resolve;
+pub mod resources;
+pub mod runtime;
+pub mod stack;
+pub mod template;
+pub mod websocket;
+
+pub use identity::{LocalIdentity, TokenRequest};
+pub use runtime::LogSink;
+pub use stack::{DevConfig, DevStack};
+pub use websocket::GatewayLimits;
+
+/// The region of everything local (the local AWS endpoint's).
+pub const REGION: &str = testkit::REGION;
