@@ -9,7 +9,8 @@ use aws_sdk_cloudformation::config::ProvideCredentials;
 /// `--region`, `--profile`, `--endpoint-url`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AwsArgs {
-    /// The AWS region (default: the stage's region, overridden by AWS_REGION or the profile).
+    /// The AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the stage's region;
+    /// a profile's region is not used).
     #[arg(long)]
     pub(crate) region: Option<String>,
     /// The named profile to use (default: AWS_PROFILE, else the default chain).
@@ -22,6 +23,10 @@ pub(crate) struct AwsArgs {
 
 impl AwsArgs {
     /// The SDK configuration; fails early, saying what to do, when there are no credentials.
+    ///
+    /// Its region is `--region`, else `AWS_REGION`, else `AWS_DEFAULT_REGION`, else
+    /// `default_region` (the stage's); a profile's `region` setting is never consulted. Read
+    /// the region that was chosen with [`region`], never from the stage again.
     pub(crate) async fn load(&self, default_region: &str) -> Result<aws_config::SdkConfig> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = &self.profile {
@@ -43,5 +48,14 @@ impl AwsArgs {
             bail!("no AWS credentials ({error}): set AWS_PROFILE (or pass --profile), or run `aws sso login`");
         }
         Ok(config)
+    }
+}
+
+/// The region `config` talks to (set by [`AwsArgs::load`]): where resources such as the
+/// assets bucket are created.
+pub(crate) fn region(config: &aws_config::SdkConfig) -> Result<String> {
+    match config.region() {
+        Some(region) => Ok(region.to_string()),
+        None => bail!("no AWS region: pass --region or set AWS_REGION"),
     }
 }

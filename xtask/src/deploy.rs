@@ -3,14 +3,15 @@
 //! 1. Synthesizes the stage and refuses a template with contract findings.
 //! 2. Builds the functions (or, with `--no-build`, takes the zips of the last `cargo xtask
 //!    build` from `--artifacts`), and uploads each zip to the assets bucket under its content
-//!    hash, skipping what is already there; the bucket is created on first use.
+//!    hash, skipping what is already there; the bucket is created on first use, in the region
+//!    the release goes to.
 //! 3. Says "no changes" and stops when the deployed template and parameters already match.
 //! 4. Prints the diff, asks for approval when it has security-relevant changes or replaces
 //!    stateful resources (`--yes` skips the question; without a terminal it refuses instead),
 //!    creates a change set, executes it, and streams the stack's events.
 //! 5. Prints the outputs; on failure, the failing events and the stack's state, and exits 1.
 
-use crate::aws::AwsArgs;
+use crate::aws::{self, AwsArgs};
 use crate::build::{self, Arch, Artifact};
 use crate::diff::{deployed_template, report};
 use crate::synth::stage_named;
@@ -87,7 +88,9 @@ impl Deploy {
             }
         };
         let s3 = aws_sdk_s3::Client::new(&sdk);
-        let keys = upload_assets(&s3, &bucket, &stage.region, artifacts).await?;
+        // The bucket lives where the stack does (Lambda reads code only from its own
+        // region): the region the SDK talks to, which `--region` may have changed.
+        let keys = upload_assets(&s3, &bucket, &aws::region(&sdk)?, artifacts).await?;
         let mut parameters = BTreeMap::from([(naming::ASSETS_BUCKET.to_owned(), bucket.clone())]);
         for (logical_id, _) in template.parameters.iter().filter(|(id, _)| id.ends_with("CodeKey")) {
             let function = contract::functions::ALL
@@ -153,6 +156,17 @@ fn read_manifest(dir: &std::path::Path) -> Result<Vec<Artifact>> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a build manifest", path.display()))
 }
 
+/// Refuses a bucket S3 places in another region than the release's.
+fn same_region(bucket: &str, found: Option<&str>, region: &str) -> Result<()> {
+    match found {
+        Some(elsewhere) if elsewhere != region => bail!(
+            "the assets bucket {bucket} is in {elsewhere}, but this release goes to {region} and Lambda reads \
+             code only from a bucket in its own region: pass --assets-bucket with a bucket in {region}"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Uploads each zip under its content hash unless it is there already; returns the keys.
 async fn upload_assets(
     s3: &aws_sdk_s3::Client,
@@ -160,8 +174,20 @@ async fn upload_assets(
     region: &str,
     artifacts: &[Artifact],
 ) -> Result<BTreeMap<String, String>> {
-    if s3.head_bucket().bucket(bucket).send().await.is_err() {
-        step(format!("creating the assets bucket {bucket}"));
+    let exists = match s3.head_bucket().bucket(bucket).send().await {
+        Ok(found) => {
+            same_region(bucket, found.bucket_region(), region)?;
+            true
+        }
+        Err(error) => {
+            // S3 names the region of a bucket that exists elsewhere (301) in this header.
+            let elsewhere = error.raw_response().and_then(|raw| raw.headers().get("x-amz-bucket-region"));
+            same_region(bucket, elsewhere, region)?;
+            false
+        }
+    };
+    if !exists {
+        step(format!("creating the assets bucket {bucket} in {region}"));
         let mut create = s3.create_bucket().bucket(bucket);
         if region != "us-east-1" {
             create = create.create_bucket_configuration(
@@ -316,5 +342,18 @@ async fn follow(
             return Ok(status);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_in_another_region_is_refused() {
+        assert!(same_region("b", Some("eu-west-1"), "eu-west-1").is_ok());
+        assert!(same_region("b", None, "eu-west-1").is_ok());
+        let error = same_region("b", Some("eu-west-1"), "us-west-2").expect_err("refused").to_string();
+        assert!(error.contains("is in eu-west-1") && error.contains("--assets-bucket"), "{error}");
     }
 }

@@ -2,6 +2,7 @@
 //! `deploy` creates the stack, its tables and its functions with the given code; a second
 //! `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff` exit 2
 //! and show exactly that change; a deployed seed incident makes `diff` exit 1 and name it.
+//! Beside that workflow: `--region` decides where the assets bucket is made.
 //!
 //! moto stores API Gateway v2 resources only in the template (it does not create them), which
 //! is enough: `diff` and the verifier read templates.
@@ -54,6 +55,14 @@ fn artifacts(dir: &Path) -> Vec<(String, String)> {
     }
     std::fs::write(dir.join("manifest.json"), Value::from(manifest).to_string()).expect("manifest written");
     hashes
+}
+
+/// A fresh directory for one test's zips.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-release-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
@@ -156,6 +165,40 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     let refused = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir]);
     assert!(!refused.status.success());
     assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn s3(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// `--region` sends the whole release there, the assets bucket included; a bucket in another
+/// region cannot serve it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_assets_bucket_is_made_in_the_region_asked_for() {
+    let endpoint = testkit::local_endpoint();
+    let dir = temp_dir("region");
+    artifacts(&dir);
+    let bucket = format!("xtask-region-{}", std::process::id());
+    let deploy = |region: &str| {
+        let args = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", region, "--assets-bucket", &bucket];
+        xtask(&endpoint, &[&args[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat())
+    };
+    let released = deploy("us-west-2");
+    assert!(released.status.success(), "{}", text(&released));
+    let location = s3(&endpoint, "us-west-2").get_bucket_location().bucket(&bucket).send().await.expect("location");
+    assert_eq!(location.location_constraint().map(|constraint| constraint.as_str()), Some("us-west-2"));
+
+    let elsewhere = deploy("ap-southeast-2");
+    assert!(!elsewhere.status.success(), "{}", text(&elsewhere));
+    assert!(text(&elsewhere).contains(&format!("{bucket} is in us-west-2")), "{}", text(&elsewhere));
     std::fs::remove_dir_all(&dir).ok();
 }
 
