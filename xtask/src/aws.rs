@@ -49,6 +49,20 @@ impl AwsArgs {
         }
         Ok(config)
     }
+
+    /// The `aws` CLI options that reach what this configuration reaches in `region`, for
+    /// commands quoted in messages: ` --region R`, then `--profile` and `--endpoint-url` when
+    /// given.
+    pub(crate) fn cli_options(&self, region: &str) -> String {
+        let mut options = format!(" --region {region}");
+        if let Some(profile) = &self.profile {
+            options.push_str(&format!(" --profile {profile}"));
+        }
+        if let Some(endpoint) = &self.endpoint_url {
+            options.push_str(&format!(" --endpoint-url {endpoint}"));
+        }
+        options
+    }
 }
 
 /// The region `config` talks to (set by [`AwsArgs::load`]): where resources such as the

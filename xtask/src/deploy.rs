@@ -2,14 +2,23 @@
 //!
 //! 1. Synthesizes the stage and refuses a template with contract findings.
 //! 2. Builds the functions (or, with `--no-build`, takes the zips of the last `cargo xtask
-//!    build` from `--artifacts`), and uploads each zip to the assets bucket under its content
-//!    hash, skipping what is already there; the bucket is created on first use, in the region
-//!    the release goes to.
-//! 3. Says "no changes" and stops when the deployed template and parameters already match.
-//! 4. Prints the diff, asks for approval when it has security-relevant changes or replaces
+//!    build` from `--artifacts`).
+//! 3. Reads the stack's status and decides what the change set is ([`change_set_type`]): none
+//!    yet, or `REVIEW_IN_PROGRESS` (only a change set, never executed), creates it; a stack
+//!    that cannot be updated (`ROLLBACK_COMPLETE` after a failed first creation, ...) or that
+//!    is busy (`*_IN_PROGRESS`) stops the release here, saying what to run or wait for.
+//! 4. Uploads each zip to the assets bucket under its content hash, skipping what is already
+//!    there; the bucket is created on first use, in the region the release goes to.
+//! 5. Says "no changes" and stops when the deployed template and parameters already match.
+//! 6. Prints the diff, asks for approval when it has security-relevant changes or replaces
 //!    stateful resources (`--yes` skips the question; without a terminal it refuses instead),
 //!    creates a change set, executes it, and streams the stack's events.
-//! 5. Prints the outputs; on failure, the failing events and the stack's state, and exits 1.
+//! 7. Prints the outputs; on failure, the failing events and the stack's state.
+//!
+//! Exit codes: 0 released, or nothing to change; 1 anything else, the message saying what to
+//! do next — among them a stack in `ROLLBACK_COMPLETE` (the message gives the exact
+//! `aws cloudformation delete-stack` command to run before deploying again) and a stack with
+//! an operation in progress (wait for it, then deploy again).
 
 use crate::aws::{self, AwsArgs};
 use crate::build::{self, Arch, Artifact};
@@ -76,6 +85,15 @@ impl Deploy {
         artifacts: &[Artifact],
     ) -> Result<()> {
         let sdk = self.aws.load(&stage.region).await?;
+        let region = aws::region(&sdk)?;
+        let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+        let stack = &stage.stack_name;
+        let current = describe(&cloudformation, stack).await?;
+        let status = current.as_ref().and_then(|described| described.stack_status.as_ref());
+        let kind = change_set_type(stack, status, &self.aws.cli_options(&region))?;
+        if status == Some(&StackStatus::ReviewInProgress) {
+            step(format!("{stack} is REVIEW_IN_PROGRESS: it only holds a change set never executed; creating it"));
+        }
         let bucket = match &self.assets_bucket {
             Some(bucket) => bucket.clone(),
             None => {
@@ -90,7 +108,7 @@ impl Deploy {
         let s3 = aws_sdk_s3::Client::new(&sdk);
         // The bucket lives where the stack does (Lambda reads code only from its own
         // region): the region the SDK talks to, which `--region` may have changed.
-        let keys = upload_assets(&s3, &bucket, &aws::region(&sdk)?, artifacts).await?;
+        let keys = upload_assets(&s3, &bucket, &region, artifacts).await?;
         let mut parameters = BTreeMap::from([(naming::ASSETS_BUCKET.to_owned(), bucket.clone())]);
         for (logical_id, _) in template.parameters.iter().filter(|(id, _)| id.ends_with("CodeKey")) {
             let function = contract::functions::ALL
@@ -103,11 +121,12 @@ impl Deploy {
             parameters.insert(logical_id.clone(), key.clone());
         }
 
-        let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
-        let stack = &stage.stack_name;
-        let deployed = deployed_template(&cloudformation, stack).await?;
+        // A stack about to be created has nothing deployed, whatever a pending change set holds.
+        let (deployed, deployed_parameters) = match kind {
+            ChangeSetType::Create => (None, BTreeMap::new()),
+            _ => (deployed_template(&cloudformation, stack).await?, parameters_of(current)),
+        };
         let synthesized = template.to_value();
-        let deployed_parameters = stack_parameters(&cloudformation, stack).await?;
         if deployed.as_ref() == Some(&synthesized) && deployed_parameters == parameters {
             println!("No changes: {stack} already runs this template and this code.");
             return Ok(());
@@ -121,17 +140,17 @@ impl Deploy {
         if risky && !self.yes {
             approve()?;
         }
-        let change_set =
-            create_change_set(&cloudformation, stack, &template.to_json(), &parameters, deployed.is_some()).await?;
-        let Some(change_set) = change_set else {
+        let change_set = create_change_set(&cloudformation, stack, &template.to_json(), &parameters, kind).await?;
+        let Some((change_set, stack_id)) = change_set else {
             println!("No changes: CloudFormation found nothing to change.");
             return Ok(());
         };
         let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
         step(format!("executing change set {change_set}"));
-        cloudformation.execute_change_set().stack_name(stack).change_set_name(&change_set).send().await?;
-        let status = follow(&cloudformation, stack, started).await?;
-        let description = describe(&cloudformation, stack).await?;
+        cloudformation.execute_change_set().stack_name(&stack_id).change_set_name(&change_set).send().await?;
+        // From here on the stack is named by its id: the one this change set belongs to.
+        let status = follow(&cloudformation, &stack_id, started).await?;
+        let description = describe(&cloudformation, &stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             bail!(
                 "{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
@@ -154,6 +173,42 @@ fn read_manifest(dir: &std::path::Path) -> Result<Vec<Artifact>> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading {}: run `cargo xtask build` first (or drop --no-build)", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a build manifest", path.display()))
+}
+
+/// What kind of change set a release makes of a stack in `status` (`None`: no stack), or why
+/// it cannot make one now. `cli_options` are the `aws` CLI options that reach the same stack
+/// (`--region ...`), for the commands the refusals quote.
+fn change_set_type(stack: &str, status: Option<&StackStatus>, cli_options: &str) -> Result<ChangeSetType> {
+    let Some(status) = status else {
+        return Ok(ChangeSetType::Create);
+    };
+    let name = status.as_str();
+    match status {
+        // A change set of type CREATE made the stack and was never executed: another CREATE
+        // change set creates it (an UPDATE one is refused).
+        StackStatus::ReviewInProgress => Ok(ChangeSetType::Create),
+        StackStatus::RollbackComplete | StackStatus::RollbackFailed => bail!(
+            "{stack} is {name}: its first creation failed (the reason is in its events) and a stack in this state \
+             cannot be updated. Delete it, wait for the deletion, and deploy again:\n  \
+             aws cloudformation delete-stack --stack-name {stack}{cli_options}\n  \
+             aws cloudformation wait stack-delete-complete --stack-name {stack}{cli_options}"
+        ),
+        StackStatus::DeleteFailed => bail!(
+            "{stack} is DELETE_FAILED: a deletion stopped part-way and the stack cannot be updated. Delete it \
+             again (the events say which resources failed; --retain-resources keeps them), then deploy:\n  \
+             aws cloudformation delete-stack --stack-name {stack}{cli_options}\n  \
+             aws cloudformation wait stack-delete-complete --stack-name {stack}{cli_options}"
+        ),
+        StackStatus::UpdateRollbackFailed => bail!(
+            "{stack} is UPDATE_ROLLBACK_FAILED: finish the rollback, then deploy again:\n  \
+             aws cloudformation continue-update-rollback --stack-name {stack}{cli_options}"
+        ),
+        _ if name.ends_with("_IN_PROGRESS") => bail!(
+            "{stack} is {name}: an operation is running on it; wait for the running operation to finish \
+             (aws cloudformation describe-stack-events --stack-name {stack}{cli_options}), then deploy again"
+        ),
+        _ => Ok(ChangeSetType::Update),
+    }
 }
 
 /// Refuses a bucket S3 places in another region than the release's.
@@ -244,14 +299,13 @@ async fn describe(
     }
 }
 
-async fn stack_parameters(client: &aws_sdk_cloudformation::Client, stack: &str) -> Result<BTreeMap<String, String>> {
-    Ok(describe(client, stack)
-        .await?
+fn parameters_of(stack: Option<aws_sdk_cloudformation::types::Stack>) -> BTreeMap<String, String> {
+    stack
         .and_then(|stack| stack.parameters)
         .unwrap_or_default()
         .into_iter()
         .map(|parameter| (parameter.parameter_key.unwrap_or_default(), parameter.parameter_value.unwrap_or_default()))
-        .collect())
+        .collect()
 }
 
 /// Asks on the terminal; refuses without one.
@@ -271,14 +325,15 @@ fn approve() -> Result<()> {
     Ok(())
 }
 
-/// Creates a change set and waits for it; `None` when it holds no changes.
+/// Creates a change set and waits for it; returns its name and its stack's id, or `None` when
+/// it holds no changes.
 async fn create_change_set(
     client: &aws_sdk_cloudformation::Client,
     stack: &str,
     body: &str,
     parameters: &BTreeMap<String, String>,
-    exists: bool,
-) -> Result<Option<String>> {
+    kind: ChangeSetType,
+) -> Result<Option<(String, String)>> {
     let name = format!("xtask-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
     step(format!("creating change set {name}"));
     let mut request = client
@@ -287,22 +342,23 @@ async fn create_change_set(
         .change_set_name(&name)
         .template_body(body)
         .capabilities(Capability::CapabilityIam)
-        .change_set_type(if exists { ChangeSetType::Update } else { ChangeSetType::Create });
+        .change_set_type(kind);
     for (key, value) in parameters {
         request = request.parameters(Parameter::builder().parameter_key(key).parameter_value(value).build());
     }
-    request
+    let created = request
         .send()
         .await
         .map_err(|error| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))?;
+    let stack_id = created.stack_id.unwrap_or_else(|| stack.to_owned());
     for _ in 0..300 {
-        let described = client.describe_change_set().stack_name(stack).change_set_name(&name).send().await?;
+        let described = client.describe_change_set().stack_name(&stack_id).change_set_name(&name).send().await?;
         match described.status {
-            Some(ChangeSetStatus::CreateComplete) => return Ok(Some(name)),
+            Some(ChangeSetStatus::CreateComplete) => return Ok(Some((name, stack_id))),
             Some(ChangeSetStatus::Failed) => {
                 let reason = described.status_reason.unwrap_or_default();
                 if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    client.delete_change_set().stack_name(stack).change_set_name(&name).send().await.ok();
+                    client.delete_change_set().stack_name(&stack_id).change_set_name(&name).send().await.ok();
                     return Ok(None);
                 }
                 bail!("the change set failed: {reason}");
@@ -348,6 +404,69 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLI: &str = " --region eu-west-1 --profile ops";
+
+    fn decide(status: Option<StackStatus>) -> Result<ChangeSetType> {
+        change_set_type("session-service-dev", status.as_ref(), CLI)
+    }
+
+    #[test]
+    fn a_stack_that_does_not_exist_or_was_never_executed_is_created() {
+        assert_eq!(decide(None).ok(), Some(ChangeSetType::Create));
+        assert_eq!(decide(Some(StackStatus::ReviewInProgress)).ok(), Some(ChangeSetType::Create));
+    }
+
+    #[test]
+    fn a_settled_stack_is_updated() {
+        for status in [
+            StackStatus::CreateComplete,
+            StackStatus::UpdateComplete,
+            StackStatus::UpdateRollbackComplete,
+            StackStatus::ImportComplete,
+        ] {
+            assert_eq!(decide(Some(status.clone())).ok(), Some(ChangeSetType::Update), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_first_creation_is_refused_with_the_command_that_deletes_it() {
+        let error = decide(Some(StackStatus::RollbackComplete)).expect_err("refused").to_string();
+        assert!(error.contains("ROLLBACK_COMPLETE") && error.contains("cannot be updated"), "{error}");
+        assert!(
+            error.contains(
+                "aws cloudformation delete-stack --stack-name session-service-dev --region eu-west-1 --profile ops"
+            ),
+            "{error}"
+        );
+        let failed = decide(Some(StackStatus::RollbackFailed)).expect_err("refused").to_string();
+        assert!(failed.contains("aws cloudformation delete-stack"), "{failed}");
+    }
+
+    #[test]
+    fn a_failed_rollback_is_refused_with_the_command_that_finishes_it() {
+        let error = decide(Some(StackStatus::UpdateRollbackFailed)).expect_err("refused").to_string();
+        assert!(
+            error.contains("aws cloudformation continue-update-rollback --stack-name session-service-dev"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_stack_with_an_operation_in_progress_is_waited_for() {
+        for status in [
+            StackStatus::CreateInProgress,
+            StackStatus::UpdateInProgress,
+            StackStatus::UpdateCompleteCleanupInProgress,
+            StackStatus::UpdateRollbackInProgress,
+            StackStatus::RollbackInProgress,
+            StackStatus::DeleteInProgress,
+            StackStatus::ImportInProgress,
+        ] {
+            let error = decide(Some(status.clone())).expect_err("refused").to_string();
+            assert!(error.contains("wait for the running operation"), "{status:?}: {error}");
+        }
+    }
 
     #[test]
     fn a_bucket_in_another_region_is_refused() {

@@ -2,7 +2,8 @@
 //! `deploy` creates the stack, its tables and its functions with the given code; a second
 //! `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff` exit 2
 //! and show exactly that change; a deployed seed incident makes `diff` exit 1 and name it.
-//! Beside that workflow: `--region` decides where the assets bucket is made.
+//! Beside that workflow: `--region` decides where the assets bucket is made; a stack that
+//! only holds a change set never executed (`REVIEW_IN_PROGRESS`) is created.
 //!
 //! moto stores API Gateway v2 resources only in the template (it does not create them), which
 //! is enough: `diff` and the verifier read templates.
@@ -66,9 +67,13 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
+    cloudformation_in(endpoint, "eu-west-1").await
+}
+
+async fn cloudformation_in(endpoint: &str, region: &str) -> aws_sdk_cloudformation::Client {
     let config = aws_sdk_cloudformation::Config::builder()
         .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudformation::config::Region::new("eu-west-1"))
+        .region(aws_sdk_cloudformation::config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
             "testing", "testing", None, None, "test",
@@ -199,6 +204,37 @@ async fn the_assets_bucket_is_made_in_the_region_asked_for() {
     let elsewhere = deploy("ap-southeast-2");
     assert!(!elsewhere.status.success(), "{}", text(&elsewhere));
     assert!(text(&elsewhere).contains(&format!("{bucket} is in us-west-2")), "{}", text(&elsewhere));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A stack that exists only as a change set never executed (`REVIEW_IN_PROGRESS`, what an
+/// interrupted first deploy leaves) is created, with a change set of type CREATE.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_that_only_holds_a_change_set_is_created() {
+    let endpoint = testkit::local_endpoint();
+    let region = "us-east-2";
+    let dir = temp_dir("review");
+    artifacts(&dir);
+    let client = cloudformation_in(&endpoint, region).await;
+    client
+        .create_change_set()
+        .stack_name(STACK)
+        .change_set_name("left-behind")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+        .template_body(json!({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}).to_string())
+        .send()
+        .await
+        .expect("change set created");
+    let reviewed = client.describe_stacks().stack_name(STACK).send().await.expect("stack");
+    assert_eq!(reviewed.stacks()[0].stack_status().map(|status| status.as_str()), Some("REVIEW_IN_PROGRESS"));
+
+    let bucket = format!("xtask-review-{}", std::process::id());
+    let args = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", region, "--assets-bucket", &bucket];
+    let released = xtask(&endpoint, &[&args[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat());
+    let output = text(&released);
+    assert!(released.status.success(), "{output}");
+    assert!(output.contains("REVIEW_IN_PROGRESS") && output.contains("not deployed yet"), "{output}");
+    assert!(output.contains("session-service-dev is CREATE_COMPLETE"), "{output}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
