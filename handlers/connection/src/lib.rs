@@ -5,9 +5,11 @@
 //! (`CONNECT_AUTH=self`) or when the context is absent, from verifying the token here. A
 //! connection with `targetLanguage` is a listener (a signed-in user may listen too); one with a
 //! verified token and no `targetLanguage` is a speaker, who must own the session if one is
-//! named. Listeners are counted against the session's cap; nothing is half-written (a failed
-//! row write gives the listener's place back). `$connect` never posts to its own connection
-//! (AWS_FACTS 9); it tells the speaker about the new listener.
+//! named. Listeners are counted against the session's cap; nothing is half-written (a
+//! listener's row is written, then counted, and deleted again if the session is full). A count
+//! that says full is checked against the live listener rows first, since lost `$disconnect`s
+//! make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
+//! connection (AWS_FACTS 9); it tells the speaker about the new listener.
 //!
 //! `$disconnect` (best effort, AWS_FACTS 10) removes the row, corrects the count and tells the
 //! speaker. When a speaker's connection closes and the speaker has another open connection
@@ -192,11 +194,14 @@ impl ConnectionFunction {
         connections: &Connections,
     ) -> Result<(), ProtocolError> {
         let id = &session.session_id;
-        self.store.add_listener(id, self.limits.max_listeners_per_session).await?;
-        if let Err(error) = self.store.put_connection(connection).await {
-            // Give the place back: a listener is counted only with its row.
-            if let Err(undo) = self.store.remove_listener(id).await {
-                tracing::error!(%undo, "could not give a listener's place back");
+        // The row first, then the count: when the count says the session is full, it is
+        // checked against the rows, and this order means no admitted listener is missing.
+        self.store.put_connection(connection).await?;
+        let cap = self.limits.max_listeners_per_session;
+        if let Err(error) = self.store.admit_listener(id, &connection.connection_id, cap).await {
+            // Not admitted: no row without its place.
+            if let Err(undo) = self.store.delete_connection(&connection.connection_id).await {
+                tracing::error!(%undo, "could not delete a refused listener's row");
             }
             return Err(error.into());
         }

@@ -300,6 +300,39 @@ async fn a_full_session_refuses_the_next_listener_and_keeps_its_count() {
 }
 
 #[tokio::test]
+async fn a_count_drifted_by_lost_disconnects_is_corrected_when_it_says_full() {
+    let mut world = World::new().await;
+    world.limits.max_listeners_per_session = 2;
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    for connection in ["one", "two"] {
+        assert_eq!(f.handle(&with_connection_id(listener_event(id), connection)).await, WebSocketResponse::ok());
+    }
+    // Both connections closed, and neither $disconnect arrived: the count still says 2, and the
+    // rows are past their TTL (or already deleted by DynamoDB's TTL sweep).
+    world.clock.advance_seconds(world.limits.connection_ttl_seconds + 1);
+    world.store.delete_connection("two").await.expect("swept");
+    let count = |world: &World| {
+        let store = world.store.clone();
+        let session = session.session_id.clone();
+        async move { store.get_session(&session).await.expect("read").expect("live").listener_count }
+    };
+    assert_eq!(count(&world).await, 2);
+
+    // The session is not full: the next listeners get in, and the count is exact again.
+    for connection in ["three", "four"] {
+        assert_eq!(f.handle(&with_connection_id(listener_event(id), connection)).await, WebSocketResponse::ok());
+    }
+    assert_eq!(count(&world).await, 2);
+    // Now it is full, and the recount agrees.
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "five")).await, 403, "SESSION_FULL");
+    assert_eq!(count(&world).await, 2);
+    assert!(world.store.get_connection("five").await.expect("read").is_none(), "a refused listener has no row");
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+#[tokio::test]
 async fn connects_are_rate_limited_per_ip() {
     let mut world = World::new().await;
     world.limits.connects_per_minute_per_ip = 2;

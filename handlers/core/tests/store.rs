@@ -197,6 +197,65 @@ async fn the_listener_cap_holds_under_concurrency() {
 }
 
 #[tokio::test]
+async fn admitting_at_the_cap_concurrently_admits_exactly_the_cap() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    let ids: Vec<String> = (0..30).map(|index| format!("joiner-{index:02}")).collect();
+    let results = join_all(ids.iter().map(|connection| {
+        let (store, session) = (&store, &session);
+        async move {
+            // As `$connect` does: the row, then the count; a refused listener's row goes again.
+            store.put_connection(&listener(connection, session, "de", store)).await.expect("row");
+            let admitted = store.admit_listener(session, connection, 20).await;
+            if admitted.is_err() {
+                store.delete_connection(connection).await.expect("row deleted");
+            }
+            admitted
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 20);
+    assert!(results.iter().all(|result| result.is_ok() || matches!(result, Err(StoreError::SessionFull { .. }))));
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 20);
+    assert_eq!(store.listeners(&session, None).await.expect("rows").len(), 20);
+}
+
+#[tokio::test]
+async fn a_drifted_count_is_lowered_to_the_live_rows_only_when_it_says_full() {
+    let (store, clock) = store().await;
+    let session = session(&store).await;
+    // Three listeners counted; two of them left without a $disconnect. One row expired, the
+    // other was swept by DynamoDB's TTL.
+    for connection in ["stays", "expires", "swept"] {
+        let mut row = listener(connection, &session, "de", &store);
+        if connection != "stays" {
+            row.ttl = store.clock().now_seconds() + 60;
+        }
+        store.put_connection(&row).await.expect("row");
+        store.add_listener(&session, 3).await.expect("counted");
+    }
+    clock.advance_seconds(61);
+    store.delete_connection("swept").await.expect("swept");
+    assert_eq!(store.live_listener_count(&session, None).await.expect("count"), 1);
+
+    // The plain counter goes by the count alone.
+    store.put_connection(&listener("late", &session, "fr", &store)).await.expect("row");
+    let error = store.add_listener(&session, 3).await.expect_err("the plain count says full");
+    assert!(matches!(error, StoreError::SessionFull { cap: 3, .. }), "{error}");
+    // Admitting checks the full count against the rows (other than the joiner's own): 1 live
+    // listener, so the count becomes 1, and then 2 with the joiner.
+    assert_eq!(store.admit_listener(&session, "late", 3).await.expect("admitted"), 2);
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 2);
+    store.put_connection(&listener("next", &session, "fr", &store)).await.expect("row");
+    assert_eq!(store.admit_listener(&session, "next", 3).await.expect("admitted"), 3);
+    // Now the rows agree that it is full.
+    store.put_connection(&listener("over", &session, "fr", &store)).await.expect("row");
+    let error = store.admit_listener(&session, "over", 3).await.expect_err("full");
+    assert!(matches!(error, StoreError::SessionFull { cap: 3, .. }), "{error}");
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 3);
+}
+
+#[tokio::test]
 async fn joining_an_ended_or_unknown_session_is_refused() {
     let (store, _) = store().await;
     let session = session(&store).await;

@@ -10,7 +10,7 @@ use crate::ids::SessionId;
 use crate::model::{Connection, LISTENER_AUDIENCE_PREFIX, Role, SPEAKER_AUDIENCE, audience};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::LanguageCode;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{ReturnValue, Select};
 use contract::tables::connections::{AUDIENCE, BY_SESSION_INDEX, CONNECTION_ID, SESSION_ID, TTL};
 use std::collections::HashMap;
 
@@ -127,6 +127,43 @@ impl Store {
         language: Option<LanguageCode>,
     ) -> Result<Vec<Connection>, StoreError> {
         self.all_pages(|start| self.listeners_page(session, language, start)).await
+    }
+
+    /// How many live listener rows a session has, not counting `except`'s, counted by
+    /// DynamoDB (`Select::Count`, rows past their TTL filtered out) rather than read.
+    pub async fn live_listener_count(&self, session: &SessionId, except: Option<&str>) -> Result<u32, StoreError> {
+        let mut total: u32 = 0;
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.tables.connections)
+                .index_name(BY_SESSION_INDEX)
+                .key_condition_expression("#session = :session AND begins_with(#audience, :listeners)")
+                .expression_attribute_names("#session", SESSION_ID)
+                .expression_attribute_names("#audience", AUDIENCE)
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":session", s(session.as_str()))
+                .expression_attribute_values(":listeners", s(LISTENER_AUDIENCE_PREFIX))
+                .expression_attribute_values(":now", n(self.clock.now_seconds()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start);
+            request = match except {
+                Some(except) => request
+                    .filter_expression("#ttl > :now AND #id <> :except")
+                    .expression_attribute_names("#id", CONNECTION_ID)
+                    .expression_attribute_values(":except", s(except)),
+                None => request.filter_expression("#ttl > :now"),
+            };
+            let output =
+                request.send().await.map_err(|error| StoreError::aws("Query", &self.tables.connections, error))?;
+            total = total.saturating_add(u32::try_from(output.count).unwrap_or(0));
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(next) => start = Some(next),
+                None => return Ok(total),
+            }
+        }
     }
 
     /// The live speaker connections of a session, newest first. There is usually one; during

@@ -6,7 +6,8 @@
 //! everywhere: DynamoDB deletes expired items only eventually (and moto never does).
 //!
 //! - [`sessions`]: creation with a conditional write and id retry, status transitions,
-//!   atomic listener counts that never go below zero, broadcast state;
+//!   atomic listener counts that never go below zero (and are corrected against the live
+//!   listener rows when they say a session is full), broadcast state;
 //! - [`connections`]: rows per connection and the fan-out index (by session and audience);
 //! - [`rate_limits`]: fixed windows with atomic counters.
 
@@ -23,6 +24,7 @@ use crate::ids::{IdGenerator, SessionId};
 use crate::model::{EpochMillis, EpochSeconds, SessionStatus};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use contract::TableId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -176,6 +178,18 @@ where
         .as_service_error()
         .and_then(|service| service.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// When an `UpdateItem` failed because its condition was false, the item as it was: `Some`
+/// of the item (`None` if there was none), provided the request asked for it with
+/// `ReturnValuesOnConditionCheckFailure::AllOld`. `None` for any other failure.
+fn item_failing_update<R>(error: &SdkError<UpdateItemError, R>) -> Option<Option<&item::Item>> {
+    match error.as_service_error()? {
+        UpdateItemError::ConditionalCheckFailedException(failed) => {
+            Some(failed.item.as_ref().filter(|item| !item.is_empty()))
+        }
+        _ => None,
+    }
 }
 
 /// Sessions, connections and rate limits in DynamoDB.

@@ -1,11 +1,11 @@
 //! Sessions: creation, reads, status transitions, listener counts and broadcast state.
 
 use super::item::{Item, Reader, key_of, n, s};
-use super::{Store, StoreError, is_condition_failed};
+use super::{Store, StoreError, is_condition_failed, item_failing_update};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
 use crate::validation::{LanguageCode, QualityTier, Volume};
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
 use std::collections::HashMap;
 
@@ -160,6 +160,40 @@ impl Store {
     /// Counts one more listener, unless the session is missing, ended, or has `cap` listeners.
     /// Returns the new count. Atomic: concurrent joins never exceed the cap or lose a count.
     pub async fn add_listener(&self, id: &SessionId, cap: u32) -> Result<u32, StoreError> {
+        self.try_add_listener(id, cap).await?.map_err(|_| StoreError::SessionFull { id: id.clone(), cap })
+    }
+
+    /// Counts listener `connection_id`, whose row is already written, as [`Store::add_listener`]
+    /// does; but a count that says the session is full is first checked against the rows.
+    ///
+    /// The count drifts upward when `$disconnect` events are lost (AWS delivers them on a
+    /// best-effort basis), and a drifted count would refuse listeners until the session ends.
+    /// So when the count says full, the session's live listener rows other than this one are
+    /// counted; if there are fewer than the count says, the count is lowered to that number
+    /// (only if it has not changed since it was read) and this listener is counted once more.
+    ///
+    /// Because every admitted listener's row is written before it is counted, a recount never
+    /// finds fewer rows than counted listeners because of a join in flight, so concurrent
+    /// joins still never exceed the cap. (A leave is the other way round, row deleted before
+    /// the count: a recount in that instant lowers the count by that one leave early.)
+    pub async fn admit_listener(&self, id: &SessionId, connection_id: &str, cap: u32) -> Result<u32, StoreError> {
+        let counted = match self.try_add_listener(id, cap).await? {
+            Ok(count) => return Ok(count),
+            Err(counted) => counted,
+        };
+        if self.lower_listener_count(id, connection_id, counted).await?
+            && let Ok(count) = self.try_add_listener(id, cap).await?
+        {
+            return Ok(count);
+        }
+        Err(StoreError::SessionFull { id: id.clone(), cap })
+    }
+
+    /// One conditional increment: the new count, or `Err(count)` when the session is full
+    /// with `count` listeners counted. Refused at once, in the same call, when the session is
+    /// missing, expired or ended.
+    async fn try_add_listener(&self, id: &SessionId, cap: u32) -> Result<Result<u32, u32>, StoreError> {
+        let now = self.clock.now_seconds();
         let result = self
             .client
             .update_item()
@@ -174,19 +208,55 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cap", n(cap))
             .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
-            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let error = match result {
+            Ok(output) => return self.count_in(output.attributes, id).map(Ok),
+            Err(error) => error,
+        };
+        let Some(current) = item_failing_update(&error) else {
+            return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
+        };
+        match current.map(|item| read_session(item, &self.tables.sessions)).transpose()? {
+            Some(session) if session.expires_at > now => match session.status {
+                SessionStatus::Ended => Err(StoreError::SessionEnded { id: id.clone() }),
+                SessionStatus::Active | SessionStatus::Paused => Ok(Err(session.listener_count)),
+            },
+            _ => Err(StoreError::SessionNotFound(id.clone())),
+        }
+    }
+
+    /// Lowers the listener count to the number of live listener rows other than `joining`'s,
+    /// if there are fewer than `counted` and the count is still `counted`. Returns whether it
+    /// did (so a place may be free).
+    async fn lower_listener_count(&self, id: &SessionId, joining: &str, counted: u32) -> Result<bool, StoreError> {
+        let live = self.live_listener_count(id, Some(joining)).await?;
+        if live >= counted {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #count = :live")
+            .condition_expression("attribute_exists(#id) AND #count = :counted")
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#count", LISTENER_COUNT)
+            .expression_attribute_values(":live", n(live))
+            .expression_attribute_values(":counted", n(counted))
             .send()
             .await;
         match result {
-            Ok(output) => self.count_in(output.attributes, id),
-            Err(error) if is_condition_failed(&error) => match self.get_session(id).await? {
-                None => Err(StoreError::SessionNotFound(id.clone())),
-                Some(session) if session.status == SessionStatus::Ended => {
-                    Err(StoreError::SessionEnded { id: id.clone() })
-                }
-                Some(_) => Err(StoreError::SessionFull { id: id.clone(), cap }),
-            },
+            Ok(_) => {
+                tracing::warn!(session = %id, counted, live, "listener count lowered to the live listener rows");
+                Ok(true)
+            }
+            // Someone joined or left since the count was read; the count is theirs now.
+            Err(error) if is_condition_failed(&error) => Ok(false),
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }
     }
