@@ -2,7 +2,9 @@
 //!
 //! 1. Synthesizes the stage and refuses a template with contract findings.
 //! 2. Builds the functions (or, with `--no-build`, takes the zips of the last `cargo xtask
-//!    build` from `--artifacts`).
+//!    build` from `--artifacts`, refusing them unless every function is there, built for the
+//!    stage's architecture with the release profile, and unchanged since: see
+//!    [`build::check_manifest`]).
 //! 3. Reads the stack's status and decides what the change set is ([`change_set_type`]): none
 //!    yet, or `REVIEW_IN_PROGRESS` (only a change set, never executed), creates it; a stack
 //!    that cannot be updated (`ROLLBACK_COMPLETE` after a failed first creation, ...) or that
@@ -64,14 +66,13 @@ impl Deploy {
             let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
             bail!("refusing to deploy a template that contradicts the contract:\n{}", lines.join("\n"));
         }
+        let arch = Arch::from(stage.architecture);
+        let functions: Vec<&contract::Function> = contract::functions::ALL.iter().collect();
         let artifacts = if self.no_build {
-            read_manifest(&self.artifacts.clone().unwrap_or_else(|| project_root().join("target/lambda")))?
+            let dir = self.artifacts.clone().unwrap_or_else(|| project_root().join("target/lambda"));
+            build::check_manifest(&build::read_manifest(&dir)?, arch, &functions)
+                .with_context(|| format!("--no-build takes the zips in {}", dir.display()))?
         } else {
-            let arch = match stage.architecture {
-                stacks::stages::Architecture::Arm64 => Arch::Arm64,
-                stacks::stages::Architecture::X86_64 => Arch::X86_64,
-            };
-            let functions: Vec<&contract::Function> = contract::functions::ALL.iter().collect();
             build::build(arch, true, &functions)?
         };
         let runtime = tokio::runtime::Runtime::new()?;
@@ -165,14 +166,6 @@ impl Deploy {
         }
         Ok(())
     }
-}
-
-/// The zips of the last build, from its manifest.
-fn read_manifest(dir: &std::path::Path) -> Result<Vec<Artifact>> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}: run `cargo xtask build` first (or drop --no-build)", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a build manifest", path.display()))
 }
 
 /// What kind of change set a release makes of a stack in `status` (`None`: no stack), or why

@@ -3,7 +3,8 @@
 //! `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff` exit 2
 //! and show exactly that change; a deployed seed incident makes `diff` exit 1 and name it.
 //! Beside that workflow: `--region` decides where the assets bucket is made; a stack that
-//! only holds a change set never executed (`REVIEW_IN_PROGRESS`) is created.
+//! only holds a change set never executed (`REVIEW_IN_PROGRESS`) is created; and
+//! `--no-build` refuses zips that were not built for the stage.
 //!
 //! moto stores API Gateway v2 resources only in the template (it does not create them), which
 //! is enough: `diff` and the verifier read templates.
@@ -49,7 +50,7 @@ fn artifacts(dir: &Path) -> Vec<(String, String)> {
         let digest = Sha256::digest(&bytes);
         let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
         manifest.push(json!({
-            "function": function.name, "zip": path, "size": bytes.len(),
+            "function": function.name, "arch": "arm64", "profile": "release", "zip": path, "size": bytes.len(),
             "sha256_hex": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(), "code_sha256": code_sha256,
         }));
         hashes.push((function.name.to_owned(), code_sha256));
@@ -235,6 +236,40 @@ async fn a_stack_that_only_holds_a_change_set_is_created() {
     assert!(released.status.success(), "{output}");
     assert!(output.contains("REVIEW_IN_PROGRESS") && output.contains("not deployed yet"), "{output}");
     assert!(output.contains("session-service-dev is CREATE_COMPLETE"), "{output}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--no-build` takes only zips built for the stage (arm64, release), before touching AWS.
+#[test]
+fn zips_that_do_not_fit_the_stage_are_refused() {
+    let endpoint = testkit::local_endpoint();
+    let dir = temp_dir("misfit");
+    artifacts(&dir);
+    let path = dir.join("manifest.json");
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("manifest")).expect("JSON");
+    for (field, value, says) in [("arch", "x86_64", "built for x86_64"), ("profile", "debug", "a debug build")] {
+        let mut changed = manifest.clone();
+        changed[1][field] = json!(value);
+        std::fs::write(&path, changed.to_string()).expect("manifest written");
+        let refused = xtask(
+            &endpoint,
+            // A region of its own, so that a regression cannot disturb the other tests' stacks.
+            &[
+                "deploy",
+                "--stage",
+                "dev",
+                "--no-build",
+                "--yes",
+                "--region",
+                "ca-central-1",
+                "--artifacts",
+                dir.to_str().expect("utf-8 path"),
+            ],
+        );
+        let output = text(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{output}");
+        assert!(output.contains(says) && output.contains("run `cargo xtask build`"), "{output}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 
