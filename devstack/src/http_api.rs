@@ -105,8 +105,12 @@ fn claims_as_strings(token: &str) -> Option<Map<String, Value>> {
     )
 }
 
-/// A route key's parts: the method (`ANY` matches all) and path segments.
-fn matches(route: &HttpRoute, method: &str, path: &str) -> Option<(BTreeMap<String, String>, (bool, usize, bool))> {
+/// How specific a match is: no greedy variable, literal segments, an exact method.
+type Specificity = (bool, usize, bool);
+
+/// The path parameters and specificity of `route` for a request, if it matches: the method
+/// (`ANY` matches all), then the path segment by segment.
+fn matches(route: &HttpRoute, method: &str, path: &str) -> Option<(BTreeMap<String, String>, Specificity)> {
     let (route_method, route_path) = route.key.split_once(' ')?;
     if route_method != "ANY" && route_method != method {
         return None;

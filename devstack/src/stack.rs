@@ -65,6 +65,7 @@ pub struct DevStack {
     servers: Vec<tokio::task::JoinHandle<()>>,
     moto: Option<testkit::LocalServer>,
     table_names: BTreeMap<String, String>,
+    identity: LocalIdentity,
 }
 
 impl DevStack {
@@ -192,6 +193,7 @@ impl DevStack {
             servers,
             moto,
             table_names,
+            identity: config.identity,
         })
     }
 
@@ -233,6 +235,11 @@ impl DevStack {
     /// What each function has done, by logical id.
     pub fn function_stats(&self) -> BTreeMap<String, FunctionStats> {
         self.functions.iter().map(|(id, function)| (id.clone(), function.stats())).collect()
+    }
+
+    /// A speaker token this stack accepts.
+    pub fn token(&self, request: &crate::TokenRequest) -> Result<String> {
+        self.identity.token(&self.stage, request)
     }
 
     /// What `--ready-file` holds.
