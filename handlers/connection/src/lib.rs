@@ -11,6 +11,18 @@
 //! make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
 //! connection (AWS_FACTS 9); it tells the speaker about the new listener.
 //!
+//! A listener's refresh (PROTOCOL.md "Connection lifetime") opens the new connection with the
+//! same query string plus `previousConnectionId=<the old connection's id>` (the `connectionId`
+//! of `sessionJoined` or `connectionRefreshRequired`). The new connection then takes the old
+//! one's place in the listener count rather than a new one, so a refresh succeeds in a full
+//! session and the count stays exact: the old row is deleted (its late `$disconnect` finds
+//! nothing to uncount) and the client closes the old connection after `refreshConnection`.
+//! Only a listener row of the same session can be taken over; a `previousConnectionId` that
+//! names none (already disconnected, another session's, a speaker's) is ignored and the
+//! listener is counted as new. The id works as the place's credential: the service tells a
+//! connection's id only to that connection. Speakers need no such parameter (their refresh
+//! hands over with `refreshConnection` and takes no place in the count).
+//!
 //! `$disconnect` (best effort, AWS_FACTS 10) removes the row, corrects the count and tells the
 //! speaker. When a speaker's connection closes and the speaker has another open connection
 //! (a refresh whose `refreshConnection` has not arrived yet, or a second tab), the session's
@@ -29,6 +41,12 @@ use session_core::model::{Connection, Role, Session};
 use session_core::protocol::{ErrorCode, ProtocolError};
 use session_core::store::{RateDecision, RateLimitKey, RateRule, Store, StoreError};
 use session_core::validation::LanguageCode;
+
+/// The `$connect` query parameter by which a listener's new connection names the connection
+/// it refreshes (the `connectionId` of its `sessionJoined` or `connectionRefreshRequired`).
+pub const PREVIOUS_CONNECTION_PARAM: &str = "previousConnectionId";
+/// The longest `previousConnectionId` accepted (API Gateway's ids are 16 characters).
+pub const MAX_CONNECTION_ID_CHARS: usize = 128;
 
 /// How many times a speaker's `$disconnect` hands the session over to another connection
 /// that turns out to have closed as well, before it leaves the session as it is.
@@ -122,6 +140,12 @@ impl ConnectionFunction {
             .query("targetLanguage")
             .map(|value| parse_param("targetLanguage", value, LanguageCode::parse))
             .transpose()?;
+        let previous = event
+            .query(PREVIOUS_CONNECTION_PARAM)
+            .map(|value| parse_param(PREVIOUS_CONNECTION_PARAM, value, parse_connection_id))
+            .transpose()?
+            // Its own id names no other connection: an ordinary connect.
+            .filter(|previous| *previous != event.request_context.connection_id);
         let user_id = match &caller {
             Caller::User { user_id, .. } => Some(user_id.clone()),
             Caller::Anonymous => None,
@@ -157,7 +181,7 @@ impl ConnectionFunction {
         };
         let session = self.live_session(&session_id, connections).await?;
         match role {
-            Role::Listener => self.admit_listener(&session, &connection, connections).await,
+            Role::Listener => self.admit_listener(&session, &connection, previous.as_deref(), connections).await,
             Role::Speaker => {
                 if Some(&session.speaker_user_id) != user_id.as_ref() {
                     return Err(ProtocolError::new(
@@ -187,18 +211,20 @@ impl ConnectionFunction {
         Ok(session)
     }
 
+    /// Admits a listener: its row, and its place in the session's count, which is the place
+    /// of the listener connection `previous` when this connection refreshes that one.
     async fn admit_listener(
         &self,
         session: &Session,
         connection: &Connection,
+        previous: Option<&str>,
         connections: &Connections,
     ) -> Result<(), ProtocolError> {
         let id = &session.session_id;
         // The row first, then the count: when the count says the session is full, it is
         // checked against the rows, and this order means no admitted listener is missing.
         self.store.put_connection(connection).await?;
-        let cap = self.limits.max_listeners_per_session;
-        if let Err(error) = self.store.admit_listener(id, &connection.connection_id, cap).await {
+        if let Err(error) = self.count_listener(id, &connection.connection_id, previous).await {
             // Not admitted: no row without its place.
             if let Err(undo) = self.store.delete_connection(&connection.connection_id).await {
                 tracing::error!(%undo, "could not delete a refused listener's row");
@@ -210,6 +236,25 @@ impl ConnectionFunction {
             tracing::warn!(%error, "could not tell the speaker about a new listener");
         }
         Ok(())
+    }
+
+    /// Counts a listener whose row is written. A refresh moves the previous connection's place
+    /// (its row is deleted, so its late `$disconnect` uncounts nothing): the count does not
+    /// change, and a full session is no obstacle. If the previous connection has no row (its
+    /// `$disconnect` came first and gave its place back), the listener is counted as new.
+    async fn count_listener(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        previous: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(previous) = previous
+            && self.store.take_listener_place(previous, id).await?.is_some()
+        {
+            tracing::info!(session = %id, from = previous, to = connection_id, "listener place moved");
+            return Ok(());
+        }
+        self.store.admit_listener(id, connection_id, self.limits.max_listeners_per_session).await.map(drop)
     }
 
     async fn rate_limit(&self, source_ip: &str) -> Result<(), ProtocolError> {
@@ -296,6 +341,15 @@ impl ConnectionFunction {
         }
         Ok(None)
     }
+}
+
+/// What `previousConnectionId` may be: an API Gateway connection id (at most
+/// [`MAX_CONNECTION_ID_CHARS`] printable ASCII characters).
+fn parse_connection_id(value: &str) -> Result<String, String> {
+    if value.len() > MAX_CONNECTION_ID_CHARS || !value.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(format!("must be a connection id (at most {MAX_CONNECTION_ID_CHARS} printable ASCII characters)"));
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_param<T, E: std::fmt::Display>(

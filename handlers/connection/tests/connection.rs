@@ -332,6 +332,91 @@ async fn a_count_drifted_by_lost_disconnects_is_corrected_when_it_says_full() {
     world.assert_calls_permitted(&contract::functions::CONNECTION);
 }
 
+fn refreshing(event: WebSocketEvent, new_id: &str, previous: &str) -> WebSocketEvent {
+    let mut event = with_connection_id(event, new_id);
+    let query = event.query_string_parameters.get_or_insert_with(Default::default);
+    query.insert("previousConnectionId".into(), previous.into());
+    event
+}
+
+#[tokio::test]
+async fn a_listener_refresh_in_a_full_session_moves_its_place() {
+    let mut world = World::new().await;
+    world.limits.max_listeners_per_session = 2;
+    let session = world.session_owned_by("user-42").await;
+    world.store.set_speaker_connection(&session.session_id, "speaker-conn").await.expect("speaker");
+    world.store.put_connection(&speaker_row(&world, &session.session_id)).await.expect("speaker row");
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    for connection in ["one", "two"] {
+        assert_eq!(f.handle(&with_connection_id(listener_event(id), connection)).await, WebSocketResponse::ok());
+    }
+    let count =
+        || async { world.store.get_session(&session.session_id).await.expect("read").expect("live").listener_count };
+    assert_eq!(count().await, 2, "full");
+
+    // "one" refreshes: the new connection gets in, in the old one's place.
+    let refresh = refreshing(listener_event(id), "one-new", "one");
+    assert_eq!(f.handle(&refresh).await, WebSocketResponse::ok());
+    assert_eq!(count().await, 2);
+    assert!(world.store.get_connection("one").await.expect("read").is_none(), "the old row is gone");
+    let row = world.store.get_connection("one-new").await.expect("read").expect("stored");
+    assert_eq!((row.role, row.session_id.as_ref()), (Role::Listener, Some(&session.session_id)));
+    let heard = world.connections_api.messages_to("speaker-conn");
+    assert_eq!(
+        heard.last().map(|m| (m["type"].clone(), m["listenerCount"].clone())),
+        Some(("listenerCountChanged".into(), 2.into()))
+    );
+
+    // The old connection closes; its $disconnect has nothing left to uncount.
+    assert_eq!(f.handle(&disconnect_event("one")).await, WebSocketResponse::ok());
+    assert_eq!(count().await, 2);
+    // The count is exact: the session is still full for a newcomer...
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "three")).await, 403, "SESSION_FULL");
+    // ...and for a "refresh" of a connection that holds no place (it already left).
+    assert_refused(&f.handle(&refreshing(listener_event(id), "one-again", "one")).await, 403, "SESSION_FULL");
+    assert!(world.store.get_connection("one-again").await.expect("read").is_none());
+    assert_eq!(count().await, 2);
+    assert_eq!(world.store.listeners(&session.session_id, None).await.expect("rows").len(), 2);
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+#[tokio::test]
+async fn only_a_listener_of_the_same_session_can_be_refreshed() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    let other = world.session_owned_by("user-42").await;
+    let f = function(&world, ConnectAuth::Authorizer);
+    let (id, other_id) = (session.session_id.as_str(), other.session_id.as_str());
+    assert_eq!(f.handle(&with_connection_id(listener_event(other_id), "elsewhere")).await, WebSocketResponse::ok());
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), "the-speaker")).await, WebSocketResponse::ok());
+    let count = |session: &session_core::model::Session| {
+        let (store, id) = (world.store.clone(), session.session_id.clone());
+        async move { store.get_session(&id).await.expect("read").expect("live").listener_count }
+    };
+
+    // Naming another session's listener, or the speaker, takes nothing: counted as new.
+    for (new, previous) in [("new-1", "elsewhere"), ("new-2", "the-speaker")] {
+        assert_eq!(f.handle(&refreshing(listener_event(id), new, previous)).await, WebSocketResponse::ok());
+        assert!(world.store.get_connection(previous).await.expect("read").is_some(), "{previous} keeps its row");
+    }
+    assert_eq!((count(&session).await, count(&other).await), (2, 1));
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.speaker_connection_id.as_deref(), Some("the-speaker"));
+
+    // A connection naming itself is an ordinary connect.
+    assert_eq!(f.handle(&refreshing(listener_event(id), "new-3", "new-3")).await, WebSocketResponse::ok());
+    assert!(world.store.get_connection("new-3").await.expect("read").is_some());
+    assert_eq!(count(&session).await, 3);
+
+    // A malformed id is refused like any other bad parameter.
+    for bad in ["has space", &"x".repeat(129), "tab\there"] {
+        let body =
+            assert_refused(&f.handle(&refreshing(listener_event(id), "bad", bad)).await, 400, "INVALID_PARAMETER");
+        assert_eq!(body["details"]["field"], "previousConnectionId", "{body}");
+    }
+}
+
 #[tokio::test]
 async fn connects_are_rate_limited_per_ip() {
     let mut world = World::new().await;

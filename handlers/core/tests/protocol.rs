@@ -96,8 +96,14 @@ fn one_of_each_server_message() -> Vec<ServerMessage> {
             session_id: session(),
             role: Role::Listener,
             target_language: Some(lang("de")),
+            connection_id: "ghi=".into(),
         },
-        ServerMessage::ConnectionRefreshRequired { session_id: session(), role: Role::Speaker, target_language: None },
+        ServerMessage::ConnectionRefreshRequired {
+            session_id: session(),
+            role: Role::Speaker,
+            target_language: None,
+            connection_id: "jkl=".into(),
+        },
         ServerMessage::ConnectionWarning { remaining_minutes: 15 },
         ServerMessage::ConnectionRefreshComplete,
         ServerMessage::SessionStatus {

@@ -181,6 +181,7 @@ impl Request<'_> {
                 session_id: session_id.clone(),
                 role: self.connection.role,
                 target_language: self.connection.target_language,
+                connection_id: self.connection.connection_id.clone(),
             });
         }
         if age_minutes >= WARN_AFTER_MINUTES {

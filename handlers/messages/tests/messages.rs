@@ -159,6 +159,7 @@ async fn heartbeats_follow_the_refresh_schedule() {
     assert_eq!(replies[1]["role"], "listener");
     assert_eq!(replies[1]["targetLanguage"], "de");
     assert_eq!(replies[1]["sessionId"], session.session_id.as_str());
+    assert_eq!(replies[1]["connectionId"], LISTENER, "what the new connection names as previousConnectionId");
     test.world.clock.advance_seconds(6 * 60);
     let replies = test.send(LISTENER, json!({"action": "heartbeat"})).await;
     assert_eq!(types(&replies), ["heartbeatAck", "connectionRefreshRequired", "connectionWarning"]);

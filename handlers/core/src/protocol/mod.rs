@@ -7,6 +7,11 @@
 //! Times in messages are milliseconds since the epoch (`timestamp`, `createdAt`,
 //! `expiresAt`); durations say their unit in their name or docs (`sessionDuration` is in
 //! seconds, `retryAfter` in seconds).
+//!
+//! Where PROTOCOL.md is silent: `connectionRefreshRequired` also carries `connectionId` (the
+//! connection being told to refresh), and a listener's new connection passes it to `$connect`
+//! as `previousConnectionId` (besides `sessionId` and `targetLanguage`), so that it takes over
+//! the old connection's place in the session, even a full one, instead of taking a new one.
 
 pub mod client;
 pub mod fields;

@@ -31,11 +31,15 @@ pub enum ServerMessage {
         quality_tier: QualityTier,
     },
     HeartbeatAck,
+    /// Open a new connection and send `refreshConnection` on it. `connectionId` is this
+    /// connection's id: a listener's new connection names it in `previousConnectionId` to take
+    /// over this connection's place in the session (so a full session is no obstacle).
     ConnectionRefreshRequired {
         session_id: SessionId,
         role: Role,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target_language: Option<LanguageCode>,
+        connection_id: String,
     },
     ConnectionWarning {
         remaining_minutes: u32,

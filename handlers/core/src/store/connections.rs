@@ -166,6 +166,35 @@ impl Store {
         }
     }
 
+    /// Deletes listener `connection_id`'s row if it is a listener of `session`, and returns
+    /// it (expired or not): its place in the session's listener count is then the caller's,
+    /// for the connection that replaces it. `None` if there is no such row (gone already, or
+    /// another session's, or a speaker's), and then there is no place to take.
+    pub async fn take_listener_place(
+        &self,
+        connection_id: &str,
+        session: &SessionId,
+    ) -> Result<Option<Connection>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .condition_expression("#session = :session AND #role = :listener")
+            .expression_attribute_names("#session", SESSION_ID)
+            .expression_attribute_names("#role", ROLE)
+            .expression_attribute_values(":session", s(session.as_str()))
+            .expression_attribute_values(":listener", s(Role::Listener.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(|item| read_connection(&item, &self.tables.connections)).transpose(),
+            Err(error) if is_condition_failed(&error) => Ok(None),
+            Err(error) => Err(StoreError::aws("DeleteItem", &self.tables.connections, error)),
+        }
+    }
+
     /// The live speaker connections of a session, newest first. There is usually one; during
     /// a refresh the old and the new connection are both present for a moment.
     pub async fn speaker_connections(&self, session: &SessionId) -> Result<Vec<Connection>, StoreError> {
