@@ -58,12 +58,13 @@ impl LocalIdentity {
         self.signer.jwks_json()
     }
 
-    /// A speaker token `stage` (as [`local_stage`] configures it) accepts.
+    /// A speaker token that `stage`, run locally ([`local_stage`]), accepts: issued by
+    /// [`LOCAL_ISSUER`] for the stage's audience.
     pub fn token(&self, stage: &StageConfig, request: &TokenRequest) -> Result<String> {
         let now = crate::events::epoch_ms() / 1000;
         let mut claims = json!({
             "sub": request.sub,
-            "iss": stage.jwt.issuer,
+            "iss": LOCAL_ISSUER,
             "aud": stage.jwt.audience,
             "token_use": stage.jwt.token_use,
             "iat": now,

@@ -7,10 +7,12 @@ mod aws;
 mod bench;
 mod build;
 mod deploy;
+mod dev;
 mod diff;
 mod python;
 mod synth;
 mod test;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +31,8 @@ enum Command {
     Build(build::Build),
     /// Deploy a stage: build, upload, change set, approval where it matters, execute.
     Deploy(deploy::Deploy),
+    /// Run the whole service on this machine, from the stage's synthesized template.
+    Dev(dev::Dev),
     /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
     Diff(diff::Diff),
     /// Measure the warm invocation path and each binary's start-to-ready time.
@@ -37,6 +41,8 @@ enum Command {
     Synth(synth::Synth),
     /// Set up what the tests need and run every test.
     Test(test::Test),
+    /// Print a speaker token the local stack accepts.
+    Token(token::Token),
 }
 
 fn main() -> ExitCode {
@@ -46,9 +52,11 @@ fn main() -> ExitCode {
         Command::Bench(command) => done(command.run()),
         Command::Build(command) => done(command.run()),
         Command::Deploy(command) => done(command.run()),
+        Command::Dev(command) => done(command.run()),
         Command::Diff(command) => command.run(),
         Command::Synth(command) => done(command.run()),
         Command::Test(command) => done(command.run()),
+        Command::Token(command) => done(command.run()),
     };
     match result {
         Ok(code) => code,

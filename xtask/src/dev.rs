@@ -1,0 +1,140 @@
+//! `cargo xtask dev`: the whole service on one machine.
+//!
+//! Builds the functions for this machine, synthesizes the stage's template (its JWT settings
+//! pointed at the local identity provider), starts moto's server from the project's Python
+//! environment with the template's tables and streams, and serves the template's WebSocket and
+//! HTTP APIs with the functions running as their binaries behind a local Lambda Runtime API.
+//! Stops everything on Ctrl-C (SIGINT) or SIGTERM.
+
+use crate::python::PythonEnv;
+use anyhow::{Context, Result};
+use clap::Args;
+use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub(crate) struct Dev {
+    /// The stage whose template runs locally.
+    #[arg(long, default_value = "dev")]
+    stage: String,
+    /// Port of the WebSocket API (with `@connections` and the local JWKS); 0 picks a free one.
+    #[arg(long, default_value_t = 4510)]
+    port: u16,
+    /// Port of the HTTP API [default: --port + 1, or a free one when --port is 0].
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Once everything accepts connections, write a JSON object here: websocket_url, http_url,
+    /// dynamodb_endpoint, management_endpoint, jwks_url, region, tables. Removed on exit.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+    /// Build and run release binaries (slower to build, as deployed).
+    #[arg(long)]
+    release: bool,
+    /// Close connections silent for this many seconds (API Gateway: 600).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// Close connections older than this many seconds (API Gateway: 7200).
+    #[arg(long, default_value_t = 7200, value_name = "SECONDS")]
+    max_duration: u64,
+    /// At most this many processes per function.
+    #[arg(long, default_value_t = 16)]
+    max_concurrency: usize,
+}
+
+/// Where the local signing key lives (shared with `cargo xtask token`).
+pub(crate) fn key_path() -> PathBuf {
+    devstack::binaries::target_directory(&crate::project_root()).join("dev/local-signing-key.der")
+}
+
+impl Dev {
+    pub(crate) fn run(self) -> Result<()> {
+        let stage = stacks::stages::by_name(&self.stage)
+            .with_context(|| format!("no stage named {:?} (try dev or prod)", self.stage))?;
+        crate::step("setting up the Python environment (moto)");
+        let python = PythonEnv::ensure()?;
+        crate::step(format!("building the functions ({})", if self.release { "release" } else { "debug" }));
+        let binaries = devstack::binaries::build(&crate::project_root(), self.release)?;
+        let http_port = self.http_port.unwrap_or(if self.port == 0 { 0 } else { self.port.saturating_add(1) });
+        let config = DevConfig {
+            stage,
+            edit_template: None,
+            binaries,
+            websocket_port: self.port,
+            http_port,
+            limits: GatewayLimits {
+                idle_timeout: Duration::from_secs(self.idle_timeout),
+                max_duration: Duration::from_secs(self.max_duration),
+                ..GatewayLimits::default()
+            },
+            identity: LocalIdentity::load_or_create(&key_path())?,
+            aws_endpoint: None,
+            python: python.python(),
+            logs: LogSink::Stderr,
+            max_concurrency: self.max_concurrency.max(1),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(serve(config, self.ready_file.as_deref()))
+    }
+}
+
+async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
+    crate::step("starting moto, the tables, the functions and the gateways");
+    let stack = DevStack::start(config).await?;
+    for finding in stacks::verify(stack.template(), &contract::CONTRACT) {
+        eprintln!("warning: the template has a finding: {finding}");
+    }
+    print_banner(&stack);
+    if let Some(path) = ready_file {
+        write_ready_file(path, &stack)?;
+    }
+    let stopped_by = wait_for_signal().await?;
+    eprintln!("\n==> {stopped_by}: stopping");
+    stack.stop().await;
+    if let Some(path) = ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+fn print_banner(stack: &DevStack) {
+    let websocket = stack.websocket_url();
+    let http = stack.http_url();
+    println!();
+    println!("  WebSocket API   {websocket}");
+    println!("  HTTP API        {http}");
+    println!("  DynamoDB        {}", stack.dynamodb_endpoint());
+    println!();
+    println!("  A speaker token:    TOKEN=$(cargo xtask token --stage {})", stack.stage().name);
+    println!(
+        "  A session:          curl -s -X POST {http}/sessions -H \"Authorization: Bearer $TOKEN\" -d '{{\"sourceLanguage\":\"en\"}}'"
+    );
+    println!("  The speaker:        wscat -c \"{websocket}?sessionId=SESSION&token=$TOKEN\"");
+    println!("  A listener:         wscat -c \"{websocket}?sessionId=SESSION&targetLanguage=de\"");
+    println!();
+    println!("  Ctrl-C stops everything.");
+    println!();
+}
+
+/// Writes the ready file whole (a temporary file renamed into place), so a reader never sees
+/// half of it.
+fn write_ready_file(path: &Path, stack: &DevStack) -> Result<()> {
+    let text = serde_json::to_string_pretty(&stack.ready_json())?;
+    let partial = path.with_extension("partial");
+    if let Some(directory) = path.parent().filter(|directory| !directory.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
+    }
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "interrupted",
+        _ = terminate.recv() => "terminated",
+    })
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask token`: prints one speaker token the local stack (`cargo xtask dev`) accepts,
+//! signed with the local key (made on first use, kept under the build directory).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use devstack::{LocalIdentity, TokenRequest};
+
+#[derive(Debug, Args)]
+pub(crate) struct Token {
+    /// The stage the local stack runs (its audience goes into the token).
+    #[arg(long, default_value = "dev")]
+    stage: String,
+    /// The user the token is for (its `sub`).
+    #[arg(long, default_value = "local-speaker")]
+    sub: String,
+    /// The user's email.
+    #[arg(long, default_value = "speaker@example.com")]
+    email: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    expires_in: u64,
+}
+
+impl Token {
+    pub(crate) fn run(self) -> Result<()> {
+        let stage = stacks::stages::by_name(&self.stage)
+            .with_context(|| format!("no stage named {:?} (try dev or prod)", self.stage))?;
+        let identity = LocalIdentity::load_or_create(&crate::dev::key_path())?;
+        let request = TokenRequest { sub: self.sub, email: Some(self.email), expires_in_seconds: self.expires_in };
+        println!("{}", identity.token(&stage, &request)?);
+        Ok(())
+    }
+}
