@@ -428,8 +428,11 @@ async fn connects_are_rate_limited_per_ip() {
         assert_eq!(f.handle(&event).await, WebSocketResponse::ok());
     }
     let third = with_connection_id(listener_event(session.session_id.as_str()), "three");
+    world.recorder.clear();
     let body = assert_refused(&f.handle(&third).await, 429, "RATE_LIMIT_EXCEEDED");
     assert!(body["retryAfter"].as_u64().is_some_and(|seconds| (1..=60).contains(&seconds)), "{body}");
+    // A refusal is cheap: one conditional write, whose refusal shows the full window.
+    assert_eq!(world.recorder.calls(), [("DynamoDB".to_owned(), "UpdateItem".to_owned())]);
     // Another address is not limited.
     let mut other = with_connection_id(listener_event(session.session_id.as_str()), "four");
     other.request_context.identity.source_ip = "198.51.100.8".into();

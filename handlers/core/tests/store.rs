@@ -458,6 +458,43 @@ async fn rate_limit_windows_count_and_reset() {
 }
 
 #[tokio::test]
+async fn a_hit_over_the_limit_costs_one_dynamodb_call() {
+    let recorder = testkit::OperationRecorder::new();
+    let client = testkit::dynamodb_client_recording(&recorder);
+    let tables = testkit::create_tables(&client).await;
+    let names = TableNames::from_lookup(tables.env_lookup()).expect("every table has a name");
+    let clock = ManualClock::starting_at(START);
+    let store = Store::new(client, names).with_clock(clock.clone());
+    let key = RateLimitKey::new("connect", "ip", "203.0.113.9");
+    let rule = RateRule { limit: 2, window_seconds: 60 };
+    let calls_of = |hit: RateDecision, recorder: &testkit::OperationRecorder| {
+        let calls = recorder.calls();
+        recorder.clear();
+        assert!(calls.iter().all(|(service, _)| service == "DynamoDB"), "{calls:?}");
+        (hit, calls.into_iter().map(|(_, operation)| operation).collect::<Vec<_>>())
+    };
+    recorder.clear();
+
+    // The first hit finds no row and starts the window: two writes.
+    let first = store.hit_rate_limit(&key, rule).await.expect("hit");
+    assert_eq!(calls_of(first, &recorder), (RateDecision::Allowed { remaining: 1 }, vec!["UpdateItem".into(); 2]));
+    // A hit within the window and the limit: one write.
+    let second = store.hit_rate_limit(&key, rule).await.expect("hit");
+    assert_eq!(calls_of(second, &recorder), (RateDecision::Allowed { remaining: 0 }, vec!["UpdateItem".into()]));
+    // Refused hits: one write each, whose refusal shows the full window.
+    for _ in 0..3 {
+        let refused = store.hit_rate_limit(&key, rule).await.expect("hit");
+        let (decision, calls) = calls_of(refused, &recorder);
+        assert!(matches!(decision, RateDecision::Limited { .. }), "{decision:?}");
+        assert_eq!(calls, ["UpdateItem"]);
+    }
+    // The next window: the refused increment shows an old window, and a new one starts.
+    clock.advance_seconds(60);
+    let next = store.hit_rate_limit(&key, rule).await.expect("hit");
+    assert_eq!(calls_of(next, &recorder), (RateDecision::Allowed { remaining: 1 }, vec!["UpdateItem".into(); 2]));
+}
+
+#[tokio::test]
 async fn concurrent_hits_never_exceed_the_limit() {
     let (store, _) = store().await;
     let key = RateLimitKey::new("connect", "ip", "198.51.100.1");

@@ -5,11 +5,15 @@
 //! resets the row to a new window with one hit. Both are conditional writes, so concurrent
 //! hits are counted exactly and never exceed the limit. Rows expire (TTL) one window after
 //! their window ends.
+//!
+//! A refused increment returns the row as it was (`ReturnValuesOnConditionCheckFailure`), so
+//! a hit over the limit costs one call: the row shows the window is full, and that is the
+//! answer. Only a row that is absent or from an older window takes a second write.
 
 use super::item::{Reader, n, s};
-use super::{Store, StoreError, is_condition_failed};
+use super::{Store, StoreError, is_condition_failed, item_failing_update};
 use crate::model::EpochSeconds;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::rate_limits::{IDENTIFIER, TTL};
 
 const WINDOW_START: &str = "windowStart";
@@ -40,6 +44,16 @@ pub struct RateRule {
     pub window_seconds: u32,
 }
 
+/// What one conditional increment found.
+enum Count {
+    /// Counted; the hits in the window now.
+    Counted(u32),
+    /// Not counted: the row's window is `window` and full (or is a later one).
+    Full,
+    /// Not counted: there is no row, or its window is older; a new window must start.
+    Stale,
+}
+
 /// The answer to one hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
@@ -59,9 +73,15 @@ impl Store {
         if rule.limit == 0 {
             return Ok(RateDecision::Limited { retry_after: (window_end - now) as u64 });
         }
+        let limited = RateDecision::Limited { retry_after: (window_end - now).max(1) as u64 };
         for _ in 0..ATTEMPTS {
-            if let Some(hits) = self.count_in_window(key, window, rule.limit).await? {
-                return Ok(RateDecision::Allowed { remaining: rule.limit.saturating_sub(hits) });
+            match self.count_in_window(key, window, rule.limit).await? {
+                Count::Counted(hits) => {
+                    return Ok(RateDecision::Allowed { remaining: rule.limit.saturating_sub(hits) });
+                }
+                // The window is full (or a clock ahead of ours already started the next one).
+                Count::Full => return Ok(limited),
+                Count::Stale => {}
             }
             if self.start_window(key, window, window_end + window_length).await? {
                 return Ok(RateDecision::Allowed { remaining: rule.limit - 1 });
@@ -69,9 +89,7 @@ impl Store {
             // Another hit started this window between our two writes; count again.
         }
         match self.current_window(key).await? {
-            Some(current) if current >= window => {
-                Ok(RateDecision::Limited { retry_after: (window_end - now).max(1) as u64 })
-            }
+            Some(current) if current >= window => Ok(limited),
             _ => Err(StoreError::Aws {
                 operation: "UpdateItem",
                 table: self.tables.rate_limits.clone(),
@@ -81,14 +99,9 @@ impl Store {
         }
     }
 
-    /// Increments the counter if the row is in `window` and below `limit`; the new count, or
-    /// `None` if the condition did not hold.
-    async fn count_in_window(
-        &self,
-        key: &RateLimitKey,
-        window: EpochSeconds,
-        limit: u32,
-    ) -> Result<Option<u32>, StoreError> {
+    /// Increments the counter if the row is in `window` and below `limit`. When the condition
+    /// does not hold, the row as it was (returned with the refusal) says why.
+    async fn count_in_window(&self, key: &RateLimitKey, window: EpochSeconds, limit: u32) -> Result<Count, StoreError> {
         let result = self
             .client
             .update_item()
@@ -102,16 +115,27 @@ impl Store {
             .expression_attribute_values(":limit", n(limit))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        let error = match result {
             Ok(output) => {
                 let attributes = output.attributes.unwrap_or_default();
                 let reader = Reader { item: &attributes, table: &self.tables.rate_limits, key: key.as_str() };
-                reader.number(HITS).map(Some)
+                return reader.number(HITS).map(Count::Counted);
             }
-            Err(error) if is_condition_failed(&error) => Ok(None),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.rate_limits, error)),
+            Err(error) => error,
+        };
+        let Some(current) = item_failing_update(&error) else {
+            return Err(StoreError::aws("UpdateItem", &self.tables.rate_limits, error));
+        };
+        let Some(current) = current else {
+            return Ok(Count::Stale);
+        };
+        let reader = Reader { item: current, table: &self.tables.rate_limits, key: key.as_str() };
+        match reader.opt_number::<EpochSeconds>(WINDOW_START)? {
+            Some(current_window) if current_window >= window => Ok(Count::Full),
+            _ => Ok(Count::Stale),
         }
     }
 
