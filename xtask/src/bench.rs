@@ -6,6 +6,8 @@
 //!    request for work (`GET /runtime/invocation/next`) on a local stand-in for the Lambda
 //!    Runtime API, with the environment the contract declares (sample values). This is the
 //!    process's own share of a cold start; Lambda's sandbox start comes on top.
+//! 3. The local stack (`devstack/benches/fanout.rs`): connects per second, one speaker control
+//!    fanned out to 1,000 listeners, and the gateway's own share of a message.
 //!
 //! Timings are printed, never asserted.
 
@@ -57,6 +59,11 @@ impl Bench {
                 millis(samples[(samples.len() * 99 / 100).min(samples.len() - 1)]),
                 size as f64 / 1e6
             );
+        }
+        step("cargo bench -p devstack --bench fanout (the local stack, release binaries)");
+        let status = cargo().args(["bench", "--locked", "-p", "devstack", "--bench", "fanout"]).status()?;
+        if !status.success() {
+            bail!("the local stack benchmark failed ({status}); the functions' output is in target/devstack-bench.log");
         }
         Ok(())
     }
