@@ -256,8 +256,14 @@ impl DevStack {
         })
     }
 
-    /// Stops the function processes, the servers, and the local AWS endpoint if it started one.
+    /// Closes every connection (1001), then stops the function processes, the servers, and the
+    /// local AWS endpoint if it started one.
     pub async fn stop(mut self) {
+        self.gateway.close_all();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.gateway.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = self.stop.send(true);
         for server in self.servers.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

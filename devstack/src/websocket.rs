@@ -113,6 +113,13 @@ impl WebSocketGateway {
         self.live().len()
     }
 
+    /// Closes every connection with 1001 (`Going away`), as a stage being torn down would.
+    pub fn close_all(&self) {
+        for live in self.live().values() {
+            let _ = live.outbound.send(Outbound::Close(1001, "Going away".to_owned()));
+        }
+    }
+
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
         self.connections.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -155,6 +155,9 @@ async fn a_session_runs_end_to_end() {
     let status = next_of(&mut speaker, "sessionStatus").await;
     assert_eq!(status["languageDistribution"], json!({"es": 1, "fr": 1}));
 
+    let messages = stack.function_stats()["MessagesFunction"];
+    assert!(messages.cold_starts < messages.invocations, "warm processes are reused: {messages:?}");
+
     let public = reqwest::get(format!("{}/sessions/{session}", stack.http_url())).await.expect("GET answered");
     assert_eq!(public.status(), 200, "anyone reads a session");
 
@@ -200,6 +203,12 @@ async fn handshakes_are_refused_with_protocol_statuses() {
     let body: Value = unauthenticated.json().await.expect("JSON");
     assert_eq!(body, json!({"message": "Unauthorized"}));
     assert!(connect(&stack, &format!("sessionId={session}&targetLanguage=de")).await.is_ok());
+    // Connects per minute per IP are limited (20 in dev): the next ones are 429.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(connect(&stack, &format!("sessionId={session}&targetLanguage=de")).await.err());
+    }
+    assert!(statuses.contains(&Some(429)), "a crowd from one address is rate limited: {statuses:?}");
     stack.stop().await;
 }
 
