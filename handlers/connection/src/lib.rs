@@ -9,7 +9,9 @@
 //! listener's row is written, then counted, and deleted again if the session is full). A count
 //! that says full is checked against the live listener rows first, since lost `$disconnect`s
 //! make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
-//! connection (AWS_FACTS 9); it tells the speaker about the new listener.
+//! connection (AWS_FACTS 9); it tells the speaker about the new listener, from the session item the
+//! count's write returns (the per-language counts live there, `session_core::store::sessions`),
+//! so a join costs the same few DynamoDB calls however many listeners the session has.
 //!
 //! A listener's refresh (PROTOCOL.md "Connection lifetime") opens the new connection with the
 //! same query string plus `previousConnectionId=<the old connection's id>` (the `connectionId`
@@ -19,7 +21,9 @@
 //! nothing to uncount) and the client closes the old connection after `refreshConnection`.
 //! Only a listener row of the same session can be taken over; a `previousConnectionId` that
 //! names none (already disconnected, another session's, a speaker's) is ignored and the
-//! listener is counted as new. The id works as the place's credential: the service tells a
+//! listener is counted as new. A refresh that keeps the language changes no count and tells the
+//! speaker nothing; one with another language moves the place between languages, and the speaker
+//! hears the new distribution. The id works as the place's credential: the service tells a
 //! connection's id only to that connection. Speakers need no such parameter (their refresh
 //! hands over with `refreshConnection` and takes no place in the count).
 //!
@@ -180,9 +184,12 @@ impl ConnectionFunction {
             return self.store.put_connection(&connection).await.map_err(ProtocolError::from);
         };
         let session = self.live_session(&session_id, connections).await?;
-        match role {
-            Role::Listener => self.admit_listener(&session, &connection, previous.as_deref(), connections).await,
-            Role::Speaker => {
+        // A connection is a listener exactly when it names a language.
+        match language {
+            Some(language) => {
+                self.admit_listener(&session, &connection, language, previous.as_deref(), connections).await
+            }
+            None => {
                 if Some(&session.speaker_user_id) != user_id.as_ref() {
                     return Err(ProtocolError::new(
                         ErrorCode::Forbidden,
@@ -211,12 +218,14 @@ impl ConnectionFunction {
         Ok(session)
     }
 
-    /// Admits a listener: its row, and its place in the session's count, which is the place
-    /// of the listener connection `previous` when this connection refreshes that one.
+    /// Admits a listener in `language`: its row, and its place in the session's count, which
+    /// is the place of the listener connection `previous` when this connection refreshes that
+    /// one.
     async fn admit_listener(
         &self,
         session: &Session,
         connection: &Connection,
+        language: LanguageCode,
         previous: Option<&str>,
         connections: &Connections,
     ) -> Result<(), ProtocolError> {
@@ -224,37 +233,46 @@ impl ConnectionFunction {
         // The row first, then the count: when the count says the session is full, it is
         // checked against the rows, and this order means no admitted listener is missing.
         self.store.put_connection(connection).await?;
-        if let Err(error) = self.count_listener(id, &connection.connection_id, previous).await {
-            // Not admitted: no row without its place.
-            if let Err(undo) = self.store.delete_connection(&connection.connection_id).await {
-                tracing::error!(%undo, "could not delete a refused listener's row");
+        let counted = match self.count_listener(id, &connection.connection_id, language, previous).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                // Not admitted: no row without its place.
+                if let Err(undo) = self.store.delete_connection(&connection.connection_id).await {
+                    tracing::error!(%undo, "could not delete a refused listener's row");
+                }
+                return Err(error.into());
             }
-            return Err(error.into());
-        }
-        let lifecycle = Lifecycle { store: &self.store, connections };
-        if let Err(error) = lifecycle.tell_speaker_audience(id).await {
-            tracing::warn!(%error, "could not tell the speaker about a new listener");
+        };
+        if let Some(counted) = counted {
+            let lifecycle = Lifecycle { store: &self.store, connections };
+            if let Err(error) = lifecycle.tell_speaker_audience(&counted).await {
+                tracing::warn!(%error, "could not tell the speaker about a new listener");
+            }
         }
         Ok(())
     }
 
-    /// Counts a listener whose row is written. A refresh moves the previous connection's place
-    /// (its row is deleted, so its late `$disconnect` uncounts nothing): the count does not
-    /// change, and a full session is no obstacle. If the previous connection has no row (its
+    /// Counts a listener whose row is written, and returns the session as counting it left it
+    /// (`None` if no count changed). A refresh moves the previous connection's place (its row
+    /// is deleted, so its late `$disconnect` uncounts nothing): the count does not change, and
+    /// a full session is no obstacle; the per-language counts change only if the new
+    /// connection listens in another language. If the previous connection has no row (its
     /// `$disconnect` came first and gave its place back), the listener is counted as new.
     async fn count_listener(
         &self,
         id: &SessionId,
         connection_id: &str,
+        language: LanguageCode,
         previous: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Session>, StoreError> {
         if let Some(previous) = previous
-            && self.store.take_listener_place(previous, id).await?.is_some()
+            && let Some(taken) = self.store.take_listener_place(previous, id, language).await?
         {
             tracing::info!(session = %id, from = previous, to = connection_id, "listener place moved");
-            return Ok(());
+            return Ok(taken.session);
         }
-        self.store.admit_listener(id, connection_id, self.limits.max_listeners_per_session).await.map(drop)
+        let cap = self.limits.max_listeners_per_session;
+        self.store.admit_listener(id, connection_id, language, cap).await.map(Some)
     }
 
     async fn rate_limit(&self, source_ip: &str) -> Result<(), ProtocolError> {
@@ -275,10 +293,10 @@ impl ConnectionFunction {
         };
         let lifecycle = Lifecycle { store: &self.store, connections };
         match connection.role {
-            Role::Listener => {
-                self.store.remove_listener(session).await?;
-                lifecycle.tell_speaker_audience(session).await
-            }
+            Role::Listener => match self.store.remove_listener(session, connection.target_language).await? {
+                Some(counted) => lifecycle.tell_speaker_audience(&counted).await,
+                None => Ok(()),
+            },
             Role::Speaker => self.speaker_left(session, connection_id, &lifecycle).await,
         }
     }

@@ -382,6 +382,45 @@ async fn a_listener_refresh_in_a_full_session_moves_its_place() {
 }
 
 #[tokio::test]
+async fn a_refresh_in_another_language_moves_the_place_and_the_speaker_hears_the_distribution() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    world.store.set_speaker_connection(&session.session_id, "speaker-conn").await.expect("speaker");
+    world.store.put_connection(&speaker_row(&world, &session.session_id)).await.expect("speaker row");
+    let id = session.session_id.as_str();
+    let f = function(&world, ConnectAuth::Authorizer);
+    let in_language =
+        |language: &str| with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", language)]);
+    for connection in ["one", "two"] {
+        assert_eq!(f.handle(&with_connection_id(in_language("de"), connection)).await, WebSocketResponse::ok());
+    }
+    let last_told = || {
+        let told = world.connections_api.messages_to("speaker-conn");
+        let last = told.last().cloned().unwrap_or_default();
+        (told.len(), last["listenerCount"].clone(), last["languageDistribution"].clone())
+    };
+    assert_eq!(last_told(), (2, 2.into(), serde_json::json!({"de": 2})));
+
+    // "one" refreshes in French: same count, one place moved to fr.
+    assert_eq!(f.handle(&refreshing(in_language("fr"), "one-fr", "one")).await, WebSocketResponse::ok());
+    assert_eq!(last_told(), (3, 2.into(), serde_json::json!({"de": 1, "fr": 1})));
+    // "two" refreshes in its own language: no count changes, and the speaker hears nothing.
+    assert_eq!(f.handle(&refreshing(in_language("de"), "two-de", "two")).await, WebSocketResponse::ok());
+    assert_eq!(last_told(), (3, 2.into(), serde_json::json!({"de": 1, "fr": 1})));
+
+    // The old connections' late $disconnects uncount nothing; the new ones' do.
+    for old in ["one", "two"] {
+        assert_eq!(f.handle(&disconnect_event(old)).await, WebSocketResponse::ok());
+    }
+    assert_eq!(last_told(), (3, 2.into(), serde_json::json!({"de": 1, "fr": 1})));
+    assert_eq!(f.handle(&disconnect_event("two-de")).await, WebSocketResponse::ok());
+    assert_eq!(last_told(), (4, 1.into(), serde_json::json!({"fr": 1})), "a language at zero is left out");
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.language_counts, Some([(language("fr"), 1)].into()));
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+#[tokio::test]
 async fn only_a_listener_of_the_same_session_can_be_refreshed() {
     let world = World::new().await;
     let session = world.session_owned_by("user-42").await;
@@ -604,4 +643,45 @@ fn settings_come_from_the_declared_environment() {
     );
     let error = ConnectionFunction::settings(&declared(&[("CONNECT_AUTH", "maybe")])).expect_err("invalid");
     assert!(error.to_string().contains("CONNECT_AUTH"), "{error}");
+}
+
+/// The DynamoDB operations one listener's `$connect` makes, in order, when it joins a session
+/// that already has `audience` listeners (half `de`, half `fr`) and a connected speaker.
+async fn dynamodb_calls_of_a_join(world: &World, audience: usize) -> Vec<String> {
+    let session = world.session_owned_by("user-42").await;
+    let id = session.session_id.as_str();
+    let f = function(world, ConnectAuth::Authorizer);
+    let speaker = format!("speaker-{audience}");
+    assert_eq!(f.handle(&with_connection_id(speaker_event(id, "t"), &speaker)).await, WebSocketResponse::ok());
+    for index in 0..audience {
+        let language = if index % 2 == 0 { "de" } else { "fr" };
+        let event = with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", language)]);
+        let event = with_connection_id(event, &format!("listener-{audience}-{index}"));
+        assert_eq!(f.handle(&event).await, WebSocketResponse::ok());
+    }
+    world.recorder.clear();
+    let event = with_query(listener_event(id), &[("sessionId", id), ("targetLanguage", "es")]);
+    assert_eq!(f.handle(&with_connection_id(event, &format!("newcomer-{audience}"))).await, WebSocketResponse::ok());
+    let calls = world.recorder.calls();
+    let told = world.connections_api.messages_to(&speaker);
+    let last = told.last().expect("the speaker was told");
+    assert_eq!(last["listenerCount"], audience + 1);
+    let (de, fr) = (audience.div_ceil(2), audience / 2);
+    assert_eq!(last["languageDistribution"], serde_json::json!({"de": de, "fr": fr, "es": 1}));
+    calls.into_iter().filter(|(service, _)| service == "DynamoDB").map(|(_, operation)| operation).collect()
+}
+
+#[tokio::test]
+async fn a_joins_dynamodb_calls_do_not_grow_with_the_audience() {
+    let mut world = World::new().await;
+    world.limits.connects_per_minute_per_ip = 1000;
+    // Pages of 10 rows: anything that read every listener row would take more pages for 50.
+    world.store = world.store.clone().with_page_size(10);
+    let small = dynamodb_calls_of_a_join(&world, 5).await;
+    let large = dynamodb_calls_of_a_join(&world, 50).await;
+    eprintln!("a join's DynamoDB calls: 5 listeners {small:?}, 50 listeners {large:?}");
+    assert_eq!(small, large);
+    // The only query finds the speaker; the counts come back from the count's own write.
+    assert_eq!(small.iter().filter(|operation| *operation == "Query").count(), 1, "{small:?}");
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
 }

@@ -195,8 +195,8 @@ impl Connections {
 /// the call that actually deleted the row decrements, so a row is never counted out twice.
 async fn forget_gone(store: &Store, connection: &Connection) {
     match store.delete_connection(&connection.connection_id).await {
-        Ok(Some(Connection { role: Role::Listener, session_id: Some(session), .. })) => {
-            if let Err(error) = store.remove_listener(&session).await {
+        Ok(Some(Connection { role: Role::Listener, session_id: Some(session), target_language, .. })) => {
+            if let Err(error) = store.remove_listener(&session, target_language).await {
                 tracing::warn!(%error, connection = %connection.connection_id, "could not correct the listener count");
             }
         }

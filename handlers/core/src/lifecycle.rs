@@ -76,17 +76,18 @@ impl Lifecycle<'_> {
     }
 
     /// Tells the speaker (if connected) how many listeners there are, per language.
-    pub async fn tell_speaker_audience(&self, session: &SessionId) -> Result<(), StoreError> {
-        let Some(speaker) = self.store.speaker_connection(session).await? else {
+    ///
+    /// `session` is the session as the write that changed its counts left it (the store's
+    /// count updates return it), so the counts cost no further read: one query finds the
+    /// speaker's connection, whatever the size of the audience.
+    pub async fn tell_speaker_audience(&self, session: &Session) -> Result<(), StoreError> {
+        let Some(speaker) = self.store.speaker_connection(&session.session_id).await? else {
             return Ok(());
         };
-        let distribution = self.store.language_distribution(session).await?;
-        let listener_count = match self.store.get_session(session).await? {
-            Some(current) => current.listener_count,
-            None => return Ok(()),
-        };
-        let frame = ServerMessage::ListenerCountChanged { listener_count, language_distribution: distribution }
-            .at(self.store.clock().now_millis());
+        let language_distribution = self.store.language_distribution(session).await?;
+        let frame =
+            ServerMessage::ListenerCountChanged { listener_count: session.listener_count, language_distribution }
+                .at(self.store.clock().now_millis());
         self.connections.broadcast(self.store, std::slice::from_ref(&speaker), &frame).await;
         Ok(())
     }

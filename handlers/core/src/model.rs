@@ -4,6 +4,7 @@
 //! validated values.
 
 use crate::ids::SessionId;
+use crate::protocol::server::LanguageDistribution;
 use crate::validation::{LanguageCode, QualityTier, Volume};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,12 @@ pub struct Session {
     pub quality_tier: QualityTier,
     pub status: SessionStatus,
     pub listener_count: u32,
+    /// How many of the listeners listen in each target language; languages with none are
+    /// left out. Kept on the session item next to `listener_count` and changed by the same
+    /// writes (see `store::sessions`), so reading it costs nothing more than the item.
+    /// `None` for a session stored before these counts existed: the distribution of such a
+    /// session comes from its listener rows (`Store::language_distribution`).
+    pub language_counts: Option<LanguageDistribution>,
     pub broadcast_state: BroadcastState,
     pub created_at: EpochSeconds,
     pub expires_at: EpochSeconds,

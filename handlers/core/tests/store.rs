@@ -150,50 +150,74 @@ async fn status_transitions_follow_the_rules() {
     assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
 }
 
+/// The language of the `index`th listener of the concurrency tests: `de`, `fr` and `es` in turn.
+fn language_of(index: usize) -> LanguageCode {
+    lang(["de", "fr", "es"][index % 3])
+}
+
+/// The per-language counts of the stored session.
+async fn language_counts(store: &Store, session: &SessionId) -> Vec<(LanguageCode, u32)> {
+    let stored = store.get_session(session).await.expect("read").expect("present");
+    stored.language_counts.expect("a new session has per-language counts").into_iter().collect()
+}
+
 #[tokio::test]
 async fn fifty_concurrent_joins_and_fifty_concurrent_leaves_count_exactly() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    let joins = join_all((0..50).map(|_| store.add_listener(&session, 500))).await;
-    let counts: BTreeSet<u32> = joins.into_iter().map(|count| count.expect("joined")).collect();
+    let joins = join_all((0..50).map(|index| store.add_listener(&session, language_of(index), 500))).await;
+    let counts: BTreeSet<u32> = joins.into_iter().map(|joined| joined.expect("joined").listener_count).collect();
     assert_eq!(counts, (1..=50).collect(), "every join saw a distinct count");
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 50);
+    assert_eq!(language_counts(&store, &session).await, [(lang("de"), 17), (lang("es"), 16), (lang("fr"), 17)]);
 
-    let leaves = join_all((0..50).map(|_| store.remove_listener(&session))).await;
-    let counts: BTreeSet<u32> = leaves.into_iter().map(|count| count.expect("left").expect("session exists")).collect();
+    let leaves = join_all((0..50).map(|index| store.remove_listener(&session, Some(language_of(index))))).await;
+    let counts: BTreeSet<u32> =
+        leaves.into_iter().map(|left| left.expect("left").expect("session exists").listener_count).collect();
     assert_eq!(counts, (0..50).collect());
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 0);
+    // Languages back at zero are not reported.
+    assert_eq!(language_counts(&store, &session).await, []);
 
-    // Leaves beyond zero (late or repeated $disconnects) never make the count negative.
-    let extra = join_all((0..10).map(|_| store.remove_listener(&session))).await;
-    for count in extra {
-        assert_eq!(count.expect("no error"), Some(0));
+    // Leaves beyond zero (late or repeated $disconnects) never make a count negative.
+    let extra = join_all((0..10).map(|index| store.remove_listener(&session, Some(language_of(index))))).await;
+    for left in extra {
+        let left = left.expect("no error").expect("session exists");
+        assert_eq!((left.listener_count, left.language_counts), (0, Some(Default::default())));
     }
+    let joined = store.add_listener(&session, lang("de"), 500).await.expect("joined");
+    assert_eq!(joined.language_counts, Some([(lang("de"), 1)].into()), "no count went below zero");
 }
 
 #[tokio::test]
 async fn interleaved_joins_and_leaves_count_exactly() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    for _ in 0..25 {
-        store.add_listener(&session, 500).await.expect("joined");
+    for index in 0..25 {
+        store.add_listener(&session, language_of(index), 500).await.expect("joined");
     }
-    let joins = join_all((0..25).map(|_| store.add_listener(&session, 500)));
-    let leaves = join_all((0..25).map(|_| store.remove_listener(&session)));
+    // 25 more join in the same languages while the first 25 leave.
+    let joins = join_all((0..25).map(|index| store.add_listener(&session, language_of(index), 500)));
+    let leaves = join_all((0..25).map(|index| store.remove_listener(&session, Some(language_of(index)))));
     let (joins, leaves) = tokio::join!(joins, leaves);
     assert!(joins.iter().all(Result::is_ok) && leaves.iter().all(Result::is_ok));
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 25);
+    assert_eq!(language_counts(&store, &session).await, [(lang("de"), 9), (lang("es"), 8), (lang("fr"), 8)]);
 }
 
 #[tokio::test]
 async fn the_listener_cap_holds_under_concurrency() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    let results = join_all((0..30).map(|_| store.add_listener(&session, 20))).await;
+    let results = join_all((0..30).map(|index| store.add_listener(&session, language_of(index), 20))).await;
     let full = results.iter().filter(|result| matches!(result, Err(StoreError::SessionFull { cap: 20, .. }))).count();
     assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 20);
     assert_eq!(full, 10);
-    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 20);
+    let stored = store.get_session(&session).await.expect("read").expect("present");
+    assert_eq!(stored.listener_count, 20);
+    // A refused join counted nothing in its language either.
+    let admitted: u32 = stored.language_counts.expect("counts").values().sum();
+    assert_eq!(admitted, 20);
 }
 
 #[tokio::test]
@@ -206,7 +230,7 @@ async fn admitting_at_the_cap_concurrently_admits_exactly_the_cap() {
         async move {
             // As `$connect` does: the row, then the count; a refused listener's row goes again.
             store.put_connection(&listener(connection, session, "de", store)).await.expect("row");
-            let admitted = store.admit_listener(session, connection, 20).await;
+            let admitted = store.admit_listener(session, connection, lang("de"), 20).await;
             if admitted.is_err() {
                 store.delete_connection(connection).await.expect("row deleted");
             }
@@ -218,6 +242,7 @@ async fn admitting_at_the_cap_concurrently_admits_exactly_the_cap() {
     assert!(results.iter().all(|result| result.is_ok() || matches!(result, Err(StoreError::SessionFull { .. }))));
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 20);
     assert_eq!(store.listeners(&session, None).await.expect("rows").len(), 20);
+    assert_eq!(language_counts(&store, &session).await, [(lang("de"), 20)]);
 }
 
 #[tokio::test]
@@ -232,27 +257,31 @@ async fn a_drifted_count_is_lowered_to_the_live_rows_only_when_it_says_full() {
             row.ttl = store.clock().now_seconds() + 60;
         }
         store.put_connection(&row).await.expect("row");
-        store.add_listener(&session, 3).await.expect("counted");
+        store.add_listener(&session, lang("de"), 3).await.expect("counted");
     }
     clock.advance_seconds(61);
     store.delete_connection("swept").await.expect("swept");
-    assert_eq!(store.live_listener_count(&session, None).await.expect("count"), 1);
+    assert_eq!(store.live_listener_languages(&session, None).await.expect("rows"), [(lang("de"), 1)].into());
+    assert_eq!(language_counts(&store, &session).await, [(lang("de"), 3)]);
 
     // The plain counter goes by the count alone.
     store.put_connection(&listener("late", &session, "fr", &store)).await.expect("row");
-    let error = store.add_listener(&session, 3).await.expect_err("the plain count says full");
+    let error = store.add_listener(&session, lang("fr"), 3).await.expect_err("the plain count says full");
     assert!(matches!(error, StoreError::SessionFull { cap: 3, .. }), "{error}");
     // Admitting checks the full count against the rows (other than the joiner's own): 1 live
-    // listener, so the count becomes 1, and then 2 with the joiner.
-    assert_eq!(store.admit_listener(&session, "late", 3).await.expect("admitted"), 2);
-    assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 2);
+    // listener, so the counts become those of the rows, and then 2 with the joiner.
+    let admitted = store.admit_listener(&session, "late", lang("fr"), 3).await.expect("admitted");
+    assert_eq!(admitted.listener_count, 2);
+    assert_eq!(admitted.language_counts, Some([(lang("de"), 1), (lang("fr"), 1)].into()), "reset with the count");
+    assert_eq!(store.get_session(&session).await.expect("read").expect("present"), admitted);
     store.put_connection(&listener("next", &session, "fr", &store)).await.expect("row");
-    assert_eq!(store.admit_listener(&session, "next", 3).await.expect("admitted"), 3);
+    assert_eq!(store.admit_listener(&session, "next", lang("fr"), 3).await.expect("admitted").listener_count, 3);
     // Now the rows agree that it is full.
     store.put_connection(&listener("over", &session, "fr", &store)).await.expect("row");
-    let error = store.admit_listener(&session, "over", 3).await.expect_err("full");
+    let error = store.admit_listener(&session, "over", lang("fr"), 3).await.expect_err("full");
     assert!(matches!(error, StoreError::SessionFull { cap: 3, .. }), "{error}");
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").listener_count, 3);
+    assert_eq!(language_counts(&store, &session).await, [(lang("de"), 1), (lang("fr"), 2)]);
 }
 
 #[tokio::test]
@@ -260,11 +289,12 @@ async fn joining_an_ended_or_unknown_session_is_refused() {
     let (store, _) = store().await;
     let session = session(&store).await;
     store.set_session_status(&session, SessionStatus::Ended).await.expect("ended");
-    let error = store.add_listener(&session, 500).await.expect_err("ended");
+    let error = store.add_listener(&session, lang("de"), 500).await.expect_err("ended");
     assert!(matches!(error, StoreError::SessionEnded { .. }), "{error}");
-    let error = store.add_listener(&id("never-seen-999"), 500).await.expect_err("unknown");
+    let error = store.add_listener(&id("never-seen-999"), lang("de"), 500).await.expect_err("unknown");
     assert!(matches!(error, StoreError::SessionNotFound(_)), "{error}");
-    assert_eq!(store.remove_listener(&id("never-seen-999")).await.expect("no error"), None);
+    assert_eq!(store.remove_listener(&id("never-seen-999"), Some(lang("de"))).await.expect("no error"), None);
+    assert_eq!(language_counts(&store, &session).await, [], "a refused join counts no language");
 }
 
 #[tokio::test]
@@ -371,8 +401,10 @@ async fn fan_out_returns_every_listener_of_a_language_across_pages() {
         .collect();
     assert_eq!(de, expected_de);
     assert_eq!(store.listeners(&session, None).await.expect("all").len(), 42);
-    let distribution = store.language_distribution(&session).await.expect("distribution");
-    assert_eq!(distribution.into_iter().collect::<Vec<_>>(), vec![(lang("de"), 30), (lang("fr"), 12)]);
+    let rows = store.live_listener_languages(&session, None).await.expect("rows");
+    assert_eq!(rows.into_iter().collect::<Vec<_>>(), vec![(lang("de"), 30), (lang("fr"), 12)]);
+    let rows = store.live_listener_languages(&session, Some("de-00")).await.expect("rows");
+    assert_eq!(rows.into_iter().collect::<Vec<_>>(), vec![(lang("de"), 29), (lang("fr"), 12)]);
 }
 
 async fn session_other(store: &Store) -> SessionId {
@@ -426,7 +458,8 @@ async fn a_listener_changes_language_and_a_speaker_cannot() {
     store.put_connection(&listener("l-1", &session, "de", &store)).await.expect("stored");
     store.put_connection(&speaker("s-1", &session, START, &store)).await.expect("stored");
     let moved = store.change_language("l-1", lang("fr")).await.expect("changed");
-    assert_eq!(moved.target_language, Some(lang("fr")));
+    assert_eq!(moved.connection.target_language, Some(lang("fr")));
+    assert_eq!(moved.connection, store.get_connection("l-1").await.expect("read").expect("present"));
     assert!(store.listeners(&session, Some(lang("de"))).await.expect("query").is_empty());
     assert_eq!(store.listeners(&session, Some(lang("fr"))).await.expect("query").len(), 1);
     let error = store.change_language("s-1", lang("fr")).await.expect_err("speaker");
@@ -528,4 +561,141 @@ fn table_names_come_from_the_contracts_variables() {
     assert_eq!(error.0, "SESSIONS_TABLE");
     let names = TableNames::from_lookup(|variable| Some(format!("{variable}-x"))).expect("all set");
     assert_eq!(names.connections, "CONNECTIONS_TABLE-x");
+}
+
+/// Asserts that the session's counts, as the speaker would be told them, are those of its
+/// live listener rows; returns the distribution.
+async fn assert_counts_match_rows(store: &Store, session: &SessionId) -> Vec<(LanguageCode, u32)> {
+    let stored = store.get_session(session).await.expect("read").expect("present");
+    assert!(stored.language_counts.is_some(), "read from the session item");
+    let told = store.language_distribution(&stored).await.expect("distribution");
+    let rows = store.live_listener_languages(session, None).await.expect("rows");
+    assert_eq!(told, rows, "the counts are the rows'");
+    assert_eq!(stored.listener_count, rows.values().sum::<u32>(), "the total is the rows'");
+    told.into_iter().collect()
+}
+
+#[tokio::test]
+async fn the_distribution_follows_joins_language_changes_refreshes_and_leaves() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    // Joins, as `$connect` makes them: the row, then the count.
+    for (connection, language) in [("a", "de"), ("b", "de"), ("c", "fr")] {
+        store.put_connection(&listener(connection, &session, language, &store)).await.expect("row");
+        store.admit_listener(&session, connection, lang(language), 500).await.expect("admitted");
+    }
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 2), (lang("fr"), 1)]);
+
+    // A language change moves one listener, and returns the session as it left it.
+    let change = store.change_language("b", lang("es")).await.expect("changed");
+    let after = change.session.expect("the counts changed");
+    assert_eq!(after.language_counts, Some([(lang("de"), 1), (lang("es"), 1), (lang("fr"), 1)].into()));
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 1), (lang("es"), 1), (lang("fr"), 1)]);
+    // Choosing the language it has changes nothing.
+    assert_eq!(store.change_language("b", lang("es")).await.expect("unchanged").session, None);
+
+    // A refresh in the same language takes the place and changes no count...
+    store.put_connection(&listener("a2", &session, "de", &store)).await.expect("row");
+    let taken = store.take_listener_place("a", &session, lang("de")).await.expect("taken").expect("a place");
+    assert_eq!((taken.previous.connection_id.as_str(), taken.session), ("a", None));
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 1), (lang("es"), 1), (lang("fr"), 1)]);
+    // ...and one in another language moves the place to it.
+    store.put_connection(&listener("c2", &session, "es", &store)).await.expect("row");
+    let taken = store.take_listener_place("c", &session, lang("es")).await.expect("taken").expect("a place");
+    let after = taken.session.expect("the counts changed");
+    assert_eq!((after.listener_count, after.language_counts), (3, Some([(lang("de"), 1), (lang("es"), 2)].into())));
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 1), (lang("es"), 2)]);
+
+    // Leaves, as `$disconnect` makes them: the row, then the count in the row's language.
+    for connection in ["a2", "b"] {
+        let left = store.delete_connection(connection).await.expect("deleted").expect("a row");
+        let after = store.remove_listener(&session, left.target_language).await.expect("left").expect("present");
+        assert_eq!(
+            store.language_distribution(&after).await.expect("distribution"),
+            after.language_counts.expect("counts")
+        );
+    }
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("es"), 1)]);
+}
+
+#[tokio::test]
+async fn concurrent_joins_language_changes_and_leaves_keep_the_distribution_exact() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    for index in 0..30 {
+        let connection = format!("first-{index:02}");
+        store.put_connection(&listener(&connection, &session, "de", &store)).await.expect("row");
+        store.admit_listener(&session, &connection, lang("de"), 500).await.expect("admitted");
+    }
+    // At once: 20 of them move to fr, 10 leave, and 30 newcomers join in es and it.
+    let changes = join_all((0..20).map(|index| {
+        let store = &store;
+        async move { store.change_language(&format!("first-{index:02}"), lang("fr")).await }
+    }));
+    let leaves = join_all((20..30).map(|index| {
+        let store = &store;
+        async move {
+            let left = store.delete_connection(&format!("first-{index:02}")).await.expect("deleted").expect("row");
+            store.remove_listener(left.session_id.as_ref().expect("a session"), left.target_language).await
+        }
+    }));
+    let joins = join_all((0..30).map(|index| {
+        let (store, session) = (&store, &session);
+        async move {
+            let connection = format!("new-{index:02}");
+            let language = if index % 2 == 0 { "es" } else { "it" };
+            store.put_connection(&listener(&connection, session, language, store)).await.expect("row");
+            store.admit_listener(session, &connection, lang(language), 500).await
+        }
+    }));
+    let (changes, leaves, joins) = tokio::join!(changes, leaves, joins);
+    assert!(changes.iter().all(Result::is_ok), "{changes:?}");
+    assert!(leaves.iter().all(Result::is_ok), "{leaves:?}");
+    assert!(joins.iter().all(Result::is_ok), "{joins:?}");
+    assert_eq!(
+        assert_counts_match_rows(&store, &session).await,
+        [(lang("es"), 15), (lang("fr"), 20), (lang("it"), 15)]
+    );
+}
+
+#[tokio::test]
+async fn a_session_stored_without_language_counts_is_counted_and_read_from_its_rows() {
+    let (store, _) = store().await;
+    let session = session(&store).await;
+    // As sessions were stored before the per-language counts existed.
+    testkit::dynamodb_client()
+        .update_item()
+        .table_name(&store.tables().sessions)
+        .key("sessionId", aws_sdk_dynamodb::types::AttributeValue::S(session.as_str().to_owned()))
+        .update_expression("REMOVE languageCounts")
+        .send()
+        .await
+        .expect("written");
+    for (connection, language) in [("a", "de"), ("b", "de"), ("c", "fr")] {
+        store.put_connection(&listener(connection, &session, language, &store)).await.expect("row");
+        let admitted = store.admit_listener(&session, connection, lang(language), 3).await.expect("admitted");
+        assert_eq!(admitted.language_counts, None, "counted in the total alone");
+    }
+    let stored = store.get_session(&session).await.expect("read").expect("present");
+    assert_eq!((stored.listener_count, stored.language_counts.as_ref()), (3, None));
+    let distribution = store.language_distribution(&stored).await.expect("from the rows");
+    assert_eq!(distribution, [(lang("de"), 2), (lang("fr"), 1)].into());
+
+    // Language changes and leaves work as ever.
+    let change = store.change_language("b", lang("fr")).await.expect("changed");
+    let after = change.session.expect("present");
+    assert_eq!(store.language_distribution(&after).await.expect("rows"), [(lang("de"), 1), (lang("fr"), 2)].into());
+    store.delete_connection("a").await.expect("deleted");
+    let after = store.remove_listener(&session, Some(lang("de"))).await.expect("left").expect("present");
+    assert_eq!((after.listener_count, after.language_counts.as_ref()), (2, None));
+
+    // A recount (the count says full) gives the session its per-language counts.
+    store.put_connection(&listener("gone", &session, "it", &store)).await.expect("row");
+    store.add_listener(&session, lang("it"), 3).await.expect("counted");
+    store.delete_connection("gone").await.expect("its $disconnect never came");
+    store.put_connection(&listener("d", &session, "es", &store)).await.expect("row");
+    let admitted = store.admit_listener(&session, "d", lang("es"), 3).await.expect("admitted after a recount");
+    assert_eq!(admitted.listener_count, 3);
+    assert_eq!(admitted.language_counts, Some([(lang("es"), 1), (lang("fr"), 2)].into()));
+    assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("es"), 1), (lang("fr"), 2)]);
 }

@@ -166,6 +166,7 @@ mod tests {
             quality_tier: QualityTier::Premium,
             status: SessionStatus::Paused,
             listener_count: 3,
+            language_counts: Some([(LanguageCode::parse("de").expect("language"), 3)].into()),
             broadcast_state: BroadcastState { is_paused: true, ..BroadcastState::default() },
             created_at: 1_795_633_281,
             expires_at: 1_795_676_481,

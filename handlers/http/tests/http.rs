@@ -102,7 +102,7 @@ async fn stored(world: &World, id: &SessionId) -> Session {
 /// A listener of `session` in `language`, with its row and its place counted.
 async fn listener(world: &World, session: &SessionId, connection_id: &str, code: &str) {
     world.store.put_connection(&row(world, session, connection_id, Role::Listener, Some(code))).await.expect("row");
-    world.store.add_listener(session, world.limits.max_listeners_per_session).await.expect("counted");
+    world.store.add_listener(session, language(code), world.limits.max_listeners_per_session).await.expect("counted");
 }
 
 /// The owner's speaker connection on `session`.

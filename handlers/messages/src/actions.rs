@@ -156,8 +156,7 @@ impl Request<'_> {
         self.rate_limit(RateLimitKey::new("join", "ip", &self.connection.source_ip), rule).await?;
         let session = self.live_session().await?;
         if self.connection.target_language != Some(target_language) {
-            self.function.store.change_language(&self.connection.connection_id, target_language).await?;
-            self.tell_speaker_audience(session_id).await;
+            self.change_target_language(target_language).await?;
         }
         Ok(vec![ServerMessage::SessionJoined {
             session_id: session.session_id,
@@ -224,7 +223,8 @@ impl Request<'_> {
 
     async fn status(&self) -> Replies {
         let session = self.own_session().await?;
-        let distribution = self.function.store.language_distribution(&session.session_id).await?;
+        // From the session item just read (its per-language counts), not from the listener rows.
+        let distribution = self.function.store.language_distribution(&session).await?;
         let now = self.function.store.clock().now_seconds();
         Ok(vec![ServerMessage::SessionStatus {
             session_id: session.session_id,
@@ -277,9 +277,8 @@ impl Request<'_> {
         if self.connection.role != Role::Listener {
             return Err(ProtocolError::new(ErrorCode::Forbidden, "only listeners choose a target language"));
         }
-        let session = self.live_session().await?;
-        self.function.store.change_language(&self.connection.connection_id, target_language).await?;
-        self.tell_speaker_audience(&session.session_id).await;
+        self.live_session().await?;
+        self.change_target_language(target_language).await?;
         Ok(vec![ServerMessage::LanguageChanged { target_language }])
     }
 
@@ -311,9 +310,15 @@ impl Request<'_> {
         Ok(vec![])
     }
 
-    async fn tell_speaker_audience(&self, session: &SessionId) {
-        if let Err(error) = self.lifecycle().tell_speaker_audience(session).await {
+    /// Moves the caller (a listener) to `target_language` and, if that changed its session's
+    /// per-language counts, tells the speaker the new distribution.
+    async fn change_target_language(&self, target_language: LanguageCode) -> Result<(), ProtocolError> {
+        let change = self.function.store.change_language(&self.connection.connection_id, target_language).await?;
+        if let Some(session) = change.session
+            && let Err(error) = self.lifecycle().tell_speaker_audience(&session).await
+        {
             tracing::warn!(%error, "could not tell the speaker about its audience");
         }
+        Ok(())
     }
 }

@@ -11,6 +11,12 @@
 //! answered with `connectionRefreshRequired`, from 105 minutes with `connectionWarning` too
 //! (API Gateway closes connections at 2 hours). A listener's heartbeat is also when a session
 //! whose speaker left and did not return within the grace period is ended.
+//!
+//! A listener's `changeLanguage` (or a `joinSession` with another language) moves its row and
+//! its session's per-language counts, and the speaker is told the new `listenerCountChanged`
+//! from the session item that move returned; choosing the language it already has changes
+//! nothing and tells the speaker nothing. `getSessionStatus` reads its `languageDistribution`
+//! from the session item too, never from the listener rows.
 
 mod actions;
 mod audio;

@@ -61,8 +61,8 @@ impl Test {
             ttl: self.world.clock.now_seconds() + 3 * 3600,
         };
         self.world.store.put_connection(&connection).await.expect("stored");
-        if let (Role::Listener, Some(session)) = (role, session) {
-            self.world.store.add_listener(session, 1000).await.expect("counted");
+        if let (Role::Listener, Some(session), Some(lang)) = (role, session, lang) {
+            self.world.store.add_listener(session, language(lang), 1000).await.expect("counted");
         }
         connection
     }
@@ -271,6 +271,13 @@ async fn a_listener_changes_language_by_either_name() {
     let replies = test.send(LISTENER, json!({"action": "switchLanguage", "targetLanguage": "it"})).await;
     assert_eq!(replies[0]["targetLanguage"], "it");
     assert_eq!(test.received(SPEAKER).last().map(|m| m["languageDistribution"].clone()), Some(json!({"it": 1})));
+    assert_eq!(test.stored(&session).await.language_counts, Some([(language("it"), 1)].into()));
+    // The language it already has: answered, but no count changes and the speaker hears nothing.
+    let heard = test.received(SPEAKER).len();
+    let replies = test.send(LISTENER, json!({"action": "changeLanguage", "targetLanguage": "it"})).await;
+    assert_eq!(types(&replies), ["languageChanged"]);
+    assert_eq!(test.received(SPEAKER).len(), heard);
+    assert_eq!(test.stored(&session).await.language_counts, Some([(language("it"), 1)].into()));
     let speaker_tries = test.send(SPEAKER, json!({"action": "changeLanguage", "targetLanguage": "es"})).await;
     assert_eq!(error_code(&speaker_tries), "FORBIDDEN");
 }
@@ -283,8 +290,12 @@ async fn the_speaker_reads_counts_and_distribution() {
         test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
     }
     test.world.clock.advance_seconds(90);
+    test.world.recorder.clear();
     let replies = test.send(SPEAKER, json!({"action": "getSessionStatus"})).await;
     assert_eq!(types(&replies), ["sessionStatus"]);
+    // The distribution comes with the session item; no listener row is read.
+    let calls = test.world.recorder.calls();
+    assert!(calls.iter().all(|(_, operation)| operation != "Query"), "{calls:?}");
     let status = &replies[0];
     assert_eq!((status["listenerCount"].as_u64(), status["status"].as_str()), (Some(3), Some("active")));
     assert_eq!(status["languageDistribution"], json!({"de": 2, "fr": 1}));

@@ -7,10 +7,10 @@
 use super::item::{Item, Reader, key_of, n, s};
 use super::{Store, StoreError, is_condition_failed};
 use crate::ids::SessionId;
-use crate::model::{Connection, LISTENER_AUDIENCE_PREFIX, Role, SPEAKER_AUDIENCE, audience};
+use crate::model::{Connection, LISTENER_AUDIENCE_PREFIX, Role, SPEAKER_AUDIENCE, Session, audience};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::LanguageCode;
-use aws_sdk_dynamodb::types::{ReturnValue, Select};
+use aws_sdk_dynamodb::types::ReturnValue;
 use contract::tables::connections::{AUDIENCE, BY_SESSION_INDEX, CONNECTION_ID, SESSION_ID, TTL};
 use std::collections::HashMap;
 
@@ -23,6 +23,26 @@ const SOURCE_IP: &str = "sourceIp";
 /// Where the next page of a fan-out query starts (DynamoDB's `LastEvaluatedKey`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageToken(Item);
+
+/// A listener's language change ([`Store::change_language`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanguageChange {
+    /// The listener's row as it is now.
+    pub connection: Connection,
+    /// The listener's session after its per-language counts changed; `None` if they did not
+    /// (the language was already the listener's, or the session is gone).
+    pub session: Option<Session>,
+}
+
+/// A listener's place taken by the connection that refreshes it ([`Store::take_listener_place`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TakenPlace {
+    /// The previous connection's row, now deleted.
+    pub previous: Connection,
+    /// The session after its per-language counts changed; `None` if they did not (the new
+    /// connection listens in the previous one's language, or the session is gone).
+    pub session: Option<Session>,
+}
 
 /// One page of listeners, and where the next one starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +92,13 @@ impl Store {
         output.attributes.map(|item| self.live_connection(&item)).transpose().map(Option::flatten)
     }
 
-    /// Moves a listener to another target language and returns the updated connection.
-    pub async fn change_language(&self, connection_id: &str, language: LanguageCode) -> Result<Connection, StoreError> {
+    /// Moves a listener to another target language: its row, then its session's per-language
+    /// counts (one write each; the counts only if the language is another).
+    pub async fn change_language(
+        &self,
+        connection_id: &str,
+        language: LanguageCode,
+    ) -> Result<LanguageChange, StoreError> {
         let result = self
             .client
             .update_item()
@@ -90,17 +115,25 @@ impl Store {
             .expression_attribute_values(":audience", s(audience(Role::Listener, Some(language))))
             .expression_attribute_values(":listener", s(Role::Listener.as_str()))
             .expression_attribute_values(":now", n(self.clock.now_seconds()))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => read_connection(&output.attributes.unwrap_or_default(), &self.tables.connections),
-            Err(error) if is_condition_failed(&error) => match self.get_connection(connection_id).await? {
-                None => Err(StoreError::ConnectionNotFound(connection_id.to_owned())),
-                Some(_) => Err(StoreError::NotAListener(connection_id.to_owned())),
-            },
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.connections, error)),
-        }
+        let before = match result {
+            Ok(output) => read_connection(&output.attributes.unwrap_or_default(), &self.tables.connections)?,
+            Err(error) if is_condition_failed(&error) => {
+                return match self.get_connection(connection_id).await? {
+                    None => Err(StoreError::ConnectionNotFound(connection_id.to_owned())),
+                    Some(_) => Err(StoreError::NotAListener(connection_id.to_owned())),
+                };
+            }
+            Err(error) => return Err(StoreError::aws("UpdateItem", &self.tables.connections, error)),
+        };
+        let session = match (&before.session_id, before.target_language) {
+            (Some(session), Some(from)) if from != language => self.move_listener(session, from, language).await?,
+            _ => None,
+        };
+        let connection = Connection { target_language: Some(language), ..before };
+        Ok(LanguageChange { connection, session })
     }
 
     /// One page of a session's live listeners: of one language, or of every language.
@@ -129,10 +162,18 @@ impl Store {
         self.all_pages(|start| self.listeners_page(session, language, start)).await
     }
 
-    /// How many live listener rows a session has, not counting `except`'s, counted by
-    /// DynamoDB (`Select::Count`, rows past their TTL filtered out) rather than read.
-    pub async fn live_listener_count(&self, session: &SessionId, except: Option<&str>) -> Result<u32, StoreError> {
-        let mut total: u32 = 0;
+    /// How many live listener rows a session has in each target language, not counting
+    /// `except`'s: its listener rows read from the fan-out index (only their language and
+    /// the filter's attributes, rows past their TTL filtered out). This reads every listener
+    /// of the session, so only the recount (a count that says full) and sessions stored
+    /// before the per-language counts existed use it; the distribution clients see comes from
+    /// the session item ([`Store::language_distribution`]).
+    pub async fn live_listener_languages(
+        &self,
+        session: &SessionId,
+        except: Option<&str>,
+    ) -> Result<LanguageDistribution, StoreError> {
+        let mut languages = LanguageDistribution::new();
         let mut start = None;
         loop {
             let mut request = self
@@ -141,13 +182,15 @@ impl Store {
                 .table_name(&self.tables.connections)
                 .index_name(BY_SESSION_INDEX)
                 .key_condition_expression("#session = :session AND begins_with(#audience, :listeners)")
+                .projection_expression("#language")
                 .expression_attribute_names("#session", SESSION_ID)
                 .expression_attribute_names("#audience", AUDIENCE)
+                .expression_attribute_names("#language", TARGET_LANGUAGE)
                 .expression_attribute_names("#ttl", TTL)
                 .expression_attribute_values(":session", s(session.as_str()))
                 .expression_attribute_values(":listeners", s(LISTENER_AUDIENCE_PREFIX))
                 .expression_attribute_values(":now", n(self.clock.now_seconds()))
-                .select(Select::Count)
+                .limit(self.page_size)
                 .set_exclusive_start_key(start);
             request = match except {
                 Some(except) => request
@@ -158,23 +201,32 @@ impl Store {
             };
             let output =
                 request.send().await.map_err(|error| StoreError::aws("Query", &self.tables.connections, error))?;
-            total = total.saturating_add(u32::try_from(output.count).unwrap_or(0));
+            for item in output.items.unwrap_or_default() {
+                let reader = Reader { item: &item, table: &self.tables.connections, key: "?" };
+                // Every listener row has a language ($connect refuses a listener without one).
+                if reader.opt_string(TARGET_LANGUAGE)?.is_some() {
+                    let language = reader.parsed(TARGET_LANGUAGE, LanguageCode::parse)?;
+                    *languages.entry(language).or_default() += 1;
+                }
+            }
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
                 Some(next) => start = Some(next),
-                None => return Ok(total),
+                None => return Ok(languages),
             }
         }
     }
 
-    /// Deletes listener `connection_id`'s row if it is a listener of `session`, and returns
-    /// it (expired or not): its place in the session's listener count is then the caller's,
-    /// for the connection that replaces it. `None` if there is no such row (gone already, or
-    /// another session's, or a speaker's), and then there is no place to take.
+    /// Deletes listener `connection_id`'s row if it is a listener of `session`: its place in
+    /// the session's listener count is then the caller's, for the connection that replaces it
+    /// and listens in `language` (the place moves to that language if it was another's).
+    /// `None` if there is no such row (gone already, or another session's, or a speaker's),
+    /// and then there is no place to take.
     pub async fn take_listener_place(
         &self,
         connection_id: &str,
         session: &SessionId,
-    ) -> Result<Option<Connection>, StoreError> {
+        language: LanguageCode,
+    ) -> Result<Option<TakenPlace>, StoreError> {
         let result = self
             .client
             .delete_item()
@@ -188,11 +240,19 @@ impl Store {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.map(|item| read_connection(&item, &self.tables.connections)).transpose(),
-            Err(error) if is_condition_failed(&error) => Ok(None),
-            Err(error) => Err(StoreError::aws("DeleteItem", &self.tables.connections, error)),
-        }
+        let previous = match result {
+            Ok(output) => match output.attributes {
+                Some(item) => read_connection(&item, &self.tables.connections)?,
+                None => return Ok(None),
+            },
+            Err(error) if is_condition_failed(&error) => return Ok(None),
+            Err(error) => return Err(StoreError::aws("DeleteItem", &self.tables.connections, error)),
+        };
+        let session = match previous.target_language {
+            Some(from) if from != language => self.move_listener(session, from, language).await?,
+            _ => None,
+        };
+        Ok(Some(TakenPlace { previous, session }))
     }
 
     /// The live speaker connections of a session, newest first. There is usually one; during
@@ -208,17 +268,6 @@ impl Store {
     /// The speaker's newest live connection, if any.
     pub async fn speaker_connection(&self, session: &SessionId) -> Result<Option<Connection>, StoreError> {
         Ok(self.speaker_connections(session).await?.into_iter().next())
-    }
-
-    /// How many live listeners each target language has.
-    pub async fn language_distribution(&self, session: &SessionId) -> Result<LanguageDistribution, StoreError> {
-        let mut distribution = LanguageDistribution::new();
-        for listener in self.listeners(session, None).await? {
-            if let Some(language) = listener.target_language {
-                *distribution.entry(language).or_default() += 1;
-            }
-        }
-        Ok(distribution)
     }
 
     /// Every connection of the pages `page` returns, following each page's token.

@@ -6,8 +6,9 @@
 //! everywhere: DynamoDB deletes expired items only eventually (and moto never does).
 //!
 //! - [`sessions`]: creation with a conditional write and id retry, status transitions,
-//!   atomic listener counts that never go below zero (and are corrected against the live
-//!   listener rows when they say a session is full), broadcast state;
+//!   atomic listener counts, in total and per target language, that never go below zero
+//!   (and are corrected against the live listener rows when they say a session is full),
+//!   broadcast state;
 //! - [`connections`]: rows per connection and the fan-out index (by session and audience);
 //! - [`rate_limits`]: fixed windows with atomic counters.
 
@@ -16,7 +17,7 @@ mod item;
 pub mod rate_limits;
 pub mod sessions;
 
-pub use connections::{ListenerPage, PageToken};
+pub use connections::{LanguageChange, ListenerPage, PageToken, TakenPlace};
 pub use rate_limits::{RateDecision, RateLimitKey, RateRule};
 pub use sessions::{BroadcastPatch, NewSession};
 

@@ -1,9 +1,40 @@
 //! Sessions: creation, reads, status transitions, listener counts and broadcast state.
+//!
+//! # Listener counts
+//!
+//! The session item holds `listenerCount` and, next to it, `languageCounts`: a map from target
+//! language to how many listeners listen in it. Sessions are created with an empty map, and
+//! every write that changes the count changes the map in the same `UpdateItem`: a listener
+//! admitted (+1 in its language), leaving (−1 in the language its deleted row had), the
+//! recount of a count that says full (both reset to the live rows). A listener changing
+//! language, or a refresh taking a place with another language, moves one between languages
+//! (`move_listener`; the total does not change). Each of these writes returns the item as it
+//! left it, so the speaker's `listenerCountChanged` (and `sessionStatus`, from the item it
+//! reads anyway) cost no read of the listener rows, whatever the size of the audience: only
+//! the fan-out and the recount read those.
+//!
+//! No count goes below zero (the writes' conditions). A language whose count is back to zero
+//! keeps its entry, at 0, and is left out when read ([`Session::language_counts`]).
+//!
+//! The rows and the counts are two items, written one after the other (the row first), so a
+//! recount between the two writes of a leave or a language change can be off by one for that
+//! listener (its language's count then stays one too high or low until the next recount); the
+//! zero floor keeps it from going negative, and the total is exact as before.
+//!
+//! A session stored before `languageCounts` existed has no map. Its listeners are counted in
+//! the total alone (each write's condition tells the two kinds apart; the first attempt of a
+//! join or a leave on such a session is refused and costs one more call), and its distribution is
+//! read from its live listener rows as before ([`Store::language_distribution`]), until a
+//! recount gives it the map or it expires. Guessing the map of such a session from its rows
+//! while joins are in flight could count a listener twice for good; reading the rows costs as
+//! much as it always did, for a kind of session that stops existing one session lifetime after
+//! the release.
 
 use super::item::{Item, Reader, key_of, n, s};
 use super::{Store, StoreError, is_condition_failed, item_failing_update};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
+use crate::protocol::server::LanguageDistribution;
 use crate::validation::{LanguageCode, QualityTier, Volume};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
@@ -15,6 +46,7 @@ const SOURCE_LANGUAGE: &str = "sourceLanguage";
 const QUALITY_TIER: &str = "qualityTier";
 const STATUS: &str = "status";
 const LISTENER_COUNT: &str = "listenerCount";
+const LANGUAGE_COUNTS: &str = "languageCounts";
 const BROADCAST_STATE: &str = "broadcastState";
 const CREATED_AT: &str = "createdAt";
 const IS_PAUSED: &str = "isPaused";
@@ -69,6 +101,7 @@ impl Store {
                 quality_tier: new.quality_tier,
                 status: SessionStatus::Active,
                 listener_count: 0,
+                language_counts: Some(LanguageDistribution::new()),
                 broadcast_state: BroadcastState::default(),
                 created_at: now,
                 expires_at: now + new.lifetime_seconds,
@@ -157,83 +190,130 @@ impl Store {
         }
     }
 
-    /// Counts one more listener, unless the session is missing, ended, or has `cap` listeners.
-    /// Returns the new count. Atomic: concurrent joins never exceed the cap or lose a count.
-    pub async fn add_listener(&self, id: &SessionId, cap: u32) -> Result<u32, StoreError> {
-        self.try_add_listener(id, cap).await?.map_err(|_| StoreError::SessionFull { id: id.clone(), cap })
+    /// Counts one more listener, in `language`, unless the session is missing, ended, or has
+    /// `cap` listeners. Returns the session as the write left it. Atomic: concurrent joins
+    /// never exceed the cap or lose a count.
+    pub async fn add_listener(&self, id: &SessionId, language: LanguageCode, cap: u32) -> Result<Session, StoreError> {
+        self.try_add_listener(id, language, cap).await?.map_err(|_| StoreError::SessionFull { id: id.clone(), cap })
     }
 
-    /// Counts listener `connection_id`, whose row is already written, as [`Store::add_listener`]
-    /// does; but a count that says the session is full is first checked against the rows.
+    /// Counts listener `connection_id`, whose row (in `language`) is already written, as
+    /// [`Store::add_listener`] does; but a count that says the session is full is first
+    /// checked against the rows.
     ///
     /// The count drifts upward when `$disconnect` events are lost (AWS delivers them on a
     /// best-effort basis), and a drifted count would refuse listeners until the session ends.
     /// So when the count says full, the session's live listener rows other than this one are
-    /// counted; if there are fewer than the count says, the count is lowered to that number
-    /// (only if it has not changed since it was read) and this listener is counted once more.
+    /// read; if there are fewer than the count says, the count and the per-language counts
+    /// are reset to those rows (only if the count has not changed since it was read) and this
+    /// listener is counted once more.
     ///
     /// Because every admitted listener's row is written before it is counted, a recount never
     /// finds fewer rows than counted listeners because of a join in flight, so concurrent
     /// joins still never exceed the cap. (A leave is the other way round, row deleted before
-    /// the count: a recount in that instant lowers the count by that one leave early.)
-    pub async fn admit_listener(&self, id: &SessionId, connection_id: &str, cap: u32) -> Result<u32, StoreError> {
-        let counted = match self.try_add_listener(id, cap).await? {
-            Ok(count) => return Ok(count),
+    /// the count: a recount in that instant lowers the count by that one leave early. A
+    /// language change in flight, row changed but counts not yet moved, is counted twice or
+    /// not at all in its two languages.)
+    pub async fn admit_listener(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        language: LanguageCode,
+        cap: u32,
+    ) -> Result<Session, StoreError> {
+        let counted = match self.try_add_listener(id, language, cap).await? {
+            Ok(session) => return Ok(session),
             Err(counted) => counted,
         };
         if self.lower_listener_count(id, connection_id, counted).await?
-            && let Ok(count) = self.try_add_listener(id, cap).await?
+            && let Ok(session) = self.try_add_listener(id, language, cap).await?
         {
-            return Ok(count);
+            return Ok(session);
         }
         Err(StoreError::SessionFull { id: id.clone(), cap })
     }
 
-    /// One conditional increment: the new count, or `Err(count)` when the session is full
-    /// with `count` listeners counted. Refused at once, in the same call, when the session is
-    /// missing, expired or ended.
-    async fn try_add_listener(&self, id: &SessionId, cap: u32) -> Result<Result<u32, u32>, StoreError> {
-        let now = self.clock.now_seconds();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.sessions)
-            .key(SESSION_ID, s(id.as_str()))
-            .update_expression("ADD #count :one")
-            .condition_expression("attribute_exists(#id) AND #expires > :now AND #status <> :ended AND #count < :cap")
-            .expression_attribute_names("#id", SESSION_ID)
-            .expression_attribute_names("#expires", EXPIRES_AT)
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#count", LISTENER_COUNT)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cap", n(cap))
-            .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
-            .expression_attribute_values(":now", n(now))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let error = match result {
-            Ok(output) => return self.count_in(output.attributes, id).map(Ok),
-            Err(error) => error,
-        };
-        let Some(current) = item_failing_update(&error) else {
-            return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
-        };
-        match current.map(|item| read_session(item, &self.tables.sessions)).transpose()? {
-            Some(session) if session.expires_at > now => match session.status {
-                SessionStatus::Ended => Err(StoreError::SessionEnded { id: id.clone() }),
-                SessionStatus::Active | SessionStatus::Paused => Ok(Err(session.listener_count)),
-            },
-            _ => Err(StoreError::SessionNotFound(id.clone())),
+    /// One conditional increment of the count and of `language`'s count: the session as the
+    /// write left it, or `Err(count)` when the session is full with `count` listeners counted.
+    /// Refused at once, in the same call, when the session is missing, expired or ended.
+    ///
+    /// A session without per-language counts (stored before they existed) gets the count
+    /// alone; the write's condition tells the two kinds apart, so a session whose counts
+    /// appear meanwhile (a recount writes them) is never counted without its language.
+    async fn try_add_listener(
+        &self,
+        id: &SessionId,
+        language: LanguageCode,
+        cap: u32,
+    ) -> Result<Result<Session, u32>, StoreError> {
+        let mut with_languages = true;
+        // The kind can change once (a recount gives a session its per-language counts, and
+        // nothing takes them away), so the third attempt is never refused for the kind.
+        for _ in 0..3 {
+            let now = self.clock.now_seconds();
+            let live = "attribute_exists(#id) AND #expires > :now AND #status <> :ended AND #count < :cap";
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.sessions)
+                .key(SESSION_ID, s(id.as_str()))
+                .expression_attribute_names("#id", SESSION_ID)
+                .expression_attribute_names("#expires", EXPIRES_AT)
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#count", LISTENER_COUNT)
+                .expression_attribute_names("#languages", LANGUAGE_COUNTS)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cap", n(cap))
+                .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let request = if with_languages {
+                request
+                    .update_expression(
+                        "ADD #count :one SET #languages.#language = if_not_exists(#languages.#language, :zero) + :one",
+                    )
+                    .condition_expression(format!("{live} AND attribute_exists(#languages)"))
+                    .expression_attribute_names("#language", language.as_str())
+                    .expression_attribute_values(":zero", n(0))
+            } else {
+                request
+                    .update_expression("ADD #count :one")
+                    .condition_expression(format!("{live} AND attribute_not_exists(#languages)"))
+            };
+            let error = match request.send().await {
+                Ok(output) => return self.updated_session(output.attributes, id).map(Ok),
+                Err(error) => error,
+            };
+            let Some(current) = item_failing_update(&error) else {
+                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
+            };
+            let session = match current.map(|item| read_session(item, &self.tables.sessions)).transpose()? {
+                Some(session) if session.expires_at > now => session,
+                _ => return Err(StoreError::SessionNotFound(id.clone())),
+            };
+            if session.status == SessionStatus::Ended {
+                return Err(StoreError::SessionEnded { id: id.clone() });
+            }
+            if session.listener_count >= cap {
+                return Ok(Err(session.listener_count));
+            }
+            with_languages = session.language_counts.is_some();
         }
+        Err(StoreError::Corrupt {
+            table: self.tables.sessions.clone(),
+            key: id.as_str().to_owned(),
+            problem: format!("`{LANGUAGE_COUNTS}` keeps appearing and disappearing"),
+        })
     }
 
     /// Lowers the listener count to the number of live listener rows other than `joining`'s,
-    /// if there are fewer than `counted` and the count is still `counted`. Returns whether it
-    /// did (so a place may be free).
+    /// and the per-language counts to those rows' languages, if there are fewer rows than
+    /// `counted` and the count is still `counted`. Returns whether it did (so a place may be
+    /// free). A session stored before per-language counts existed gets them here.
     async fn lower_listener_count(&self, id: &SessionId, joining: &str, counted: u32) -> Result<bool, StoreError> {
-        let live = self.live_listener_count(id, Some(joining)).await?;
+        let languages = self.live_listener_languages(id, Some(joining)).await?;
+        let live: u32 = languages.values().sum();
         if live >= counted {
             return Ok(false);
         }
@@ -242,17 +322,19 @@ impl Store {
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
-            .update_expression("SET #count = :live")
+            .update_expression("SET #count = :live, #languages = :languages")
             .condition_expression("attribute_exists(#id) AND #count = :counted")
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#count", LISTENER_COUNT)
+            .expression_attribute_names("#languages", LANGUAGE_COUNTS)
             .expression_attribute_values(":live", n(live))
+            .expression_attribute_values(":languages", language_counts_value(&languages))
             .expression_attribute_values(":counted", n(counted))
             .send()
             .await;
         match result {
             Ok(_) => {
-                tracing::warn!(session = %id, counted, live, "listener count lowered to the live listener rows");
+                tracing::warn!(session = %id, counted, live, "listener counts reset to the live listener rows");
                 Ok(true)
             }
             // Someone joined or left since the count was read; the count is theirs now.
@@ -261,35 +343,141 @@ impl Store {
         }
     }
 
-    /// Counts one listener fewer, never going below zero. Returns the new count, or `None` if
-    /// the session no longer exists (a late `$disconnect` is normal).
-    pub async fn remove_listener(&self, id: &SessionId) -> Result<Option<u32>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.sessions)
-            .key(SESSION_ID, s(id.as_str()))
-            .update_expression("ADD #count :minus_one")
-            .condition_expression("attribute_exists(#id) AND #count > :zero")
-            .expression_attribute_names("#id", SESSION_ID)
-            .expression_attribute_names("#count", LISTENER_COUNT)
-            .expression_attribute_values(":minus_one", n(-1))
-            .expression_attribute_values(":zero", n(0))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => self.count_in(output.attributes, id).map(Some),
-            Err(error) if is_condition_failed(&error) => {
-                Ok(self.get_session(id).await?.map(|session| session.listener_count))
+    /// Counts one listener fewer, in `language` (the leaving row's), never going below zero.
+    /// Returns the session as the write left it, or `None` if the session no longer exists
+    /// (a late `$disconnect` is normal).
+    ///
+    /// When `language`'s count is already zero (a recount got there first) or the session has
+    /// no per-language counts (stored before they existed), only the total goes down.
+    pub async fn remove_listener(
+        &self,
+        id: &SessionId,
+        language: Option<LanguageCode>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut language = language;
+        loop {
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.sessions)
+                .key(SESSION_ID, s(id.as_str()))
+                .expression_attribute_names("#id", SESSION_ID)
+                .expression_attribute_names("#count", LISTENER_COUNT)
+                .expression_attribute_values(":minus_one", n(-1))
+                .expression_attribute_values(":zero", n(0))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let request = match language {
+                Some(language) => request
+                    .update_expression("ADD #count :minus_one SET #languages.#language = #languages.#language - :one")
+                    .condition_expression("attribute_exists(#id) AND #count > :zero AND #languages.#language > :zero")
+                    .expression_attribute_names("#languages", LANGUAGE_COUNTS)
+                    .expression_attribute_names("#language", language.as_str())
+                    .expression_attribute_values(":one", n(1)),
+                None => request
+                    .update_expression("ADD #count :minus_one")
+                    .condition_expression("attribute_exists(#id) AND #count > :zero"),
+            };
+            let error = match request.send().await {
+                Ok(output) => return self.updated_session(output.attributes, id).map(|session| self.if_live(session)),
+                Err(error) => error,
+            };
+            let Some(current) = item_failing_update(&error) else {
+                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
+            };
+            let Some(session) = current.map(|item| read_session(item, &self.tables.sessions)).transpose()? else {
+                return Ok(None);
+            };
+            if session.listener_count == 0 || language.is_none() {
+                return Ok(self.if_live(session));
             }
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+            language = None;
         }
     }
 
-    fn count_in(&self, attributes: Option<Item>, id: &SessionId) -> Result<u32, StoreError> {
-        let attributes = attributes.unwrap_or_default();
-        Reader { item: &attributes, table: &self.tables.sessions, key: id.as_str() }.number(LISTENER_COUNT)
+    /// Moves one listener's place from language `from` to language `to` (a language change,
+    /// or a refresh that takes a place with another language). Returns the session as the
+    /// write left it, or `None` if it no longer exists.
+    ///
+    /// When `from`'s count is already zero (a recount got there first), only `to`'s goes up;
+    /// a session without per-language counts (stored before they existed) is left as it is.
+    pub(super) async fn move_listener(
+        &self,
+        id: &SessionId,
+        from: LanguageCode,
+        to: LanguageCode,
+    ) -> Result<Option<Session>, StoreError> {
+        if from == to {
+            return self.get_session(id).await;
+        }
+        let mut from = Some(from);
+        loop {
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.sessions)
+                .key(SESSION_ID, s(id.as_str()))
+                .expression_attribute_names("#id", SESSION_ID)
+                .expression_attribute_names("#languages", LANGUAGE_COUNTS)
+                .expression_attribute_names("#to", to.as_str())
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let request = match from {
+                Some(from) => request
+                    .update_expression(
+                        "SET #languages.#to = if_not_exists(#languages.#to, :zero) + :one, \
+                         #languages.#from = #languages.#from - :one",
+                    )
+                    .condition_expression("attribute_exists(#id) AND #languages.#from > :zero")
+                    .expression_attribute_names("#from", from.as_str()),
+                None => request
+                    .update_expression("SET #languages.#to = if_not_exists(#languages.#to, :zero) + :one")
+                    .condition_expression("attribute_exists(#id) AND attribute_exists(#languages)"),
+            };
+            let error = match request.send().await {
+                Ok(output) => return self.updated_session(output.attributes, id).map(|session| self.if_live(session)),
+                Err(error) => error,
+            };
+            let Some(current) = item_failing_update(&error) else {
+                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
+            };
+            let Some(session) = current.map(|item| read_session(item, &self.tables.sessions)).transpose()? else {
+                return Ok(None);
+            };
+            if session.language_counts.is_none() || from.is_none() {
+                return Ok(self.if_live(session));
+            }
+            from = None;
+        }
+    }
+
+    /// How many listeners each target language has, as clients are told (languages with
+    /// none left out): the session item's per-language counts, so no further read. A session
+    /// stored before those counts existed has none, and its live listener rows are read
+    /// instead (until a recount gives it counts, or it ends).
+    pub async fn language_distribution(&self, session: &Session) -> Result<LanguageDistribution, StoreError> {
+        match &session.language_counts {
+            Some(counts) => Ok(counts.clone()),
+            None => self.live_listener_languages(&session.session_id, None).await,
+        }
+    }
+
+    /// The session in the attributes an update returned (`ReturnValue::AllNew`).
+    fn updated_session(&self, attributes: Option<Item>, id: &SessionId) -> Result<Session, StoreError> {
+        match attributes {
+            Some(item) => read_session(&item, &self.tables.sessions),
+            None => Err(StoreError::Corrupt {
+                table: self.tables.sessions.clone(),
+                key: id.as_str().to_owned(),
+                problem: "the update returned no item".to_owned(),
+            }),
+        }
+    }
+
+    fn if_live(&self, session: Session) -> Option<Session> {
+        (session.expires_at > self.clock.now_seconds()).then_some(session)
     }
 
     /// Changes the given fields of the broadcast state and returns the whole new state.
@@ -432,6 +620,9 @@ fn session_item(session: &Session) -> Item {
         (CREATED_AT.to_owned(), n(session.created_at)),
         (EXPIRES_AT.to_owned(), n(session.expires_at)),
     ]);
+    if let Some(counts) = &session.language_counts {
+        item.insert(LANGUAGE_COUNTS.to_owned(), language_counts_value(counts));
+    }
     if let Some(connection) = &session.speaker_connection_id {
         item.insert(SPEAKER_CONNECTION_ID.to_owned(), s(connection));
     }
@@ -456,6 +647,7 @@ fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
         quality_tier: reader.parsed(QUALITY_TIER, QualityTier::parse)?,
         status: reader.parsed(STATUS, |text| SessionStatus::parse(text).ok_or("unknown status"))?,
         listener_count: reader.number(LISTENER_COUNT)?,
+        language_counts: read_language_counts(&reader)?,
         broadcast_state: BroadcastState {
             is_paused: reader.bool(state, IS_PAUSED)?,
             is_muted: reader.bool(state, IS_MUTED)?,
@@ -465,4 +657,33 @@ fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
         expires_at: reader.number::<EpochSeconds>(EXPIRES_AT)?,
         speaker_gone_at: reader.opt_number::<EpochSeconds>(SPEAKER_GONE_AT)?,
     })
+}
+
+/// Per-language counts as the item's map.
+fn language_counts_value(counts: &LanguageDistribution) -> AttributeValue {
+    AttributeValue::M(counts.iter().map(|(language, count)| (language.as_str().to_owned(), n(count))).collect())
+}
+
+/// The item's per-language counts without the languages at zero, or `None` if it has none.
+fn read_language_counts(reader: &Reader<'_>) -> Result<Option<LanguageDistribution>, StoreError> {
+    let map = match reader.item.get(LANGUAGE_COUNTS) {
+        None | Some(AttributeValue::Null(_)) => return Ok(None),
+        Some(AttributeValue::M(map)) => map,
+        Some(_) => return Err(reader.corrupt(format!("`{LANGUAGE_COUNTS}` is not a map"))),
+    };
+    let mut counts = LanguageDistribution::new();
+    for (code, value) in map {
+        let language = LanguageCode::parse(code)
+            .map_err(|problem| reader.corrupt(format!("`{LANGUAGE_COUNTS}` has key {code:?}: {problem}")))?;
+        let count: u32 = match value {
+            AttributeValue::N(text) => text
+                .parse()
+                .map_err(|_| reader.corrupt(format!("`{LANGUAGE_COUNTS}.{code}` = {text} is out of range")))?,
+            _ => return Err(reader.corrupt(format!("`{LANGUAGE_COUNTS}.{code}` is not a number"))),
+        };
+        if count > 0 {
+            counts.insert(language, count);
+        }
+    }
+    Ok(Some(counts))
 }
