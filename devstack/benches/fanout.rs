@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let management = format!(
         "{}/@connections/{}",
         stack.ready_json()["management_endpoint"].as_str().unwrap_or_default(),
-        encode(&connection_id)
+        connection_id
     );
     let client = reqwest::Client::new();
     let mut posts = Vec::new();
@@ -167,10 +167,6 @@ async fn main() -> anyhow::Result<()> {
     drop(readers);
     stack.stop().await;
     Ok(())
-}
-
-fn encode(id: &str) -> String {
-    id.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
 }
 
 async fn read_type<S>(socket: &mut S, kind: &str) -> anyhow::Result<Value>

@@ -49,7 +49,27 @@ impl LocalIdentity {
             std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
         }
         let der = identity.signer.to_pkcs8_der().context("encoding the local signing key")?;
-        std::fs::write(path, der).with_context(|| format!("writing {}", path.display()))?;
+        // Written whole under another name, readable by its owner only, then moved into place:
+        // a concurrent first use never reads half a key. If another process got there first,
+        // its key wins and is the one used.
+        let partial = path.with_extension(format!("{}.partial", std::process::id()));
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .with_context(|| format!("writing {}", partial.display()))?;
+            file.write_all(&der).with_context(|| format!("writing {}", partial.display()))?;
+        }
+        if path.exists() {
+            let _ = std::fs::remove_file(&partial);
+            return LocalIdentity::load_or_create(path);
+        }
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
         Ok(identity)
     }
 

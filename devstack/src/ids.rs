@@ -2,10 +2,10 @@
 
 use base64::Engine;
 
-/// A connection id like API Gateway's (`L0SM9cOFvHcCIhw=`): 11 random bytes, base64.
+/// A connection id like API Gateway's (`JC1dgf9yoAMCK-g=`): 11 random bytes, URL-safe base64.
 pub fn connection_id() -> String {
     let bytes: [u8; 11] = rand::random();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 /// A message id, shaped like a connection id.

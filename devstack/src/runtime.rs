@@ -3,10 +3,11 @@
 //!
 //! Every process gets its own Runtime API endpoint (`AWS_LAMBDA_RUNTIME_API`), so the stack
 //! always knows which invocation a process holds: when a process exits while it holds one, that
-//! invocation fails with `Runtime.ExitError`; when it runs past the function's timeout, it is
-//! killed and the invocation fails with `Sandbox.Timedout`; when it exits before asking for
-//! work, the invocation that started it fails with `Runtime.InitError`. The gateway turns each
-//! of these into the status API Gateway would answer, and stays up.
+//! invocation fails with `Runtime.ExitError`; when it runs past the function's timeout (counted
+//! from hand-off, as Lambda counts it), the invocation fails with `Sandbox.Timedout` and the
+//! process is killed; when it exits, or does not ask for work within 10 s, the invocation it was
+//! started for fails with `Runtime.InitError` and no new process is started for it. The gateway
+//! turns each of these into the status API Gateway would answer, and stays up.
 //!
 //! Invocations wait in one queue per function. A process that asks for work (`GET .../next`)
 //! takes the next one; a new process starts when more invocations wait than processes do, up to
@@ -105,9 +106,11 @@ type Outcome = Result<Vec<u8>, InvokeError>;
 struct Invocation {
     request_id: String,
     payload: Vec<u8>,
-    deadline_ms: u64,
     reply: oneshot::Sender<Outcome>,
 }
+
+/// How long a process may take to ask for its first invocation (Lambda's init limit).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counts of what a function did, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,7 +179,6 @@ impl Function {
         let invocation = Invocation {
             request_id: crate::ids::request_id(),
             payload: serde_json::to_vec(event).unwrap_or_default(),
-            deadline_ms: epoch_ms() + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             reply,
         };
         pool.queued.fetch_add(1, Ordering::SeqCst);
@@ -186,11 +188,14 @@ impl Function {
         if pool.queued.load(Ordering::SeqCst) > pool.waiting.load(Ordering::SeqCst) {
             start_process(pool);
         }
-        // The process enforces the timeout; this bound only guards against a lost reply.
-        let bytes = match tokio::time::timeout(timeout + Duration::from_secs(5), outcome).await {
+        // The process enforces the function's timeout from hand-off; this bound covers waiting
+        // for a process (start-up and queue) as well. An invocation given up here is dropped
+        // from the queue unrun (`next` skips it).
+        let bound = INIT_TIMEOUT + timeout * 2;
+        let bytes = match tokio::time::timeout(bound, outcome).await {
             Ok(Ok(outcome)) => outcome?,
             Ok(Err(_)) => return Err(InvokeError::new("Runtime.ExitError", "the invocation was lost")),
-            Err(_) => return Err(InvokeError::new("Sandbox.Timedout", "no answer after the function's timeout")),
+            Err(_) => return Err(InvokeError::new("Sandbox.Timedout", "no process took the invocation in time")),
         };
         serde_json::from_slice(&bytes)
             .map_err(|error| InvokeError::new("Runtime.InvalidResponse", format!("the response is not JSON: {error}")))
@@ -210,7 +215,7 @@ fn start_process(pool: &Arc<Pool>) {
         if let Err(error) = run_process(Arc::clone(&pool)).await {
             pool.processes.fetch_sub(1, Ordering::SeqCst);
             pool.config.logs.line(&pool.config.name, &format!("could not start: {error:#}"));
-            fail_one_waiting(&pool, InvokeError::new("Runtime.InitError", format!("{error:#}"))).await;
+            fail_waiting(&pool, InvokeError::new("Runtime.InitError", format!("{error:#}"))).await;
         }
     });
 }
@@ -221,7 +226,6 @@ struct Process {
     pool: Arc<Pool>,
     current: Mutex<Option<(String, oneshot::Sender<Outcome>)>>,
     asked_for_work: AtomicBool,
-    timed_out: AtomicBool,
     init_error: Mutex<Option<InvokeError>>,
     kill: Notify,
 }
@@ -266,7 +270,6 @@ async fn run_process(pool: Arc<Pool>) -> Result<()> {
         pool: Arc::clone(&pool),
         current: Mutex::new(None),
         asked_for_work: AtomicBool::new(false),
-        timed_out: AtomicBool::new(false),
         init_error: Mutex::new(None),
         kill: Notify::new(),
     });
@@ -277,6 +280,7 @@ async fn run_process(pool: Arc<Pool>) -> Result<()> {
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(Arc::clone(&process));
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    watch_start(&process);
 
     let mut stop = pool.stop.clone();
     let stopping = async move {
@@ -298,40 +302,55 @@ async fn run_process(pool: Arc<Pool>) -> Result<()> {
     pool.processes.fetch_sub(1, Ordering::SeqCst);
     let exit = status.map(|status| status.to_string()).unwrap_or_else(|| "killed".to_owned());
     if let Some(reply) = process.take_current(None) {
-        let failure = if process.timed_out.load(Ordering::SeqCst) {
-            let seconds = pool.config.timeout.as_secs_f64();
-            InvokeError::new("Sandbox.Timedout", format!("Task timed out after {seconds:.2} seconds"))
-        } else {
-            InvokeError::new("Runtime.ExitError", format!("RequestId: the runtime exited ({exit})"))
-        };
+        let failure = InvokeError::new("Runtime.ExitError", format!("the runtime exited ({exit})"));
         pool.config.logs.line(&pool.config.name, &failure.to_string());
         let _ = reply.send(Err(failure));
-    } else if !process.asked_for_work.load(Ordering::SeqCst) {
+    }
+    if !process.asked_for_work.load(Ordering::SeqCst) {
+        // A start that failed fails the invocation it was for, and no new process starts for
+        // it (a binary that cannot start would otherwise be restarted forever). With no
+        // process left, everything waiting fails the same way.
         let failure =
             process.init_error.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_else(|| {
-                InvokeError::new("Runtime.InitError", format!("the runtime exited at start ({exit})"))
+                InvokeError::new("Runtime.InitError", format!("the runtime did not start ({exit})"))
             });
         pool.config.logs.line(&pool.config.name, &failure.to_string());
-        fail_one_waiting(&pool, failure).await;
-    }
-    // Invocations that queued behind this process still need one.
-    if pool.queued.load(Ordering::SeqCst) > pool.waiting.load(Ordering::SeqCst) {
+        fail_waiting(&pool, failure).await;
+    } else if pool.queued.load(Ordering::SeqCst) > pool.waiting.load(Ordering::SeqCst) {
+        // Invocations that queued behind this process still need one.
         start_process(&pool);
     }
     Ok(())
 }
 
-/// Fails the oldest waiting invocation (the one a failed start was for), if any waits and no
-/// process is left to take it.
-async fn fail_one_waiting(pool: &Pool, failure: InvokeError) {
-    if pool.processes.load(Ordering::SeqCst) > 0 {
-        return;
-    }
+/// Fails the oldest waiting invocation (the one a failed start was for), or every waiting one
+/// when no process is left to take them.
+async fn fail_waiting(pool: &Pool, failure: InvokeError) {
     let mut queue = pool.next.lock().await;
-    if let Ok(invocation) = queue.try_recv() {
+    while let Ok(invocation) = queue.try_recv() {
         pool.queued.fetch_sub(1, Ordering::SeqCst);
-        let _ = invocation.reply.send(Err(failure));
+        if invocation.reply.is_closed() {
+            continue;
+        }
+        let _ = invocation.reply.send(Err(failure.clone()));
+        if pool.processes.load(Ordering::SeqCst) > 0 {
+            break;
+        }
     }
+}
+
+/// Kills a process that has not asked for work within [`INIT_TIMEOUT`].
+fn watch_start(process: &Arc<Process>) {
+    let process = Arc::clone(process);
+    tokio::spawn(async move {
+        tokio::time::sleep(INIT_TIMEOUT).await;
+        if !process.asked_for_work.load(Ordering::SeqCst) {
+            let seconds = INIT_TIMEOUT.as_secs();
+            *process.init_error.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(InvokeError::new("Runtime.InitError", format!("the runtime did not start within {seconds} s")));
+            process.kill.notify_one();
+        }
+    });
 }
 
 fn forward_lines(stream: Option<impl AsyncRead + Unpin + Send + 'static>, pool: &Arc<Pool>) {
@@ -360,13 +379,25 @@ async fn next(State(process): State<Arc<Process>>) -> Response {
     let invocation = {
         pool.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&pool.waiting);
-        pool.next.lock().await.recv().await
+        let mut queue = pool.next.lock().await;
+        loop {
+            match queue.recv().await {
+                Some(invocation) => {
+                    pool.queued.fetch_sub(1, Ordering::SeqCst);
+                    // Nobody waits for an invocation given up on: it is not run.
+                    if !invocation.reply.is_closed() {
+                        break Some(invocation);
+                    }
+                }
+                None => break None,
+            }
+        }
     };
-    let Some(invocation) = invocation else {
+    let Some(Invocation { request_id, payload, reply }) = invocation else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    pool.queued.fetch_sub(1, Ordering::SeqCst);
-    let Invocation { request_id, payload, deadline_ms, reply } = invocation;
+    // Lambda's clock starts at hand-off, not when the invocation was queued.
+    let deadline_ms = epoch_ms() + u64::try_from(pool.config.timeout.as_millis()).unwrap_or(u64::MAX);
     *process.current.lock().unwrap_or_else(PoisonError::into_inner) = Some((request_id.clone(), reply));
     watch_deadline(&process, &request_id, deadline_ms);
     let arn = format!("arn:aws:lambda:us-east-1:{}:function:{}", crate::resolve::ACCOUNT, pool.config.name);
@@ -383,20 +414,19 @@ async fn next(State(process): State<Arc<Process>>) -> Response {
         .into_response()
 }
 
-/// Kills the process if it still holds `request_id` at its deadline.
+/// At the deadline, if the process still holds `request_id`: the invocation fails with
+/// `Sandbox.Timedout` and the process is killed (taking the invocation and answering happen
+/// under one lock, so a later invocation of the same process is never blamed).
 fn watch_deadline(process: &Arc<Process>, request_id: &str, deadline_ms: u64) {
     let process = Arc::clone(process);
     let request_id = request_id.to_owned();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(deadline_ms.saturating_sub(epoch_ms()))).await;
-        let still_running = process
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|(id, _)| *id == request_id);
-        if still_running {
-            process.timed_out.store(true, Ordering::SeqCst);
+        if let Some(reply) = process.take_current(Some(&request_id)) {
+            let seconds = process.pool.config.timeout.as_secs_f64();
+            let failure = InvokeError::new("Sandbox.Timedout", format!("Task timed out after {seconds:.2} seconds"));
+            process.pool.config.logs.line(&process.pool.config.name, &failure.to_string());
+            let _ = reply.send(Err(failure));
             process.kill.notify_one();
         }
     });

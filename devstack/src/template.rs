@@ -215,12 +215,13 @@ fn websocket_api(resources: &Resources<'_>) -> Result<WebSocketApi> {
     for (id, route) in of_api(resources, ROUTE, api) {
         let key = prop(route, "RouteKey").as_str().with_context(|| format!("{id} has no RouteKey"))?;
         routes.insert(key.to_owned(), route_function(resources, id, route)?.0);
-        let authorization = prop(route, "AuthorizationType").as_str().unwrap_or("NONE");
-        if authorization == "CUSTOM" {
-            if key != contract::CONNECT_ROUTE {
-                bail!("{id}: API Gateway only attaches authorizers to $connect");
+        match prop(route, "AuthorizationType").as_str().unwrap_or("NONE") {
+            "NONE" => {}
+            "CUSTOM" if key == contract::CONNECT_ROUTE => {
+                connect_authorizer = Some(request_authorizer(resources, id, route)?);
             }
-            connect_authorizer = Some(request_authorizer(resources, id, route)?);
+            "CUSTOM" => bail!("{id}: API Gateway only attaches authorizers to $connect"),
+            other => bail!("{id}: authorization type {other} is not supported locally (NONE or CUSTOM)"),
         }
     }
     Ok(WebSocketApi {
@@ -330,6 +331,15 @@ mod tests {
         assert_eq!(service.tables.len(), 3);
         assert_eq!(service.streams, ["AudioStream"]);
         assert_eq!(service.function("MessagesFunction").map(|f| f.timeout_seconds).ok(), Some(10));
+    }
+
+    #[test]
+    fn an_authorization_the_local_stack_cannot_enforce_is_refused_not_ignored() {
+        let mut template =
+            stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("dev synthesizes").to_value();
+        template["Resources"]["RouteConnect"]["Properties"]["AuthorizationType"] = serde_json::json!("AWS_IAM");
+        let error = ServiceTemplate::read(&template).expect_err("AWS_IAM cannot be enforced locally");
+        assert!(error.to_string().contains("AWS_IAM"), "{error}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ impl Default for GatewayLimits {
     }
 }
 
+/// How long one frame may take to reach a client before the connection is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the gateway sends down a connection.
 #[derive(Debug)]
 enum Outbound {
@@ -237,8 +240,10 @@ impl WebSocketGateway {
                 },
                 message = outbox.recv() => match message {
                     Some(Outbound::Message(message)) => {
-                        if sink.send(message).await.is_err() {
-                            break (1006, "Connection closed abnormally".to_owned());
+                        // A client that stops reading must not stall its timers and closes.
+                        match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+                            Ok(Ok(())) => {}
+                            _ => break (1006, "Connection closed abnormally".to_owned()),
                         }
                     }
                     Some(Outbound::Close(code, reason)) => {
@@ -330,10 +335,16 @@ fn policy_decision(answer: &Value, method_arn: &str) -> Decision {
     match answer.get("context") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
-            if map.values().any(|value| value.is_object() || value.is_array()) {
-                return Decision::Malformed;
+            for (key, value) in map {
+                // API Gateway hands numbers and booleans on as strings.
+                let value = match value {
+                    Value::Object(_) | Value::Array(_) => return Decision::Malformed,
+                    Value::Number(number) => Value::String(number.to_string()),
+                    Value::Bool(flag) => Value::String(flag.to_string()),
+                    other => other.clone(),
+                };
+                context.insert(key.clone(), value);
             }
-            context = map.clone();
         }
         Some(_) => return Decision::Malformed,
     }
@@ -555,6 +566,7 @@ mod tests {
         };
         assert_eq!(context.get("principalId"), Some(&json!("user-1")));
         assert_eq!(context.get("userId"), Some(&json!("u")));
+        assert_eq!(context.get("n"), Some(&json!("1")), "numbers arrive as strings, as on AWS");
         assert!(matches!(
             policy_decision(&answer("Allow", "arn:aws:execute-api:*:*:api/*", Value::Null), ARN),
             Decision::Allow(_)

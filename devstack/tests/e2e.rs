@@ -230,10 +230,32 @@ async fn bad_frames_get_their_codes_and_oversized_messages_close_with_1009() {
     send(&mut listener, json!({"action": "heartbeat"})).await;
     assert_eq!(next_of(&mut listener, "heartbeatAck").await["type"], "heartbeatAck", "the connection stays usable");
 
-    let oversized = json!({"action": "heartbeat", "padding": "x".repeat(129 * 1024)});
-    listener.send(Message::text(oversized.to_string())).await.expect("sent");
-    assert_eq!(closed(&mut listener).await, Some(CloseCode::Size), "more than 128 KB closes with 1009");
+    // 100 KB in frames of 25 KB is within both limits.
+    send_fragmented(&mut listener, 100 * 1024, 25 * 1024).await;
+    assert_eq!(next_of(&mut listener, "heartbeatAck").await["type"], "heartbeatAck");
+    // 129 KB in frames of 25 KB: each frame is fine, the message is over 128 KB.
+    send_fragmented(&mut listener, 129 * 1024, 25 * 1024).await;
+    assert_eq!(closed(&mut listener).await, Some(CloseCode::Size), "a message over 128 KB closes with 1009");
+
+    // One 40 KB frame: the message is small enough, the frame is over 32 KB.
+    let mut other = join(&stack, &session, "fr").await;
+    send_fragmented(&mut other, 40 * 1024, 40 * 1024).await;
+    assert_eq!(closed(&mut other).await, Some(CloseCode::Size), "a frame over 32 KB closes with 1009");
     stack.stop().await;
+}
+
+/// Sends a heartbeat padded to `total` bytes of JSON text, in frames of at most `fragment`.
+async fn send_fragmented(socket: &mut Socket, total: usize, fragment: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let skeleton = json!({"action": "heartbeat", "padding": ""}).to_string();
+    let text = json!({"action": "heartbeat", "padding": "x".repeat(total - skeleton.len())}).to_string();
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(fragment).collect();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let opcode = if index == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let frame = Frame::message(chunk.to_vec(), opcode, index + 1 == chunks.len());
+        socket.send(Message::Frame(frame)).await.expect("sent");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +297,22 @@ async fn a_crashing_function_is_a_502_and_the_gateway_stays_up() {
     let stack = start("crash", GatewayLimits::default(), Some(edit)).await;
     let session = create_session(&stack, &token(&stack, "speaker-4")).await;
     assert_eq!(connect(&stack, &format!("sessionId={session}&targetLanguage=de")).await.err(), Some(502));
-    assert_eq!(connect(&stack, &format!("sessionId={session}&targetLanguage=fr")).await.err(), Some(502));
+    // Several at once: each is refused promptly, and the broken binary is not restarted forever.
+    let started = std::time::Instant::now();
+    let refusals = futures::future::join_all(["fr", "es", "it", "ja"].map(|language| {
+        let query = format!("sessionId={session}&targetLanguage={language}");
+        let stack = &stack;
+        async move { connect(stack, &query).await }
+    }))
+    .await;
+    assert!(
+        refusals.iter().all(|refusal| refusal.as_ref().err() == Some(&502)),
+        "{:?}",
+        refusals.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "refused in {:?}", started.elapsed());
+    let connection = stack.function_stats()["ConnectionFunction"];
+    assert!(connection.cold_starts <= connection.invocations, "one start per invocation at most: {connection:?}");
     let health = reqwest::get(format!("{}/health", stack.http_url())).await.expect("the gateway still answers");
     assert_eq!(health.status(), 200);
     stack.stop().await;
