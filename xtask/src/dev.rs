@@ -79,8 +79,16 @@ impl Dev {
 }
 
 async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
+    // Listen for signals from the start, so one during start-up stops what started so far.
+    let mut signals = Signals::install()?;
     crate::step("starting moto, the tables, the functions and the gateways");
-    let stack = DevStack::start(config).await?;
+    let stack = tokio::select! {
+        stack = DevStack::start(config) => stack?,
+        stopped_by = signals.next() => {
+            eprintln!("\n==> {stopped_by} while starting: stopping");
+            return Ok(());
+        }
+    };
     for finding in stacks::verify(stack.template(), &contract::CONTRACT) {
         eprintln!("warning: the template has a finding: {finding}");
     }
@@ -88,7 +96,7 @@ async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
     if let Some(path) = ready_file {
         write_ready_file(path, &stack)?;
     }
-    let stopped_by = wait_for_signal().await?;
+    let stopped_by = signals.next().await;
     eprintln!("\n==> {stopped_by}: stopping");
     stack.stop().await;
     if let Some(path) = ready_file {
@@ -129,12 +137,23 @@ fn write_ready_file(path: &Path, stack: &DevStack) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(tokio::select! {
-        _ = interrupt.recv() => "interrupted",
-        _ = terminate.recv() => "terminated",
-    })
+/// SIGINT and SIGTERM, each a request to stop.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Waits for the next one; answers what it was.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted",
+            _ = self.terminate.recv() => "terminated",
+        }
+    }
 }
