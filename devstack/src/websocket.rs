@@ -264,9 +264,13 @@ impl WebSocketGateway {
         };
         self.live().remove(&id);
         let _ = sink.close().await;
+        self.disconnected(&live.context, code, &reason).await;
+    }
+
+    /// Runs `$disconnect`, best effort as on AWS: a failing one changes nothing for anybody.
+    async fn disconnected(&self, context: &ConnectionContext, code: u16, reason: &str) {
         if let Some(function) = self.api.routes.get(contract::DISCONNECT_ROUTE) {
-            // Best effort, as on AWS: a failing `$disconnect` changes nothing for anybody.
-            let _ = self.invoke(function, &live.context.disconnect_event(code, &reason)).await;
+            let _ = self.invoke(function, &context.disconnect_event(code, reason)).await;
         }
     }
 }
@@ -432,7 +436,11 @@ async fn handshake(
         .max_frame_size(Some(gateway.limits.max_frame_bytes))
         .max_message_size(Some(gateway.limits.max_message_bytes));
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
+        let Ok(upgraded) = upgrade.await else {
+            // `$connect` accepted it, so it gets its `$disconnect` like every other connection.
+            gateway.disconnected(&context, 1006, "Connection closed abnormally").await;
+            return;
+        };
         let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         gateway.serve(socket, context).await;
     });
