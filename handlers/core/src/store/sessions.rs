@@ -36,6 +36,7 @@ use crate::ids::SessionId;
 use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::{LanguageCode, QualityTier, Volume};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
 use std::collections::HashMap;
@@ -265,9 +266,7 @@ impl Store {
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":cap", n(cap))
                 .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
-                .expression_attribute_values(":now", n(now))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                .expression_attribute_values(":now", n(now));
             let request = if with_languages {
                 request
                     .update_expression(
@@ -281,14 +280,11 @@ impl Store {
                     .update_expression("ADD #count :one")
                     .condition_expression(format!("{live} AND attribute_not_exists(#languages)"))
             };
-            let error = match request.send().await {
-                Ok(output) => return self.updated_session(output.attributes, id).map(Ok),
-                Err(error) => error,
+            let session = match self.update_session(request, id).await? {
+                Ok(session) => return Ok(Ok(session)),
+                Err(current) => current,
             };
-            let Some(current) = item_failing_update(&error) else {
-                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
-            };
-            let session = match current.map(|item| read_session(item, &self.tables.sessions)).transpose()? {
+            let session = match session {
                 Some(session) if session.expires_at > now => session,
                 _ => return Err(StoreError::SessionNotFound(id.clone())),
             };
@@ -364,9 +360,7 @@ impl Store {
                 .expression_attribute_names("#id", SESSION_ID)
                 .expression_attribute_names("#count", LISTENER_COUNT)
                 .expression_attribute_values(":minus_one", n(-1))
-                .expression_attribute_values(":zero", n(0))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                .expression_attribute_values(":zero", n(0));
             let request = match language {
                 Some(language) => request
                     .update_expression("ADD #count :minus_one SET #languages.#language = #languages.#language - :one")
@@ -378,15 +372,10 @@ impl Store {
                     .update_expression("ADD #count :minus_one")
                     .condition_expression("attribute_exists(#id) AND #count > :zero"),
             };
-            let error = match request.send().await {
-                Ok(output) => return self.updated_session(output.attributes, id).map(|session| self.if_live(session)),
-                Err(error) => error,
-            };
-            let Some(current) = item_failing_update(&error) else {
-                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
-            };
-            let Some(session) = current.map(|item| read_session(item, &self.tables.sessions)).transpose()? else {
-                return Ok(None);
+            let session = match self.update_session(request, id).await? {
+                Ok(session) => return Ok(self.if_live(session)),
+                Err(None) => return Ok(None),
+                Err(Some(current)) => current,
             };
             if session.listener_count == 0 || language.is_none() {
                 return Ok(self.if_live(session));
@@ -421,9 +410,7 @@ impl Store {
                 .expression_attribute_names("#languages", LANGUAGE_COUNTS)
                 .expression_attribute_names("#to", to.as_str())
                 .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":zero", n(0))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                .expression_attribute_values(":zero", n(0));
             let request = match from {
                 Some(from) => request
                     .update_expression(
@@ -436,15 +423,10 @@ impl Store {
                     .update_expression("SET #languages.#to = if_not_exists(#languages.#to, :zero) + :one")
                     .condition_expression("attribute_exists(#id) AND attribute_exists(#languages)"),
             };
-            let error = match request.send().await {
-                Ok(output) => return self.updated_session(output.attributes, id).map(|session| self.if_live(session)),
-                Err(error) => error,
-            };
-            let Some(current) = item_failing_update(&error) else {
-                return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
-            };
-            let Some(session) = current.map(|item| read_session(item, &self.tables.sessions)).transpose()? else {
-                return Ok(None);
+            let session = match self.update_session(request, id).await? {
+                Ok(session) => return Ok(self.if_live(session)),
+                Err(None) => return Ok(None),
+                Err(Some(current)) => current,
             };
             if session.language_counts.is_none() || from.is_none() {
                 return Ok(self.if_live(session));
@@ -462,6 +444,26 @@ impl Store {
             Some(counts) => Ok(counts.clone()),
             None => self.live_listener_languages(&session.session_id, None).await,
         }
+    }
+
+    /// Sends a conditional update of a session: `Ok` with the session as written, or `Err` with
+    /// the session as it was (`None` when there was none) when the condition was false.
+    async fn update_session(
+        &self,
+        request: UpdateItemFluentBuilder,
+        id: &SessionId,
+    ) -> Result<Result<Session, Option<Session>>, StoreError> {
+        let request = request
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let error = match request.send().await {
+            Ok(output) => return self.updated_session(output.attributes, id).map(Ok),
+            Err(error) => error,
+        };
+        let Some(current) = item_failing_update(&error) else {
+            return Err(StoreError::aws("UpdateItem", &self.tables.sessions, error));
+        };
+        Ok(Err(current.map(|item| read_session(item, &self.tables.sessions)).transpose()?))
     }
 
     /// The session in the attributes an update returned (`ReturnValue::AllNew`).
