@@ -215,14 +215,9 @@ impl HttpRequest<'_> {
         if let (Some(map), Some(claims)) = (context.as_object_mut(), &self.claims) {
             map.insert("authorizer".into(), json!({"jwt": {"claims": claims, "scopes": null}}));
         }
-        let query: Map<String, Value> = self
-            .raw_query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (crate::http_api::percent_decode(key), Value::String(crate::http_api::percent_decode(value)))
-            })
+        let query: Map<String, Value> = crate::http_api::query_pairs(self.raw_query)
+            .into_iter()
+            .map(|(key, value)| (key, Value::String(value)))
             .collect();
         let mut event = json!({
             "version": "2.0",

@@ -13,6 +13,7 @@
 //! takes the next one; a new process starts when more invocations wait than processes do, up to
 //! the function's concurrency limit.
 
+use crate::events::epoch_ms;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
@@ -26,7 +27,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -462,10 +463,6 @@ fn reported_error(body: &[u8]) -> InvokeError {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
     InvokeError { error_type: field("errorType"), error_message: field("errorMessage") }
-}
-
-fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -37,17 +37,10 @@ impl Bench {
             }
         }
         step("cargo build --release (every function)");
-        let mut build = cargo();
-        build.args(["build", "--release", "--locked"]);
-        for package in FUNCTION_PACKAGES {
-            build.args(["-p", package]);
-        }
-        if !build.status()?.success() {
-            bail!("the release build failed; the errors are above");
-        }
+        let binaries = devstack::binaries::build(&project_root(), true)?;
         println!("start-to-ready of each release binary ({} starts each)", self.starts);
         for function in contract::functions::ALL {
-            let binary = project_root().join("target/release").join(function.name);
+            let binary = binaries.join(function.name);
             let mut samples =
                 (0..self.starts).map(|_| start_to_ready(&binary, function)).collect::<Result<Vec<_>>>()?;
             samples.sort_unstable();
@@ -68,9 +61,6 @@ impl Bench {
         Ok(())
     }
 }
-
-/// The packages of the deployed functions.
-const FUNCTION_PACKAGES: [&str; 4] = ["authorizer", "connection", "messages", "http-api"];
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
