@@ -13,6 +13,8 @@
 //!   (AWS_FACTS 7).
 //! - Frames over the frame limit and messages over the message limit close with 1009; idle and
 //!   maximum-duration limits close with 1001; every close runs `$disconnect` (AWS_FACTS 11).
+//!   The idle timer counts traffic in both directions: a message sent to the client (through
+//!   `@connections` or from the gateway itself) resets it as a client's frame does (AWS_FACTS 16).
 //! - `@connections` (`POST`, `GET`, `DELETE` at `/{stage}/@connections/{id}`) posts to, reads and
 //!   closes live connections; unknown ones are 410 `GoneException` (AWS_FACTS 9).
 
@@ -242,7 +244,8 @@ impl WebSocketGateway {
                     Some(Outbound::Message(message)) => {
                         // A client that stops reading must not stall its timers and closes.
                         match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
-                            Ok(Ok(())) => {}
+                            // Traffic either way keeps a connection from being idle (AWS_FACTS 16).
+                            Ok(Ok(())) => idle.as_mut().reset(tokio::time::Instant::now() + self.limits.idle_timeout),
                             _ => break (1006, "Connection closed abnormally".to_owned()),
                         }
                     }

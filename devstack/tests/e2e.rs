@@ -3,128 +3,19 @@
 //! (its own tables and function processes), so tests run in parallel without sharing state.
 //! The functions' output goes to `target/devstack-tests/<test>.log`.
 
+mod support;
+
+use devstack::GatewayLimits;
 use devstack::stack::TemplateEdit;
-use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use support::{
+    Socket, WAIT, closed, connect, create_session, join, joined, management_endpoint, next, next_of, send, start, token,
+};
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// The functions' binaries, built once per test process.
-fn binaries() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            devstack::binaries::build(&testkit::workspace_root(), false)
-                .unwrap_or_else(|error| panic!("the functions should build: {error:#}"))
-        })
-        .clone()
-}
-
-async fn start(test: &str, limits: GatewayLimits, edit: Option<TemplateEdit>) -> DevStack {
-    let binaries = tokio::task::spawn_blocking(binaries).await.expect("the build finished");
-    let endpoint = tokio::task::spawn_blocking(testkit::local_endpoint).await.expect("moto is up");
-    let log =
-        devstack::binaries::target_directory(&testkit::workspace_root()).join(format!("devstack-tests/{test}.log"));
-    let _ = std::fs::remove_file(&log);
-    let config = DevConfig {
-        stage: stacks::stages::dev(),
-        edit_template: edit,
-        binaries,
-        websocket_port: 0,
-        http_port: 0,
-        limits,
-        identity: LocalIdentity::generate().expect("a local key"),
-        aws_endpoint: Some(endpoint),
-        python: testkit::venv_python(),
-        logs: LogSink::file(&log).expect("a log file"),
-        max_concurrency: 8,
-    };
-    DevStack::start(config).await.expect("the local stack starts")
-}
-
-fn token(stack: &DevStack, sub: &str) -> String {
-    let request = TokenRequest { sub: sub.into(), email: Some(format!("{sub}@example.com")), expires_in_seconds: 600 };
-    stack.token(&request).expect("a token")
-}
-
-async fn connect(stack: &DevStack, query: &str) -> Result<Socket, u16> {
-    match connect_async(format!("{}?{query}", stack.websocket_url())).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => Err(response.status().as_u16()),
-        Err(other) => panic!("the handshake failed without an HTTP status: {other}"),
-    }
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Message::text(message.to_string())).await.expect("sent");
-}
-
-/// The next JSON text message.
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time");
-        match frame {
-            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON from the service"),
-            Some(Ok(Message::Close(frame))) => panic!("closed while waiting for a message: {frame:?}"),
-            Some(Ok(_)) => continue,
-            other => panic!("the connection ended while waiting for a message: {other:?}"),
-        }
-    }
-}
-
-/// The next message of `kind`, skipping others (such as count updates).
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
-    loop {
-        let message = next(socket).await;
-        if message["type"] == kind {
-            return message;
-        }
-    }
-}
-
-/// Reads until the server closes; answers the close code.
-async fn closed(socket: &mut Socket) -> Option<CloseCode> {
-    loop {
-        match tokio::time::timeout(WAIT, socket.next()).await.expect("a close in time") {
-            Some(Ok(Message::Close(frame))) => return frame.map(|frame| frame.code),
-            Some(Ok(_)) => continue,
-            _ => return None,
-        }
-    }
-}
-
-async fn create_session(stack: &DevStack, speaker_token: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/sessions", stack.http_url()))
-        .bearer_auth(speaker_token)
-        .json(&json!({"sourceLanguage": "en"}))
-        .send()
-        .await
-        .expect("POST /sessions answered");
-    assert_eq!(response.status(), 201, "creating a session");
-    let session: Value = response.json().await.expect("JSON");
-    session["sessionId"].as_str().expect("a session id").to_owned()
-}
-
-async fn join(stack: &DevStack, session: &str, language: &str) -> Socket {
-    let mut listener = connect(stack, &format!("sessionId={session}&targetLanguage={language}"))
-        .await
-        .expect("a tokenless listener connects");
-    send(&mut listener, json!({"action": "joinSession", "sessionId": session, "targetLanguage": language})).await;
-    let joined = next_of(&mut listener, "sessionJoined").await;
-    assert_eq!(joined["sessionId"], session);
-    listener
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_runs_end_to_end() {
@@ -337,5 +228,52 @@ async fn idle_connections_close_and_disconnect_runs() {
     let (_, code) = tokio::join!(keep_alive, closed(&mut listener));
     assert_eq!(code, Some(CloseCode::Away), "an idle connection closes with 1001");
     assert_eq!(next_of(&mut speaker, "listenerCountChanged").await["listenerCount"], 0, "$disconnect ran");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_posted_through_connections_keep_a_silent_connection_open() {
+    // API Gateway's idle timer counts traffic in either direction (AWS_FACTS 16): a client that
+    // never sends but keeps receiving is not idle.
+    let idle = Duration::from_secs(2);
+    let stack = start("idle-outbound", GatewayLimits { idle_timeout: idle, ..GatewayLimits::default() }, None).await;
+    let session = create_session(&stack, &token(&stack, "speaker-6")).await;
+    let (mut fed, fed_id) = joined(&stack, &session, "de").await;
+    let mut starved = join(&stack, &session, "fr").await;
+    let management = management_endpoint(&stack);
+    let client = reqwest::Client::new();
+
+    // For three idle periods both listeners stay silent; only `fed` receives, through
+    // `@connections` as the functions post.
+    let feed = async {
+        let started = tokio::time::Instant::now();
+        let mut posted = 0_u32;
+        while started.elapsed() < idle * 3 {
+            let response = client
+                .post(format!("{management}/@connections/{fed_id}"))
+                .body(json!({"type": "feed", "n": posted}).to_string())
+                .send()
+                .await
+                .expect("@connections answered");
+            assert_eq!(
+                response.status(),
+                200,
+                "post {posted}, {:?} after the listener's last frame: the connection was closed",
+                started.elapsed()
+            );
+            posted += 1;
+            tokio::time::sleep(idle / 4).await;
+        }
+        posted
+    };
+    let (posted, starved_code) = tokio::join!(feed, closed(&mut starved));
+    assert_eq!(starved_code, Some(CloseCode::Away), "a connection with no traffic either way closes with 1001");
+    for n in 0..posted {
+        assert_eq!(next(&mut fed).await["n"], n, "every post reached the silent listener");
+    }
+    send(&mut fed, json!({"action": "heartbeat"})).await;
+    assert_eq!(next_of(&mut fed, "heartbeatAck").await["type"], "heartbeatAck", "it is still open");
+    // Once nothing flows either way, the same connection is idle like any other.
+    assert_eq!(closed(&mut fed).await, Some(CloseCode::Away));
     stack.stop().await;
 }

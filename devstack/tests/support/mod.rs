@@ -1,0 +1,139 @@
+//! What the end-to-end tests share: a local stack per test, a real WebSocket client and a
+//! real HTTP client against it, and the steps every scenario takes (a session, a speaker, a
+//! listener that joins). Each test binary uses a part of it.
+#![allow(dead_code, reason = "each test binary uses a part of these helpers")]
+
+use devstack::stack::TemplateEdit;
+use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// The functions' binaries, built once per test process.
+pub(crate) fn binaries() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            devstack::binaries::build(&testkit::workspace_root(), false)
+                .unwrap_or_else(|error| panic!("the functions should build: {error:#}"))
+        })
+        .clone()
+}
+
+pub(crate) async fn start(test: &str, limits: GatewayLimits, edit: Option<TemplateEdit>) -> DevStack {
+    let binaries = tokio::task::spawn_blocking(binaries).await.expect("the build finished");
+    let endpoint = tokio::task::spawn_blocking(testkit::local_endpoint).await.expect("moto is up");
+    let log =
+        devstack::binaries::target_directory(&testkit::workspace_root()).join(format!("devstack-tests/{test}.log"));
+    let _ = std::fs::remove_file(&log);
+    let config = DevConfig {
+        stage: stacks::stages::dev(),
+        edit_template: edit,
+        binaries,
+        websocket_port: 0,
+        http_port: 0,
+        limits,
+        identity: LocalIdentity::generate().expect("a local key"),
+        aws_endpoint: Some(endpoint),
+        python: testkit::venv_python(),
+        logs: LogSink::file(&log).expect("a log file"),
+        max_concurrency: 8,
+    };
+    DevStack::start(config).await.expect("the local stack starts")
+}
+
+pub(crate) fn token(stack: &DevStack, sub: &str) -> String {
+    let request = TokenRequest { sub: sub.into(), email: Some(format!("{sub}@example.com")), expires_in_seconds: 600 };
+    stack.token(&request).expect("a token")
+}
+
+pub(crate) async fn connect(stack: &DevStack, query: &str) -> Result<Socket, u16> {
+    match connect_async(format!("{}?{query}", stack.websocket_url())).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("the handshake failed without an HTTP status: {other}"),
+    }
+}
+
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).await.expect("sent");
+}
+
+/// The next JSON text message.
+pub(crate) async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON from the service"),
+            Some(Ok(Message::Close(frame))) => panic!("closed while waiting for a message: {frame:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("the connection ended while waiting for a message: {other:?}"),
+        }
+    }
+}
+
+/// The next message of `kind`, skipping others (such as count updates).
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let message = next(socket).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+/// Reads until the server closes; answers the close code.
+pub(crate) async fn closed(socket: &mut Socket) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("a close in time") {
+            Some(Ok(Message::Close(frame))) => return frame.map(|frame| frame.code),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+pub(crate) async fn create_session(stack: &DevStack, speaker_token: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/sessions", stack.http_url()))
+        .bearer_auth(speaker_token)
+        .json(&json!({"sourceLanguage": "en"}))
+        .send()
+        .await
+        .expect("POST /sessions answered");
+    assert_eq!(response.status(), 201, "creating a session");
+    let session: Value = response.json().await.expect("JSON");
+    session["sessionId"].as_str().expect("a session id").to_owned()
+}
+
+/// A tokenless listener that connected and joined `session` in `language`.
+pub(crate) async fn join(stack: &DevStack, session: &str, language: &str) -> Socket {
+    joined(stack, session, language).await.0
+}
+
+/// [`join`], and the connection id the service told the listener.
+pub(crate) async fn joined(stack: &DevStack, session: &str, language: &str) -> (Socket, String) {
+    let mut listener = connect(stack, &format!("sessionId={session}&targetLanguage={language}"))
+        .await
+        .expect("a tokenless listener connects");
+    send(&mut listener, json!({"action": "joinSession", "sessionId": session, "targetLanguage": language})).await;
+    let joined = next_of(&mut listener, "sessionJoined").await;
+    assert_eq!(joined["sessionId"], session);
+    let connection_id = joined["connectionId"].as_str().expect("sessionJoined names the connection").to_owned();
+    (listener, connection_id)
+}
+
+/// The stack's `@connections` endpoint, as the functions reach it.
+pub(crate) fn management_endpoint(stack: &DevStack) -> String {
+    stack.ready_json()["management_endpoint"].as_str().expect("the ready file names it").to_owned()
+}
