@@ -37,7 +37,6 @@ async fn main() -> anyhow::Result<()> {
     let mut stage = stacks::stages::dev();
     stage.limits.max_listeners_per_session = u32::try_from(listeners * 2).unwrap_or(u32::MAX);
     stage.limits.connects_per_minute_per_ip = 1_000_000;
-    stage.limits.joins_per_minute_per_ip = 1_000_000;
     let log = devstack::binaries::target_directory(&testkit::workspace_root()).join("devstack-bench.log");
     let stack = DevStack::start(DevConfig {
         stage,

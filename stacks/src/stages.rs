@@ -2,7 +2,7 @@
 //! like code. A stage supplies every per-stage setting the contract's functions read; a
 //! setting it does not supply is a synthesis error, not a silent default.
 
-use contract::env;
+use contract::{env, limits};
 
 /// The processor architecture of the functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,8 @@ pub struct JwtSettings {
 pub struct StageLimits {
     pub max_listeners_per_session: u32,
     pub connects_per_minute_per_ip: u32,
-    pub joins_per_minute_per_ip: u32,
+    pub unknown_session_connects_per_minute_per_ip: u32,
+    pub joins_per_minute_per_connection: u32,
     pub sessions_per_hour_per_user: u32,
     pub max_message_bytes: u32,
     pub session_lifetime_seconds: u32,
@@ -63,15 +64,17 @@ pub struct StageConfig {
     pub limits: StageLimits,
 }
 
+/// The contract's defaults (`contract::limits`, where the README explains them).
 const DEFAULT_LIMITS: StageLimits = StageLimits {
-    max_listeners_per_session: 500,
-    connects_per_minute_per_ip: 20,
-    joins_per_minute_per_ip: 10,
-    sessions_per_hour_per_user: 50,
-    max_message_bytes: 128 * 1024,
-    session_lifetime_seconds: 12 * 3600,
-    connection_ttl_seconds: 3 * 3600,
-    speaker_grace_seconds: 60,
+    max_listeners_per_session: limits::MAX_LISTENERS_PER_SESSION,
+    connects_per_minute_per_ip: limits::CONNECTS_PER_MINUTE_PER_IP,
+    unknown_session_connects_per_minute_per_ip: limits::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP,
+    joins_per_minute_per_connection: limits::JOINS_PER_MINUTE_PER_CONNECTION,
+    sessions_per_hour_per_user: limits::SESSIONS_PER_HOUR_PER_USER,
+    max_message_bytes: limits::MAX_MESSAGE_BYTES,
+    session_lifetime_seconds: limits::SESSION_LIFETIME_SECONDS,
+    connection_ttl_seconds: limits::CONNECTION_TTL_SECONDS,
+    speaker_grace_seconds: limits::SPEAKER_GRACE_SECONDS,
 };
 
 /// The development stage.
@@ -149,7 +152,10 @@ impl StageConfig {
             env::JWT_TOKEN_USE => self.jwt.token_use.clone(),
             env::MAX_LISTENERS_PER_SESSION => limits.max_listeners_per_session.to_string(),
             env::CONNECTS_PER_MINUTE_PER_IP => limits.connects_per_minute_per_ip.to_string(),
-            env::JOINS_PER_MINUTE_PER_IP => limits.joins_per_minute_per_ip.to_string(),
+            env::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP => {
+                limits.unknown_session_connects_per_minute_per_ip.to_string()
+            }
+            env::JOINS_PER_MINUTE_PER_CONNECTION => limits.joins_per_minute_per_connection.to_string(),
             env::SESSIONS_PER_HOUR_PER_USER => limits.sessions_per_hour_per_user.to_string(),
             env::MAX_MESSAGE_BYTES => limits.max_message_bytes.to_string(),
             env::SESSION_LIFETIME_SECONDS => limits.session_lifetime_seconds.to_string(),

@@ -6,6 +6,12 @@
 //! go to `cargo test`, for example `cargo xtask test -- --test store` or
 //! `cargo xtask test -- fan_out`.
 //!
+//! The tests never see the caller's AWS settings: every `AWS_*` variable is taken out of their
+//! environment and the shared config and credentials files are hidden
+//! (`testkit::isolate_aws_environment`), so a shell with `AWS_REGION`, `AWS_DEFAULT_REGION` or
+//! `AWS_PROFILE` set runs the same tests as CI. Each test states the region and credentials it
+//! means.
+//!
 //! Snapshots are reviewed and accepted by people, never written by a test run: the tests
 //! always run with `INSTA_UPDATE=no` (whatever the caller's environment says) and without
 //! `INSTA_FORCE_PASS` or `INSTA_FORCE_UPDATE`, so a snapshot that differs fails and nothing is
@@ -44,11 +50,11 @@ impl Test {
     }
 }
 
-/// The `cargo test` of the whole workspace, pointed at the local endpoint, that never writes
-/// a snapshot.
+/// The `cargo test` of the whole workspace, pointed at the local endpoint, blind to the
+/// caller's AWS settings, that never writes a snapshot.
 fn cargo_test(cargo_args: &[String], endpoint: &str, python: &Path) -> Command {
     let mut command = cargo();
-    command
+    testkit::isolate_aws_environment(&mut command)
         .args(["test", "--workspace", "--locked"])
         .args(cargo_args)
         .env(testkit::ENDPOINT_ENV, endpoint)
@@ -79,6 +85,39 @@ mod tests {
         assert_eq!(env_of(&command, "INSTA_FORCE_PASS"), Some(None));
         assert_eq!(env_of(&command, "INSTA_FORCE_UPDATE"), Some(None));
         assert_eq!(env_of(&command, "CI"), None, "CI is left as it is");
+    }
+
+    #[test]
+    fn the_tests_never_see_the_callers_aws_settings() {
+        let command = cargo_test(&[], "http://127.0.0.1:1", Path::new("python"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") && !HIDING.contains(&name.to_string_lossy().as_ref()) {
+                assert_eq!(env_of(&command, &name.to_string_lossy()), Some(None), "{name:?} reaches the tests");
+            }
+        }
+        for name in HIDING {
+            assert!(matches!(env_of(&command, name), Some(Some(_))), "{name} is not set for the tests");
+        }
+    }
+
+    /// What `isolate_aws_environment` sets rather than removes.
+    const HIDING: [&str; 3] = ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"];
+
+    /// The test above, run again in a child whose environment carries a developer's AWS
+    /// settings: none of them reaches the tests.
+    #[test]
+    fn a_callers_aws_settings_do_not_reach_the_tests() {
+        let this = std::env::current_exe().expect("the test binary");
+        let output = Command::new(this)
+            .args(["--exact", "test::tests::the_tests_never_see_the_callers_aws_settings"])
+            .env("AWS_REGION", "ap-south-1")
+            .env("AWS_DEFAULT_REGION", "sa-east-1")
+            .env("AWS_PROFILE", "someone-elses-profile")
+            .env("AWS_ENDPOINT_URL", "http://192.0.2.1:1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
     }
 
     /// The same, from a process whose own environment asks insta to write every snapshot:

@@ -56,7 +56,8 @@ fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
 fn dev_is_ready_when_it_says_and_leaves_nothing_behind() {
     let directory = std::env::temp_dir().join(format!("xtask-dev-{}", std::process::id()));
     let ready: PathBuf = directory.join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut child = testkit::isolate_aws_environment(&mut command)
         .args(["dev", "--port", "0", "--ready-file"])
         .arg(&ready)
         .stdin(Stdio::null())

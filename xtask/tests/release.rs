@@ -19,14 +19,15 @@ use std::process::{Command, Output};
 
 const STACK: &str = "session-service-dev";
 
+/// Runs `cargo xtask` with the test's credentials and endpoint, blind to the caller's AWS
+/// settings: without `--region`, the stage's region is the one it uses.
 fn xtask(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    testkit::isolate_aws_environment(&mut command)
         .args(args)
         .args(["--endpoint-url", endpoint])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_REGION")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("xtask runs")
@@ -67,8 +68,9 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// CloudFormation in the `dev` stage's region, where a deploy without `--region` goes.
 async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
-    cloudformation_in(endpoint, "eu-west-1").await
+    cloudformation_in(endpoint, &stacks::stages::dev().region).await
 }
 
 async fn cloudformation_in(endpoint: &str, region: &str) -> aws_sdk_cloudformation::Client {

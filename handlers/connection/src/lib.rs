@@ -163,7 +163,8 @@ impl ConnectionFunction {
         if role == Role::Listener && session_id.is_none() {
             return Err(ProtocolError::missing("sessionId"));
         }
-        self.rate_limit(&event.request_context.identity.source_ip).await?;
+        let source_ip = &event.request_context.identity.source_ip;
+        self.rate_limit(source_ip).await?;
 
         let now = self.store.clock();
         let connection = Connection {
@@ -183,7 +184,15 @@ impl ConnectionFunction {
             // A speaker who will send `createSession` on this connection.
             return self.store.put_connection(&connection).await.map_err(ProtocolError::from);
         };
-        let session = self.live_session(&session_id, connections).await?;
+        let session = match self.live_session(&session_id, connections).await {
+            Ok(session) => session,
+            Err(refusal) => {
+                if matches!(refusal.code, ErrorCode::SessionNotFound | ErrorCode::SessionInactive) {
+                    self.record_miss(source_ip).await;
+                }
+                return Err(refusal);
+            }
+        };
         // A connection is a listener exactly when it names a language.
         match language {
             Some(language) => {
@@ -275,12 +284,26 @@ impl ConnectionFunction {
         self.store.admit_listener(id, connection_id, language, cap).await.map(Some)
     }
 
+    /// The per-address rule: a venue's audience per minute, and no more handshakes once the
+    /// address has named too many sessions that do not exist.
+    fn connect_rule(&self) -> RateRule {
+        RateRule::new(self.limits.connects_per_minute_per_ip, 60)
+            .with_miss_limit(self.limits.unknown_session_connects_per_minute_per_ip)
+    }
+
     async fn rate_limit(&self, source_ip: &str) -> Result<(), ProtocolError> {
         let key = RateLimitKey::new("connect", "ip", source_ip);
-        let rule = RateRule { limit: self.limits.connects_per_minute_per_ip, window_seconds: 60 };
-        match self.store.hit_rate_limit(&key, rule).await? {
+        match self.store.hit_rate_limit(&key, self.connect_rule()).await? {
             RateDecision::Allowed { .. } => Ok(()),
             RateDecision::Limited { retry_after } => Err(ProtocolError::rate_limited(retry_after)),
+        }
+    }
+
+    /// Counts a handshake that named no live session against its address.
+    async fn record_miss(&self, source_ip: &str) {
+        let key = RateLimitKey::new("connect", "ip", source_ip);
+        if let Err(error) = self.store.record_rate_limit_miss(&key, self.connect_rule()).await {
+            tracing::warn!(%error, "could not count a handshake for an unknown session");
         }
     }
 

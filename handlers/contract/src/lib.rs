@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod env;
 pub mod functions;
+pub mod limits;
 pub mod model;
 pub mod tables;
 

@@ -119,7 +119,10 @@ impl FunctionEnv {
 pub struct Limits {
     pub max_listeners_per_session: u32,
     pub connects_per_minute_per_ip: u32,
-    pub joins_per_minute_per_ip: u32,
+    /// Handshakes per address per minute that name no live session; past it, the address is
+    /// refused at the cost of its counter alone.
+    pub unknown_session_connects_per_minute_per_ip: u32,
+    pub joins_per_minute_per_connection: u32,
     pub sessions_per_hour_per_user: u32,
     pub max_message_bytes: usize,
     /// How long a session lives before its row expires.
@@ -132,16 +135,19 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The contract's defaults (`contract::limits`).
     fn default() -> Self {
+        use contract::limits;
         Limits {
-            max_listeners_per_session: 500,
-            connects_per_minute_per_ip: 20,
-            joins_per_minute_per_ip: 10,
-            sessions_per_hour_per_user: 50,
-            max_message_bytes: crate::validation::MAX_MESSAGE_BYTES,
-            session_lifetime_seconds: 12 * 3600,
-            connection_ttl_seconds: 3 * 3600,
-            speaker_grace_seconds: 60,
+            max_listeners_per_session: limits::MAX_LISTENERS_PER_SESSION,
+            connects_per_minute_per_ip: limits::CONNECTS_PER_MINUTE_PER_IP,
+            unknown_session_connects_per_minute_per_ip: limits::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP,
+            joins_per_minute_per_connection: limits::JOINS_PER_MINUTE_PER_CONNECTION,
+            sessions_per_hour_per_user: limits::SESSIONS_PER_HOUR_PER_USER,
+            max_message_bytes: limits::MAX_MESSAGE_BYTES as usize,
+            session_lifetime_seconds: i64::from(limits::SESSION_LIFETIME_SECONDS),
+            connection_ttl_seconds: i64::from(limits::CONNECTION_TTL_SECONDS),
+            speaker_grace_seconds: i64::from(limits::SPEAKER_GRACE_SECONDS),
         }
     }
 }
@@ -161,7 +167,8 @@ impl Limits {
         }
         read!(max_listeners_per_session, env::MAX_LISTENERS_PER_SESSION);
         read!(connects_per_minute_per_ip, env::CONNECTS_PER_MINUTE_PER_IP);
-        read!(joins_per_minute_per_ip, env::JOINS_PER_MINUTE_PER_IP);
+        read!(unknown_session_connects_per_minute_per_ip, env::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP);
+        read!(joins_per_minute_per_connection, env::JOINS_PER_MINUTE_PER_CONNECTION);
         read!(sessions_per_hour_per_user, env::SESSIONS_PER_HOUR_PER_USER);
         read!(max_message_bytes, env::MAX_MESSAGE_BYTES);
         read!(session_lifetime_seconds, env::SESSION_LIFETIME_SECONDS);

@@ -9,12 +9,14 @@
 //! - [`fanout`]: replies and fan-out through `@connections`;
 //! - [`lifecycle`]: pausing, ending and grace periods, shared by every function;
 //! - [`auth`]: the caller an authorizer context describes;
+//! - [`aws_errors`]: AWS failures told apart (unavailable, so retryable, or not);
 //! - [`config`]: function configuration, restricted to the contract's declarations;
 //! - [`refusals`]: store and token failures as protocol refusals;
 //! - [`setup`]: AWS clients built once per cold start;
 //! - [`contract`]: what this code expects of its infrastructure (re-exported).
 
 pub mod auth;
+pub mod aws_errors;
 pub mod config;
 pub mod events;
 pub mod fanout;

@@ -1,8 +1,9 @@
 //! How failures become protocol refusals: store and token errors mapped to PROTOCOL.md codes.
 //!
 //! Internal failures are logged here with their details and reach clients only as a generic
-//! `INTERNAL_ERROR` (or `SERVICE_UNAVAILABLE` when DynamoDB is throttling or unreachable, so
-//! clients know a retry may succeed).
+//! `INTERNAL_ERROR`, or `SERVICE_UNAVAILABLE` with `retryAfter` when DynamoDB is throttling,
+//! failing (5xx) or unreachable (connection refused, a timeout), so clients know a retry may
+//! succeed.
 
 use crate::jwt::JwtError;
 use crate::protocol::{ErrorCode, ProtocolError};
@@ -27,11 +28,11 @@ impl From<StoreError> for ProtocolError {
             StoreError::NotAListener(_) => ProtocolError::new(ErrorCode::Forbidden, "only listeners can do this"),
             StoreError::IdsExhausted { .. } => {
                 tracing::error!(%error, "no free session id");
-                ProtocolError::new(ErrorCode::ServiceUnavailable, "no session id is free right now; retry")
+                ProtocolError::unavailable("no session id is free right now; retry")
             }
             StoreError::Aws { .. } if error.is_unavailable() => {
                 tracing::error!(%error, "DynamoDB unavailable");
-                ProtocolError::new(ErrorCode::ServiceUnavailable, "the service is busy; retry shortly")
+                ProtocolError::unavailable("the service is busy; retry shortly")
             }
             StoreError::Aws { .. } | StoreError::Corrupt { .. } => internal(&error),
         }
@@ -44,7 +45,7 @@ impl From<JwtError> for ProtocolError {
             ProtocolError::new(ErrorCode::Unauthorized, format!("the speaker token is not valid: {error}"))
         } else {
             tracing::error!(%error, "could not verify a speaker token");
-            ProtocolError::new(ErrorCode::ServiceUnavailable, "speaker tokens cannot be verified right now; retry")
+            ProtocolError::unavailable("speaker tokens cannot be verified right now; retry")
         }
     }
 }
@@ -73,11 +74,11 @@ mod tests {
             (StoreError::NotAListener("c".into()), ErrorCode::Forbidden),
             (StoreError::IdsExhausted { attempts: 5 }, ErrorCode::ServiceUnavailable),
             (
-                StoreError::Aws { operation: "GetItem", table: "t".into(), message: "boom".into(), throttled: true },
+                StoreError::Aws { operation: "GetItem", table: "t".into(), message: "boom".into(), unavailable: true },
                 ErrorCode::ServiceUnavailable,
             ),
             (
-                StoreError::Aws { operation: "GetItem", table: "t".into(), message: "boom".into(), throttled: false },
+                StoreError::Aws { operation: "GetItem", table: "t".into(), message: "boom".into(), unavailable: false },
                 ErrorCode::InternalError,
             ),
         ];

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// The largest message API Gateway delivers or accepts on a WebSocket (AWS_FACTS 11), and the
 /// default per-stage limit.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = contract::limits::MAX_MESSAGE_BYTES as usize;
 
 /// ISO 639-1 two-letter codes.
 const ISO_639_1: &[&str] = &[

@@ -472,7 +472,7 @@ async fn a_listener_changes_language_and_a_speaker_cannot() {
 async fn rate_limit_windows_count_and_reset() {
     let (store, clock) = store().await;
     let key = RateLimitKey::new("join", "ip", "203.0.113.9");
-    let rule = RateRule { limit: 3, window_seconds: 60 };
+    let rule = RateRule::new(3, 60);
     for remaining in [2, 1, 0] {
         assert_eq!(store.hit_rate_limit(&key, rule).await.expect("hit"), RateDecision::Allowed { remaining });
     }
@@ -499,7 +499,7 @@ async fn a_hit_over_the_limit_costs_one_dynamodb_call() {
     let clock = ManualClock::starting_at(START);
     let store = Store::new(client, names).with_clock(clock.clone());
     let key = RateLimitKey::new("connect", "ip", "203.0.113.9");
-    let rule = RateRule { limit: 2, window_seconds: 60 };
+    let rule = RateRule::new(2, 60);
     let calls_of = |hit: RateDecision, recorder: &testkit::OperationRecorder| {
         let calls = recorder.calls();
         recorder.clear();
@@ -531,7 +531,7 @@ async fn a_hit_over_the_limit_costs_one_dynamodb_call() {
 async fn concurrent_hits_never_exceed_the_limit() {
     let (store, _) = store().await;
     let key = RateLimitKey::new("connect", "ip", "198.51.100.1");
-    let rule = RateRule { limit: 10, window_seconds: 60 };
+    let rule = RateRule::new(10, 60);
     let results = join_all((0..25).map(|_| store.hit_rate_limit(&key, rule))).await;
     let allowed = results.iter().filter(|result| matches!(result, Ok(RateDecision::Allowed { .. }))).count();
     let limited = results.iter().filter(|result| matches!(result, Ok(RateDecision::Limited { .. }))).count();

@@ -13,6 +13,11 @@
 //! ([`contract::functions::HTTP`]) and are bound to their operations in `routes.rs`. The caller is the `sub` claim the JWT
 //! authorizer verified.
 //!
+//! [`read_request`] is the first half of [`HttpFunction::handle`], without the store: it reads
+//! the route, the caller, the path's session id and the body, and answers every request a
+//! client got wrong with its refusal. The property tests (`tests/properties.rs`) drive it with
+//! arbitrary events.
+//!
 //! A session is shown by its public fields (`sessionId, status, sourceLanguage, qualityTier,
 //! listenerCount, broadcastState, createdAt, expiresAt`), times in milliseconds since the
 //! epoch; the speaker's user id and connection ids are never shown.
@@ -40,10 +45,12 @@ mod response;
 mod routes;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::{HeaderName, HeaderValue};
 use contract::{HttpAuth, HttpRoute};
 use request::{json_object, route_key, session_id, subject};
 use response::{Refusal, Reply};
 use routes::Operation;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use session_core::config::Limits;
 use session_core::fanout::Connections;
@@ -66,7 +73,7 @@ impl HttpFunction {
     /// Answers one raw event. An event that is not an HTTP API payload 2.0 request is a 500
     /// with the usual error body, not an invocation error.
     pub async fn handle_payload(&self, payload: Value) -> ApiGatewayV2httpResponse {
-        match serde_json::from_value::<ApiGatewayV2httpRequest>(payload) {
+        match read_event(payload) {
             Ok(request) => self.handle(&request).await,
             Err(error) => {
                 tracing::error!(%error, "the event is not an HTTP API payload 2.0 request");
@@ -80,7 +87,7 @@ impl HttpFunction {
         let key = route_key(request);
         // Boxed: the nested futures of dispatch are otherwise too deep for the compiler to lay
         // out inside the runtime's future (`queries overflow the depth limit`).
-        match Box::pin(self.dispatch(request, key)).await {
+        match Box::pin(self.dispatch(request)).await {
             Ok(reply) => {
                 tracing::info!(route = key, status = reply.status(), "answered");
                 reply.into_response()
@@ -93,30 +100,25 @@ impl HttpFunction {
         }
     }
 
-    async fn dispatch(&self, request: &ApiGatewayV2httpRequest, key: &str) -> Result<Reply, Refusal> {
-        let Some((route, operation)) = routes::find(key) else {
-            return Err(unknown_route(key));
-        };
-        let user = caller(request, &route)?;
-        match (operation, user) {
-            (Operation::Health, _) => Ok(Reply::ok(json!({ "status": "ok" }))),
-            (Operation::GetSession, _) => self.get(request).await,
-            (Operation::CreateSession, Some(user)) => self.create(request, user).await,
-            (Operation::UpdateSession, Some(user)) => self.update(request, user).await,
-            (Operation::EndSession, Some(user)) => self.end(request, user).await,
-            // Not reached: `routes` checks at compile time that these routes use the authorizer.
-            (Operation::CreateSession | Operation::UpdateSession | Operation::EndSession, None) => {
-                Err(ProtocolError::new(ErrorCode::Unauthorized, "this route needs a valid bearer token").into())
+    async fn dispatch(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Refusal> {
+        match read(request)? {
+            Request::Health => Ok(Reply::ok(json!({ "status": "ok" }))),
+            Request::GetSession { id } => self.get(&id).await,
+            Request::CreateSession { user, source_language, quality_tier } => {
+                self.create(user, source_language, quality_tier).await
             }
+            Request::UpdateSession { user, id, paused } => self.update(&id, user, paused).await,
+            Request::EndSession { user, id } => self.end(&id, user).await,
         }
     }
 
     /// `POST /sessions`.
-    async fn create(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
-        let body = json_object(request)?;
-        let fields = Fields::new(&body);
-        let source_language = fields.required("sourceLanguage", LanguageCode::parse)?;
-        let quality_tier = fields.optional("qualityTier", QualityTier::parse)?.unwrap_or_default();
+    async fn create(
+        &self,
+        user: &str,
+        source_language: LanguageCode,
+        quality_tier: QualityTier,
+    ) -> Result<Reply, Refusal> {
         self.rate_limit_creation(user).await?;
         let session = self
             .store
@@ -134,7 +136,7 @@ impl HttpFunction {
 
     async fn rate_limit_creation(&self, user: &str) -> Result<(), Refusal> {
         let key = RateLimitKey::new("createSession", "user", user);
-        let rule = RateRule { limit: self.limits.sessions_per_hour_per_user, window_seconds: 3600 };
+        let rule = RateRule::new(self.limits.sessions_per_hour_per_user, 3600);
         match self.store.hit_rate_limit(&key, rule).await? {
             RateDecision::Allowed { .. } => Ok(()),
             RateDecision::Limited { retry_after } => Err(ProtocolError::rate_limited(retry_after).into()),
@@ -143,36 +145,31 @@ impl HttpFunction {
 
     /// `GET /sessions/{id}`: the session as it is now, ended first if its speaker's grace
     /// period is over.
-    async fn get(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Refusal> {
-        let id = session_id(request)?;
-        let session = self.find(&id).await?;
+    async fn get(&self, id: &SessionId) -> Result<Reply, Refusal> {
+        let session = self.find(id).await?;
         let ended = self.lifecycle().end_if_speaker_gone(&session, self.limits.speaker_grace_seconds).await?;
         Ok(Reply::session(ended.as_ref().unwrap_or(&session)))
     }
 
     /// `PATCH /sessions/{id}`: pause or resume. An ended session is a 409.
-    async fn update(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
-        let id = session_id(request)?;
-        let body = json_object(request)?;
-        let paused = Fields::new(&body).required("status", paused_from_status)?;
-        let session = self.owned(&id, user).await?;
+    async fn update(&self, id: &SessionId, user: &str, paused: bool) -> Result<Reply, Refusal> {
+        let session = self.owned(id, user).await?;
         if !session.is_live() {
             let inactive = ProtocolError::new(ErrorCode::SessionInactive, format!("session {id} has ended"));
             return Err(Refusal::from(inactive).conflict_if_inactive());
         }
         let updated = self
             .lifecycle()
-            .set_paused(&id, paused)
+            .set_paused(id, paused)
             .await
             .map_err(|error| Refusal::from(error).conflict_if_inactive())?;
         Ok(Reply::session(&updated))
     }
 
     /// `DELETE /sessions/{id}`: end the session; ending an ended session is a success.
-    async fn end(&self, request: &ApiGatewayV2httpRequest, user: &str) -> Result<Reply, Refusal> {
-        let id = session_id(request)?;
-        self.owned(&id, user).await?;
-        let ended = self.lifecycle().end(&id, reasons::ENDED_BY_SPEAKER).await?;
+    async fn end(&self, id: &SessionId, user: &str) -> Result<Reply, Refusal> {
+        self.owned(id, user).await?;
+        let ended = self.lifecycle().end(id, reasons::ENDED_BY_SPEAKER).await?;
         Ok(Reply::session(&ended))
     }
 
@@ -192,6 +189,102 @@ impl HttpFunction {
 
     fn lifecycle(&self) -> Lifecycle<'_> {
         Lifecycle { store: &self.store, connections: &self.connections }
+    }
+}
+
+/// Reads a payload 2.0 event.
+///
+/// The function reads no header, so headers the event's reader refuses (a value with a control
+/// character, which an `http::HeaderValue` cannot hold) are left out rather than making the
+/// whole event unreadable, which would answer a client's request with a 500.
+pub fn read_event(mut payload: Value) -> Result<ApiGatewayV2httpRequest, serde_json::Error> {
+    match ApiGatewayV2httpRequest::deserialize(&payload) {
+        Ok(request) => Ok(request),
+        Err(error) => {
+            let Some(event) = payload.as_object_mut() else {
+                return Err(error);
+            };
+            let mut dropped = 0;
+            for name in ["headers", "multiValueHeaders"] {
+                if let Some(Value::Object(headers)) = event.get_mut(name) {
+                    let before = headers.len();
+                    headers.retain(|name, value| readable_header(name, value));
+                    dropped += before - headers.len();
+                }
+            }
+            if dropped == 0 {
+                return Err(error);
+            }
+            tracing::warn!(%error, dropped, "left out headers that do not read");
+            serde_json::from_value(payload)
+        }
+    }
+}
+
+/// Whether a header of an event reads as an HTTP header: a valid name, and a value (or every
+/// value of a list) that is valid text for a header.
+fn readable_header(name: &str, value: &Value) -> bool {
+    let text = |value: &Value| value.as_str().is_some_and(|text| HeaderValue::from_str(text).is_ok());
+    HeaderName::try_from(name).is_ok()
+        && match value {
+            Value::Array(values) => values.iter().all(text),
+            other => text(other),
+        }
+}
+
+/// A request as read from its event, before the store is asked anything: what it asks for,
+/// and for whom.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request<'a> {
+    /// `GET /health`.
+    Health,
+    /// `GET /sessions/{id}`.
+    GetSession { id: SessionId },
+    /// `POST /sessions`, for the caller `user`.
+    CreateSession { user: &'a str, source_language: LanguageCode, quality_tier: QualityTier },
+    /// `PATCH /sessions/{id}`: pause (`paused`) or resume.
+    UpdateSession { user: &'a str, id: SessionId, paused: bool },
+    /// `DELETE /sessions/{id}`.
+    EndSession { user: &'a str, id: SessionId },
+}
+
+/// Reads a request as far as it can be read without the store: its route, its caller, the
+/// session id of its path and its body. A refusal is the response the function answers with
+/// (the same as [`HttpFunction::handle`]'s), so everything a client can get wrong is decided
+/// here, and a request this accepts only meets the store's answers after it.
+pub fn read_request(request: &ApiGatewayV2httpRequest) -> Result<Request<'_>, Box<ApiGatewayV2httpResponse>> {
+    read(request).map_err(|refusal| Box::new(refusal.into_response()))
+}
+
+fn read(request: &ApiGatewayV2httpRequest) -> Result<Request<'_>, Refusal> {
+    let key = route_key(request);
+    let Some((route, operation)) = routes::find(key) else {
+        return Err(unknown_route(key));
+    };
+    let user = caller(request, &route)?;
+    match (operation, user) {
+        (Operation::Health, _) => Ok(Request::Health),
+        (Operation::GetSession, _) => Ok(Request::GetSession { id: session_id(request)? }),
+        (Operation::CreateSession, Some(user)) => {
+            let body = json_object(request)?;
+            let fields = Fields::new(&body);
+            Ok(Request::CreateSession {
+                user,
+                source_language: fields.required("sourceLanguage", LanguageCode::parse)?,
+                quality_tier: fields.optional("qualityTier", QualityTier::parse)?.unwrap_or_default(),
+            })
+        }
+        (Operation::UpdateSession, Some(user)) => {
+            let id = session_id(request)?;
+            let body = json_object(request)?;
+            let paused = Fields::new(&body).required("status", paused_from_status)?;
+            Ok(Request::UpdateSession { user, id, paused })
+        }
+        (Operation::EndSession, Some(user)) => Ok(Request::EndSession { user, id: session_id(request)? }),
+        // Not reached: `routes` checks at compile time that these routes use the authorizer.
+        (Operation::CreateSession | Operation::UpdateSession | Operation::EndSession, None) => {
+            Err(ProtocolError::new(ErrorCode::Unauthorized, "this route needs a valid bearer token").into())
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Request<'_> {
             ));
         }
         let limits = &self.function.limits;
-        let rule = RateRule { limit: limits.sessions_per_hour_per_user, window_seconds: 3600 };
+        let rule = RateRule::new(limits.sessions_per_hour_per_user, 3600);
         self.rate_limit(RateLimitKey::new("createSession", "user", user), rule).await?;
         let store = &self.function.store;
         let session = store
@@ -151,9 +151,10 @@ impl Request<'_> {
                 "must be the session this connection opened with; open a new connection to join another",
             ));
         }
-        let limits = &self.function.limits;
-        let rule = RateRule { limit: limits.joins_per_minute_per_ip, window_seconds: 60 };
-        self.rate_limit(RateLimitKey::new("join", "ip", &self.connection.source_ip), rule).await?;
+        // Per connection, not per address: a venue's whole audience shares one address, and
+        // its handshakes were already counted per address on `$connect`.
+        let rule = RateRule::new(self.function.limits.joins_per_minute_per_connection, 60);
+        self.rate_limit(RateLimitKey::new("join", "connection", &self.connection.connection_id), rule).await?;
         let session = self.live_session().await?;
         if self.connection.target_language != Some(target_language) {
             self.change_target_language(target_language).await?;

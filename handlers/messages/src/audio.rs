@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use session_core::ids::SessionId;
 use session_core::protocol::ChunkId;
-use session_core::protocol::{ErrorCode, ProtocolError};
+use session_core::protocol::ProtocolError;
 use session_core::validation::{LanguageCode, QualityTier};
 
 /// Where audio chunks go.
@@ -48,13 +48,10 @@ impl AudioSink {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_provisioned_throughput_exceeded_exception()) =>
-            {
-                tracing::warn!(stream = %self.stream, "audio stream throttled");
-                Err(ProtocolError::new(ErrorCode::ServiceUnavailable, "the audio stream is busy; resend the chunk"))
+            Err(error) if session_core::aws_errors::is_unavailable(&error) => {
+                let error = aws_sdk_kinesis::error::DisplayErrorContext(&error);
+                tracing::warn!(stream = %self.stream, %error, "audio stream unavailable");
+                Err(ProtocolError::unavailable("the audio stream is busy; resend the chunk"))
             }
             Err(error) => Err(session_core::refusals::internal(&aws_sdk_kinesis::error::DisplayErrorContext(&error))),
         }

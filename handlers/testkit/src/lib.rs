@@ -18,11 +18,15 @@
 //!   attached to, and the IAM actions those calls need.
 //! - [`kinesis_client`], [`create_stream`] and [`read_all_records`] (module [`kinesis`]) use
 //!   Kinesis on the same local endpoint.
+//! - [`isolate_aws_environment`] (module [`aws_env`]) keeps the caller's AWS settings away from
+//!   a child process.
 
+pub mod aws_env;
 pub mod connections_api;
 pub mod kinesis;
 pub mod recorder;
 
+pub use aws_env::isolate_aws_environment;
 pub use connections_api::ConnectionsApi;
 pub use kinesis::{create_stream, kinesis_client, read_all_records};
 pub use recorder::OperationRecorder;
@@ -82,7 +86,8 @@ impl LocalServer {
                 python.display()
             ));
         }
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        let mut child = isolate_aws_environment(&mut command)
             .args(["-c", LAUNCHER])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -107,6 +107,11 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// How long a client is asked to wait before retrying after `SERVICE_UNAVAILABLE`: long
+/// enough for a throttled table to recover its burst, short enough that a listener hardly
+/// notices.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
 /// A refusal the client can act on: a code, a sentence, and the field at fault if any.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -115,7 +120,7 @@ pub struct ProtocolError {
     pub message: String,
     /// The offending field, as a dotted path (`state.volume`).
     pub field: Option<String>,
-    /// Seconds until the client may retry (rate limits).
+    /// Seconds until the client may retry (rate limits, unavailable dependencies).
     pub retry_after: Option<u64>,
 }
 
@@ -145,6 +150,15 @@ impl ProtocolError {
         ProtocolError {
             retry_after: Some(retry_after),
             ..ProtocolError::new(ErrorCode::RateLimitExceeded, format!("too many requests; retry in {retry_after} s"))
+        }
+    }
+
+    /// A dependency (DynamoDB, Kinesis, the key set) is slow, throttling or down: the client
+    /// may retry after [`UNAVAILABLE_RETRY_AFTER_SECONDS`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ProtocolError {
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            ..ProtocolError::new(ErrorCode::ServiceUnavailable, message)
         }
     }
 

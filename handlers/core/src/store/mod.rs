@@ -24,6 +24,7 @@ pub use sessions::{BroadcastPatch, NewSession};
 use crate::ids::{IdGenerator, SessionId};
 use crate::model::{EpochMillis, EpochSeconds, SessionStatus};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use contract::TableId;
@@ -113,9 +114,10 @@ impl Clock for ManualClock {
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// DynamoDB refused or could not be reached.
+    /// DynamoDB refused or could not be reached; `unavailable` when it was throttling,
+    /// failing (5xx), timing out or unreachable (`aws_errors::is_unavailable`).
     #[error("DynamoDB {operation} on {table} failed: {message}")]
-    Aws { operation: &'static str, table: String, message: String, throttled: bool },
+    Aws { operation: &'static str, table: String, message: String, unavailable: bool },
     /// An item does not have the shape the store writes.
     #[error("item {key} in {table} is malformed: {problem}")]
     Corrupt { table: String, key: String, problem: String },
@@ -139,33 +141,18 @@ impl StoreError {
     /// Whether the failure is DynamoDB's capacity or availability rather than the request
     /// (a handler answers 503 `SERVICE_UNAVAILABLE` rather than 500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Aws { throttled: true, .. })
+        matches!(self, StoreError::Aws { unavailable: true, .. })
     }
 
-    fn aws<E, R>(operation: &'static str, table: &str, error: SdkError<E, R>) -> StoreError
+    fn aws<E>(operation: &'static str, table: &str, error: SdkError<E, HttpResponse>) -> StoreError
     where
         E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        let throttled = match &error {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-            SdkError::ServiceError(service) => matches!(
-                service.err().code(),
-                Some(
-                    "ThrottlingException"
-                        | "ProvisionedThroughputExceededException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "ServiceUnavailable"
-                )
-            ),
-            _ => false,
-        };
         StoreError::Aws {
             operation,
             table: table.to_owned(),
+            unavailable: crate::aws_errors::is_unavailable(&error),
             message: DisplayErrorContext(&error).to_string(),
-            throttled,
         }
     }
 }

@@ -6,6 +6,12 @@
 //! hits are counted exactly and never exceed the limit. Rows expire (TTL) one window after
 //! their window ends.
 //!
+//! A rule may also limit **misses**: hits that turned out to be for nothing (a handshake for a
+//! session that does not exist). They are counted in the same row and window
+//! ([`Store::record_rate_limit_miss`]), and a row with too many misses refuses every further hit
+//! in its window, in the same conditional write that counts hits: so once an address is cut
+//! off, each of its attempts costs that one write and nothing else.
+//!
 //! A refused increment returns the row as it was (`ReturnValuesOnConditionCheckFailure`), so
 //! a hit over the limit costs one call: the row shows the window is full, and that is the
 //! answer. Only a row that is absent or from an older window takes a second write.
@@ -18,6 +24,7 @@ use contract::tables::rate_limits::{IDENTIFIER, TTL};
 
 const WINDOW_START: &str = "windowStart";
 const HITS: &str = "hits";
+const MISSES: &str = "misses";
 
 /// How many write attempts one hit may take when racing with other hits.
 const ATTEMPTS: usize = 4;
@@ -37,11 +44,32 @@ impl RateLimitKey {
     }
 }
 
-/// At most `limit` hits per `window_seconds`.
+/// At most `limit` hits per `window_seconds`, and, when `miss_limit` is set, no further hit
+/// once that many misses were recorded in the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateRule {
     pub limit: u32,
     pub window_seconds: u32,
+    pub miss_limit: Option<u32>,
+}
+
+impl RateRule {
+    /// At most `limit` hits per `window_seconds`.
+    pub const fn new(limit: u32, window_seconds: u32) -> RateRule {
+        RateRule { limit, window_seconds, miss_limit: None }
+    }
+
+    /// The same rule, refusing every hit once `miss_limit` misses were recorded in a window.
+    pub const fn with_miss_limit(self, miss_limit: u32) -> RateRule {
+        RateRule { miss_limit: Some(miss_limit), ..self }
+    }
+
+    /// The start of the window `now` is in, and its end.
+    fn window_at(self, now: EpochSeconds) -> (EpochSeconds, EpochSeconds) {
+        let length = EpochSeconds::from(self.window_seconds.max(1));
+        let start = now - now.rem_euclid(length);
+        (start, start + length)
+    }
 }
 
 /// What one conditional increment found.
@@ -67,15 +95,14 @@ impl Store {
     /// Counts one hit against `key` and says whether it is within `rule`.
     pub async fn hit_rate_limit(&self, key: &RateLimitKey, rule: RateRule) -> Result<RateDecision, StoreError> {
         let now = self.clock.now_seconds();
-        let window_length = EpochSeconds::from(rule.window_seconds.max(1));
-        let window = now - now.rem_euclid(window_length);
-        let window_end = window + window_length;
-        if rule.limit == 0 {
+        let (window, window_end) = rule.window_at(now);
+        let window_length = window_end - window;
+        if rule.limit == 0 || rule.miss_limit == Some(0) {
             return Ok(RateDecision::Limited { retry_after: (window_end - now) as u64 });
         }
         let limited = RateDecision::Limited { retry_after: (window_end - now).max(1) as u64 };
         for _ in 0..ATTEMPTS {
-            match self.count_in_window(key, window, rule.limit).await? {
+            match self.count_in_window(key, window, rule).await? {
                 Count::Counted(hits) => {
                     return Ok(RateDecision::Allowed { remaining: rule.limit.saturating_sub(hits) });
                 }
@@ -94,15 +121,46 @@ impl Store {
                 operation: "UpdateItem",
                 table: self.tables.rate_limits.clone(),
                 message: format!("could not count a hit on {} after {ATTEMPTS} attempts", key.as_str()),
-                throttled: true,
+                unavailable: true,
             }),
         }
     }
 
-    /// Increments the counter if the row is in `window` and below `limit`. When the condition
-    /// does not hold, the row as it was (returned with the refusal) says why.
-    async fn count_in_window(&self, key: &RateLimitKey, window: EpochSeconds, limit: u32) -> Result<Count, StoreError> {
+    /// Records a miss against `key` in the current window of `rule` (one write). A miss in a
+    /// window that has ended meanwhile, or that no hit opened, is not recorded: it would count
+    /// against nobody.
+    pub async fn record_rate_limit_miss(&self, key: &RateLimitKey, rule: RateRule) -> Result<(), StoreError> {
+        let (window, _) = rule.window_at(self.clock.now_seconds());
         let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.rate_limits)
+            .key(IDENTIFIER, s(key.as_str()))
+            .update_expression("ADD #misses :one")
+            .condition_expression("#window = :window")
+            .expression_attribute_names("#window", WINDOW_START)
+            .expression_attribute_names("#misses", MISSES)
+            .expression_attribute_values(":window", n(window))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failed(&error) => Ok(()),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.rate_limits, error)),
+        }
+    }
+
+    /// Increments the counter if the row is in `window`, below the rule's limit and below its
+    /// miss limit. When the condition does not hold, the row as it was (returned with the
+    /// refusal) says why.
+    async fn count_in_window(
+        &self,
+        key: &RateLimitKey,
+        window: EpochSeconds,
+        rule: RateRule,
+    ) -> Result<Count, StoreError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.tables.rate_limits)
@@ -112,12 +170,19 @@ impl Store {
             .expression_attribute_names("#window", WINDOW_START)
             .expression_attribute_names("#hits", HITS)
             .expression_attribute_values(":window", n(window))
-            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":limit", n(rule.limit))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(miss_limit) = rule.miss_limit {
+            request = request
+                .condition_expression(
+                    "#window = :window AND #hits < :limit AND (attribute_not_exists(#misses) OR #misses < :misses)",
+                )
+                .expression_attribute_names("#misses", MISSES)
+                .expression_attribute_values(":misses", n(miss_limit));
+        }
+        let result = request.send().await;
         let error = match result {
             Ok(output) => {
                 let attributes = output.attributes.unwrap_or_default();
@@ -151,11 +216,12 @@ impl Store {
             .update_item()
             .table_name(&self.tables.rate_limits)
             .key(IDENTIFIER, s(key.as_str()))
-            .update_expression("SET #window = :window, #hits = :one, #ttl = :ttl")
+            .update_expression("SET #window = :window, #hits = :one, #ttl = :ttl REMOVE #misses")
             .condition_expression("attribute_not_exists(#id) OR #window < :window")
             .expression_attribute_names("#id", IDENTIFIER)
             .expression_attribute_names("#window", WINDOW_START)
             .expression_attribute_names("#hits", HITS)
+            .expression_attribute_names("#misses", MISSES)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":window", n(window))
             .expression_attribute_values(":one", n(1))
