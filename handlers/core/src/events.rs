@@ -90,12 +90,13 @@ pub fn bearer_token<'a>(
     headers: Option<&'a HashMap<String, String>>,
     query: Option<&'a HashMap<String, String>>,
 ) -> Option<&'a str> {
-    let from_query = query.and_then(|query| query.get("token")).map(String::as_str);
+    let present = |token: &&str| !token.is_empty();
+    let from_query = query.and_then(|query| query.get("token")).map(String::as_str).filter(present);
     let from_header = header(headers, "authorization").and_then(|value| {
         let (scheme, token) = value.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
     });
-    from_query.or(from_header).filter(|token| !token.is_empty())
+    from_query.or(from_header.filter(present))
 }
 
 /// What a WebSocket function answers. On `$connect` the status decides the handshake
