@@ -9,14 +9,18 @@
 //! - [`http_api`]: the HTTP API (routes, JWT authorizer);
 //! - [`events`]: the events API Gateway sends, shaped as AWS sends them;
 //! - [`identity`]: the local signing key, its JWKS, and speaker tokens;
+//! - [`faults`]: DynamoDB and `@connections` faults switched on at run time;
+//! - [`proxy`]: the proxy through which the functions reach DynamoDB, where its faults happen;
 //! - [`stack`]: all of it assembled from one template;
 //! - [`binaries`]: the functions built for this machine.
 
 pub mod binaries;
 pub mod events;
+pub mod faults;
 pub mod http_api;
 pub mod identity;
 pub mod ids;
+pub mod proxy;
 pub mod resolve;
 pub mod resources;
 pub mod runtime;
@@ -24,8 +28,9 @@ pub mod stack;
 pub mod template;
 pub mod websocket;
 
+pub use faults::{ConnectionsFault, DynamoFault, FaultStats, Faults, Outage, Rate};
 pub use identity::{LocalIdentity, TokenRequest};
-pub use runtime::LogSink;
+pub use runtime::{LogSink, ProcessInfo};
 pub use stack::{DevConfig, DevStack};
 pub use websocket::GatewayLimits;
 

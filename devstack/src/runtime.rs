@@ -9,6 +9,9 @@
 //! started for fails with `Runtime.InitError` and no new process is started for it. The gateway
 //! turns each of these into the status API Gateway would answer, and stays up.
 //!
+//! [`Function::processes`] lists a function's running processes with the invocation each holds,
+//! so a test can kill one in the middle of an invocation and watch the stack report it.
+//!
 //! Invocations wait in one queue per function. A process that asks for work (`GET .../next`)
 //! takes the next one; a new process starts when more invocations wait than processes do, up to
 //! the function's concurrency limit.
@@ -22,11 +25,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -113,6 +117,15 @@ struct Invocation {
 /// How long a process may take to ask for its first invocation (Lambda's init limit).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A running process of a function, for tests that need to act on one (kill it mid-invocation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The operating system's process id.
+    pub pid: u32,
+    /// The request id of the invocation the process holds, if it holds one.
+    pub invocation: Option<String>,
+}
+
 /// Counts of what a function did, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FunctionStats {
@@ -136,6 +149,8 @@ struct Pool {
     processes: AtomicUsize,
     invocations: AtomicU64,
     cold_starts: AtomicU64,
+    /// The processes running now, by process id.
+    running: Mutex<BTreeMap<u32, Weak<Process>>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -153,6 +168,7 @@ impl Function {
                 processes: AtomicUsize::new(0),
                 invocations: AtomicU64::new(0),
                 cold_starts: AtomicU64::new(0),
+                running: Mutex::default(),
                 stop,
             }),
         }
@@ -169,6 +185,19 @@ impl Function {
             invocations: self.pool.invocations.load(Ordering::Relaxed),
             cold_starts: self.pool.cold_starts.load(Ordering::Relaxed),
         }
+    }
+
+    /// The processes running now, in process id order.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let running = self.pool.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running
+            .iter()
+            .filter_map(|(pid, process)| {
+                let process = process.upgrade()?;
+                let current = process.current.lock().unwrap_or_else(PoisonError::into_inner);
+                Some(ProcessInfo { pid: *pid, invocation: current.as_ref().map(|(id, _)| id.clone()) })
+            })
+            .collect()
     }
 
     /// Invokes the function with `event` and answers its result, or how it failed.
@@ -282,6 +311,7 @@ async fn run_process(pool: Arc<Pool>) -> Result<()> {
         .with_state(Arc::clone(&process));
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     watch_start(&process);
+    let _registered = child.id().map(|pid| Registered::new(&pool, pid, &process));
 
     let mut stop = pool.stop.clone();
     let stopping = async move {
@@ -322,6 +352,31 @@ async fn run_process(pool: Arc<Pool>) -> Result<()> {
         start_process(&pool);
     }
     Ok(())
+}
+
+/// A process listed in its pool's `running` while this lives.
+struct Registered<'a> {
+    pool: &'a Pool,
+    pid: u32,
+    process: Weak<Process>,
+}
+
+impl<'a> Registered<'a> {
+    fn new(pool: &'a Pool, pid: u32, process: &Arc<Process>) -> Registered<'a> {
+        let process = Arc::downgrade(process);
+        pool.running.lock().unwrap_or_else(PoisonError::into_inner).insert(pid, Weak::clone(&process));
+        Registered { pool, pid, process }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut running = self.pool.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // The id may already name a newer process (ids are reused); only this one is removed.
+        if running.get(&self.pid).is_some_and(|listed| listed.ptr_eq(&self.process)) {
+            running.remove(&self.pid);
+        }
+    }
 }
 
 /// Fails the oldest waiting invocation (the one a failed start was for), or every waiting one

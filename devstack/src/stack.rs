@@ -1,9 +1,15 @@
 //! The local stack, assembled from one template: the local AWS endpoint with the template's
 //! tables and streams, one local Lambda per function, and the two gateways.
+//!
+//! The functions reach DynamoDB through the fault proxy ([`crate::proxy`]), so
+//! [`DevStack::faults`] can make it slow, unreachable or throttling at run time; the stack's own
+//! calls and [`DevStack::dynamodb_endpoint`] go to the local endpoint directly.
 
+use crate::faults::Faults;
 use crate::identity::{LocalIdentity, local_stage};
+use crate::proxy::DynamoProxy;
 use crate::resolve::{ACCOUNT, Resolver};
-use crate::runtime::{Function, FunctionConfig, FunctionStats, LogSink};
+use crate::runtime::{Function, FunctionConfig, FunctionStats, LogSink, ProcessInfo};
 use crate::template::ServiceTemplate;
 use crate::websocket::{GatewayLimits, WebSocketGateway};
 use crate::{REGION, http_api::HttpGateway};
@@ -66,6 +72,7 @@ pub struct DevStack {
     moto: Option<testkit::LocalServer>,
     table_names: BTreeMap<String, String>,
     identity: LocalIdentity,
+    faults: Faults,
 }
 
 impl DevStack {
@@ -144,6 +151,8 @@ impl DevStack {
         }
 
         let (stop, stopping) = watch::channel(false);
+        let faults = Faults::default();
+        let proxy = DynamoProxy::start(&endpoint, faults.clone(), stopping.clone()).await?;
         let mut functions = BTreeMap::new();
         for (id, spec) in &service.functions {
             let binary_name = resolver.resolve(&spec.code_key).with_context(|| format!("{id}'s code"))?;
@@ -156,7 +165,7 @@ impl DevStack {
                 let value = resolver.resolve(value).with_context(|| format!("{id}'s variable {name}"))?;
                 environment.push((name.clone(), value));
             }
-            environment.extend(local_aws_environment(&endpoint));
+            environment.extend(local_aws_environment(&proxy.url(), &endpoint));
             let function = FunctionConfig {
                 name: id.clone(),
                 binary,
@@ -175,8 +184,9 @@ impl DevStack {
             functions.clone(),
             config.limits,
             config.identity.jwks_json(),
+            faults.clone(),
         );
-        let mut servers = vec![serve(websocket_listener, gateway.router(), stopping.clone())];
+        let mut servers = vec![serve(websocket_listener, gateway.router(), stopping.clone()), proxy.into_task()];
         if let (Some(api), Some(id)) = (service.http.clone(), http_api_id) {
             let http = HttpGateway::new(api, id, functions.clone(), JwksSource::Url(jwks_url));
             servers.push(serve(http_listener, http.router(), stopping.clone()));
@@ -194,6 +204,7 @@ impl DevStack {
             moto,
             table_names,
             identity: config.identity,
+            faults,
         })
     }
 
@@ -207,7 +218,8 @@ impl DevStack {
         format!("http://{}", self.http_address)
     }
 
-    /// The local AWS endpoint (DynamoDB and Kinesis).
+    /// The local AWS endpoint (DynamoDB and Kinesis) itself, without the fault proxy the
+    /// functions go through: what it answers is the state behind any fault.
     pub fn dynamodb_endpoint(&self) -> &str {
         &self.dynamodb_endpoint
     }
@@ -232,6 +244,16 @@ impl DevStack {
         self.gateway.open_connections()
     }
 
+    /// The fault switch: DynamoDB as the functions reach it, and `@connections`.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The running processes of a function (by logical id; none for an unknown one).
+    pub fn processes(&self, function: &str) -> Vec<ProcessInfo> {
+        self.functions.get(function).map(Function::processes).unwrap_or_default()
+    }
+
     /// What each function has done, by logical id.
     pub fn function_stats(&self) -> BTreeMap<String, FunctionStats> {
         self.functions.iter().map(|(id, function)| (id.clone(), function.stats())).collect()
@@ -250,6 +272,7 @@ impl DevStack {
             "http_url": self.http_url(),
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "management_endpoint": format!("http://{}/{}", self.websocket_address, self.stage.name),
+            "faults_url": format!("http://{}/_local/faults", self.websocket_address),
             "jwks_url": self.stage.jwt.jwks_url,
             "region": REGION,
             "tables": self.table_names,
@@ -304,7 +327,7 @@ fn serve(
 }
 
 /// Credentials, region and endpoints every local function gets, as Lambda gives its own.
-fn local_aws_environment(endpoint: &str) -> Vec<(String, String)> {
+fn local_aws_environment(dynamodb: &str, kinesis: &str) -> Vec<(String, String)> {
     let mut environment: Vec<(String, String)> = [
         ("AWS_REGION", REGION),
         ("AWS_DEFAULT_REGION", REGION),
@@ -312,8 +335,8 @@ fn local_aws_environment(endpoint: &str) -> Vec<(String, String)> {
         ("AWS_SECRET_ACCESS_KEY", "local"),
         ("AWS_SESSION_TOKEN", "local"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
-        ("AWS_ENDPOINT_URL_KINESIS", endpoint),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+        ("AWS_ENDPOINT_URL_KINESIS", kinesis),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_owned()))

@@ -16,9 +16,12 @@
 //!   The idle timer counts traffic in both directions: a message sent to the client (through
 //!   `@connections` or from the gateway itself) resets it as a client's frame does (AWS_FACTS 16).
 //! - `@connections` (`POST`, `GET`, `DELETE` at `/{stage}/@connections/{id}`) posts to, reads and
-//!   closes live connections; unknown ones are 410 `GoneException` (AWS_FACTS 9).
+//!   closes live connections; unknown ones are 410 `GoneException` (AWS_FACTS 9). While the
+//!   [`Faults`] switch throttles it, it answers 429 `LimitExceededException` first (AWS_FACTS 18).
+//! - The switch itself is served at `/_local/faults` (see [`crate::faults`]).
 
 use crate::events::{Body, ConnectionContext, Handshake, epoch_ms};
+use crate::faults::Faults;
 use crate::runtime::{Function, InvokeError};
 use crate::template::{IdentitySource, RequestAuthorizer, WebSocketApi};
 use axum::Router;
@@ -90,6 +93,8 @@ pub struct WebSocketGateway {
     connections: Mutex<HashMap<String, Arc<Live>>>,
     /// Served at `/.well-known/jwks.json`: the local identity provider's keys.
     jwks: String,
+    /// Read by `@connections`, and served at `/_local/faults`.
+    faults: Faults,
 }
 
 impl WebSocketGateway {
@@ -100,17 +105,19 @@ impl WebSocketGateway {
         functions: BTreeMap<String, Function>,
         limits: GatewayLimits,
         jwks: String,
+        faults: Faults,
     ) -> Arc<WebSocketGateway> {
-        Arc::new(WebSocketGateway { api, api_id, functions, limits, connections: Mutex::default(), jwks })
+        Arc::new(WebSocketGateway { api, api_id, functions, limits, connections: Mutex::default(), jwks, faults })
     }
 
-    /// The routes: the upgrade, `@connections`, and the local JWKS.
+    /// The routes: the upgrade, `@connections`, the local JWKS, and the fault switch.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/.well-known/jwks.json", get(jwks))
             .route("/{stage}", any(handshake))
             .route("/{stage}/@connections/{id}", any(manage))
             .with_state(Arc::clone(self))
+            .merge(self.faults.router())
     }
 
     /// How many connections are open.
@@ -492,6 +499,15 @@ async fn manage(
 ) -> Response {
     if stage != gateway.api.stage {
         return refusal(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    // API Gateway's rate limit comes before anything about the connection.
+    if gateway.faults.connections_throttled() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-amzn-errortype", "LimitExceededException"), ("content-type", "application/json")],
+            json!({"message": "Too Many Requests"}).to_string(),
+        )
+            .into_response();
     }
     let method = request.method().clone();
     let Some(live) = gateway.connection(&id) else {
