@@ -255,7 +255,11 @@ pub fn percent_decode(text: &str) -> String {
         match byte {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(index + 1..index + 3).and_then(|pair| std::str::from_utf8(pair).ok());
+                // Exactly two hex digits: `u8::from_str_radix` alone would also take a sign (`%+1`).
+                let hex = bytes
+                    .get(index + 1..index + 3)
+                    .filter(|pair| pair.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|pair| std::str::from_utf8(pair).ok());
                 match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
                     Some(decoded) => {
                         out.push(decoded);
@@ -351,5 +355,6 @@ mod tests {
             ]
         );
         assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%+1"), "% 1", "an escape is two hex digits, without a sign");
     }
 }
