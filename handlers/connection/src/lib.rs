@@ -40,7 +40,7 @@ use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::fanout::{Connections, Notifier};
 use session_core::ids::SessionId;
 use session_core::jwt::Verifier;
-use session_core::lifecycle::{Lifecycle, reasons};
+use session_core::lifecycle::Lifecycle;
 use session_core::model::{Connection, Role, Session};
 use session_core::protocol::{ErrorCode, ProtocolError};
 use session_core::store::{RateDecision, RateLimitKey, RateRule, Store, StoreError};
@@ -51,10 +51,6 @@ use session_core::validation::LanguageCode;
 pub const PREVIOUS_CONNECTION_PARAM: &str = "previousConnectionId";
 /// The longest `previousConnectionId` accepted (API Gateway's ids are 16 characters).
 pub const MAX_CONNECTION_ID_CHARS: usize = 128;
-
-/// How many times a speaker's `$disconnect` hands the session over to another connection
-/// that turns out to have closed as well, before it leaves the session as it is.
-const HAND_OVER_ATTEMPTS: usize = 3;
 
 /// Who verifies speaker tokens on `$connect` (the `CONNECT_AUTH` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +101,7 @@ impl ConnectionFunction {
                 }
             },
             "DISCONNECT" => {
-                if let Err(error) = self.disconnect(&context.connection_id, &connections).await {
+                if let Err(error) = self.lifecycle(&connections).disconnected(&context.connection_id).await {
                     tracing::error!(%error, connection = %context.connection_id, "disconnect cleanup failed");
                 }
                 WebSocketResponse::ok()
@@ -219,8 +215,7 @@ impl ConnectionFunction {
             self.store.get_session(id).await?.ok_or_else(|| {
                 ProtocolError::new(ErrorCode::SessionNotFound, format!("session {id} does not exist"))
             })?;
-        let lifecycle = Lifecycle { store: &self.store, connections };
-        let ended = lifecycle.end_if_speaker_gone(&session, self.limits.speaker_grace_seconds).await?;
+        let ended = self.lifecycle(connections).settle(&session).await?;
         if !session.is_live() || ended.is_some() {
             return Err(ProtocolError::new(ErrorCode::SessionInactive, format!("session {id} has ended")));
         }
@@ -252,11 +247,10 @@ impl ConnectionFunction {
                 return Err(error.into());
             }
         };
-        if let Some(counted) = counted {
-            let lifecycle = Lifecycle { store: &self.store, connections };
-            if let Err(error) = lifecycle.tell_speaker_audience(&counted).await {
-                tracing::warn!(%error, "could not tell the speaker about a new listener");
-            }
+        if let Some(counted) = counted
+            && let Err(error) = self.lifecycle(connections).tell_speaker_audience(&counted).await
+        {
+            tracing::warn!(%error, "could not tell the speaker about a new listener");
         }
         Ok(())
     }
@@ -307,80 +301,8 @@ impl ConnectionFunction {
         }
     }
 
-    async fn disconnect(&self, connection_id: &str, connections: &Connections) -> Result<(), StoreError> {
-        let Some(connection) = self.store.delete_connection(connection_id).await? else {
-            return Ok(());
-        };
-        let Some(session) = &connection.session_id else {
-            return Ok(());
-        };
-        let lifecycle = Lifecycle { store: &self.store, connections };
-        match connection.role {
-            Role::Listener => match self.store.remove_listener(session, connection.target_language).await? {
-                Some(counted) => lifecycle.tell_speaker_audience(&counted).await,
-                None => Ok(()),
-            },
-            Role::Speaker => self.speaker_left(session, connection_id, &lifecycle).await,
-        }
-    }
-
-    /// The speaker's connection `leaving` closed (its row is deleted). A speaker may have two
-    /// open connections (a refresh, before its `refreshConnection`; a second tab): if another
-    /// is open, the session's speaker connection is handed to the newest, and the speaker is
-    /// not gone. Otherwise, if `leaving` was the session's speaker connection, the grace
-    /// period starts (or, without one, the session ends).
-    async fn speaker_left(
-        &self,
-        session: &SessionId,
-        leaving: &str,
-        lifecycle: &Lifecycle<'_>,
-    ) -> Result<(), StoreError> {
-        let mut leaving = leaving.to_owned();
-        for _ in 0..HAND_OVER_ATTEMPTS {
-            let Some(next) = self.open_speaker_connection(session, lifecycle.connections).await? else {
-                let left = self.store.clear_speaker_connection(session, &leaving).await?;
-                if left && self.limits.speaker_grace_seconds <= 0 {
-                    lifecycle.end(session, reasons::SPEAKER_DISCONNECTED).await?;
-                }
-                return Ok(());
-            };
-            if !self.store.hand_over_speaker_connection(session, &leaving, &next).await? {
-                // `leaving` was not (or no longer) the session's speaker connection.
-                return Ok(());
-            }
-            tracing::info!(session = %session, from = %leaving, to = %next, "speaker connection handed over");
-            // If `next` closed meanwhile, its $disconnect found the session's speaker connection
-            // still `leaving` and cleared nothing: what it would have done is ours to do.
-            if self.store.get_connection(&next).await?.is_some() {
-                return Ok(());
-            }
-            leaving = next;
-        }
-        tracing::warn!(session = %session, "speaker connections kept closing during the hand-over; leaving it");
-        Ok(())
-    }
-
-    /// The session's newest speaker connection that is still open. Rows of connections that
-    /// closed without a `$disconnect` are deleted on the way.
-    async fn open_speaker_connection(
-        &self,
-        session: &SessionId,
-        connections: &Connections,
-    ) -> Result<Option<String>, StoreError> {
-        for candidate in self.store.speaker_connections(session).await? {
-            match connections.is_open(&candidate.connection_id).await {
-                Ok(true) => return Ok(Some(candidate.connection_id)),
-                Ok(false) => {
-                    self.store.delete_connection(&candidate.connection_id).await?;
-                }
-                Err(error) => {
-                    // Cannot tell: the live row is the best evidence there is.
-                    tracing::warn!(%error, "could not check a speaker connection; taking its row's word");
-                    return Ok(Some(candidate.connection_id));
-                }
-            }
-        }
-        Ok(None)
+    fn lifecycle<'a>(&'a self, connections: &'a Connections) -> Lifecycle<'a> {
+        Lifecycle { store: &self.store, connections, speaker_grace_seconds: self.limits.speaker_grace_seconds }
     }
 }
 

@@ -2,31 +2,54 @@
 //!
 //! Routes are one-way (AWS_FACTS 7): every reply is a `PostToConnection`. The endpoint is
 //! `https://{domainName}/{stage}` from the event (AWS_FACTS 8), or the configured override
-//! (custom domains, the local stack). A connection that answers 410 Gone is closed
-//! (AWS_FACTS 9): its row is deleted and, for a listener, the session's count corrected.
-//! Fan-out runs with bounded concurrency, and one failed recipient never stops the others.
+//! (custom domains, the local stack).
+//!
+//! This module only posts, reads and closes connections; what a gone connection means for the
+//! store (its row, its session's count, a speaker's grace period) is `lifecycle`'s.
+//!
+//! - **Concurrency.** A fan-out keeps [`DEFAULT_CONCURRENCY`] posts in flight. At AWS's
+//!   typical 20 ms per post, a session at its cap of 500 listeners is told in
+//!   8 rounds, about 160 ms, within the 250 ms this service allows itself; the SDK's HTTP
+//!   client keeps as many connections open to the endpoint.
+//! - **Retries.** A post answered with 429 `LimitExceededException` (the account's management
+//!   API rate, AWS_FACTS 18), a 5xx, or a timeout is retried up to [`POST_ATTEMPTS`] times in
+//!   all, after a full-jitter backoff from [`BACKOFF_BASE`] doubling up to [`BACKOFF_CAP`]
+//!   (about 0.7 s at most for one post). The SDK client itself does not retry (`setup`), so
+//!   every retry is counted here. What still fails is in the report, and logged.
+//! - **410 Gone** means the connection is closed, or not yet open (AWS_FACTS 9): it is reported
+//!   as gone, never retried.
 
-use crate::model::{Connection, Role};
+use crate::model::Connection;
 use crate::protocol::ServerFrame;
-use crate::store::Store;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
+use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::{Client, Config};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How many posts one fan-out has in flight at once.
-pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// How many times one post is tried at most when `@connections` throttles or fails.
+pub const POST_ATTEMPTS: u32 = 4;
+/// The first retry waits up to this long (full jitter); each later one up to twice as long.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// No single wait is longer than this.
+pub const BACKOFF_CAP: Duration = Duration::from_millis(400);
 
 /// What happened to one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     Delivered,
-    /// The connection is closed (410).
+    /// The connection is closed, or still in its handshake (410).
     Gone,
 }
 
-/// A post that failed for another reason than Gone.
+/// A post that failed for another reason than Gone, after its retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("posting to connection {connection_id} failed: {message}")]
 pub struct NotifyError {
@@ -35,13 +58,47 @@ pub struct NotifyError {
 }
 
 /// What a fan-out did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BroadcastReport {
     pub delivered: usize,
-    /// Connections that were gone; their rows were deleted.
-    pub gone: Vec<String>,
-    /// Connections a post failed for; they were left as they are.
+    /// Recipients that answered 410, as they were given.
+    pub gone: Vec<Connection>,
+    /// Recipients a post failed for after its retries; they were left as they are.
     pub failed: Vec<NotifyError>,
+    /// Retries made (posts throttled or failed, then tried again).
+    pub retried: usize,
+    /// How long the posting took.
+    pub elapsed: Duration,
+}
+
+impl BroadcastReport {
+    /// Logs the fan-out as one structured line: `recipients`, `delivered`, `gone`, `failed`,
+    /// `retried`, the store's `query_ms` that found the recipients, the posting's own
+    /// `post_ms`, and `elapsed_ms` for both. Failures are a warning, with the first error.
+    pub fn log(&self, what: &str, query: Duration) {
+        let recipients = self.delivered + self.gone.len() + self.failed.len();
+        let (query_ms, post_ms) = (query.as_secs_f64() * 1e3, self.elapsed.as_secs_f64() * 1e3);
+        let elapsed_ms = query_ms + post_ms;
+        let (delivered, gone, failed, retried) = (self.delivered, self.gone.len(), self.failed.len(), self.retried);
+        match self.failed.first() {
+            None => tracing::info!(
+                what,
+                recipients,
+                delivered,
+                gone,
+                failed,
+                retried,
+                query_ms,
+                post_ms,
+                elapsed_ms,
+                "fan-out done"
+            ),
+            Some(first) => tracing::warn!(
+                what, recipients, delivered, gone, failed, retried, query_ms, post_ms, elapsed_ms, error = %first,
+                "fan-out done"
+            ),
+        }
+    }
 }
 
 /// Builds `@connections` clients per endpoint from one base configuration, once each.
@@ -54,9 +111,11 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// `base` carries region, credentials and interceptors; `endpoint_override`, when set,
-    /// replaces the endpoint derived from events.
+    /// `base` carries region, credentials, timeouts and interceptors; `endpoint_override`,
+    /// when set, replaces the endpoint derived from events. The clients made from it never
+    /// retry on their own: the fan-out retries, and counts it.
     pub fn new(base: Config, endpoint_override: Option<String>) -> Notifier {
+        let base = base.to_builder().retry_config(RetryConfig::disabled()).build();
         Notifier { base, endpoint_override, concurrency: DEFAULT_CONCURRENCY, clients: Arc::default() }
     }
 
@@ -103,25 +162,66 @@ pub struct Connections {
     concurrency: usize,
 }
 
+/// Whether a failed `@connections` call may succeed if tried again.
+fn is_retryable<E: aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> bool {
+    crate::aws_errors::is_unavailable(error)
+}
+
+fn is_gone(error: &SdkError<impl aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata, HttpResponse>) -> bool {
+    error.as_service_error().and_then(|service| service.code()) == Some("GoneException")
+}
+
+fn notify_error<E>(connection_id: &str, error: &SdkError<E, HttpResponse>) -> NotifyError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    NotifyError {
+        connection_id: connection_id.to_owned(),
+        message: aws_sdk_apigatewaymanagement::error::DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// The wait before retry `retry` (1 for the first): full jitter, up to `BACKOFF_BASE`
+/// doubled `retry - 1` times, never more than `BACKOFF_CAP`.
+pub fn backoff(retry: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(rand::random::<f64>())
+}
+
 impl Connections {
-    /// Posts one frame to one connection.
+    /// Posts one frame to one connection, retrying throttling and failures.
     pub async fn post(&self, connection_id: &str, frame: &ServerFrame) -> Result<Delivery, NotifyError> {
-        let result = self
-            .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(frame.to_json_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Delivery::Delivered),
-            Err(error) if error.as_service_error().is_some_and(|service| service.is_gone_exception()) => {
-                Ok(Delivery::Gone)
+        self.post_counting(connection_id, &frame.to_json_string(), &AtomicUsize::new(0)).await
+    }
+
+    /// Posts `body`, adding each retry to `retried`.
+    async fn post_counting(
+        &self,
+        connection_id: &str,
+        body: &str,
+        retried: &AtomicUsize,
+    ) -> Result<Delivery, NotifyError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .post_to_connection()
+                .connection_id(connection_id)
+                .data(Blob::new(body.as_bytes()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Delivery::Delivered),
+                Err(error) if is_gone(&error) => return Ok(Delivery::Gone),
+                Err(error) if attempt < POST_ATTEMPTS && is_retryable(&error) => {
+                    retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(notify_error(connection_id, &error)),
             }
-            Err(error) => Err(NotifyError {
-                connection_id: connection_id.to_owned(),
-                message: aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error).to_string(),
-            }),
         }
     }
 
@@ -130,23 +230,36 @@ impl Connections {
     pub async fn is_open(&self, connection_id: &str) -> Result<bool, NotifyError> {
         match self.client.get_connection().connection_id(connection_id).send().await {
             Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|service| service.is_gone_exception()) => Ok(false),
-            Err(error) => Err(NotifyError {
-                connection_id: connection_id.to_owned(),
-                message: aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error).to_string(),
-            }),
+            Err(error) if is_gone(&error) => Ok(false),
+            Err(error) => Err(notify_error(connection_id, &error)),
         }
+    }
+
+    /// Asks for many connections at once whether they are open, at most `concurrency` at a
+    /// time. A connection that cannot be asked counts as open: its row is the best evidence.
+    pub async fn open_among<'c>(&self, candidates: &'c [Connection]) -> Vec<(&'c Connection, bool)> {
+        stream::iter(candidates)
+            .map(|candidate| async move {
+                let open = match self.is_open(&candidate.connection_id).await {
+                    Ok(open) => open,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not ask whether a connection is open; taking its row's word");
+                        true
+                    }
+                };
+                (candidate, open)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await
     }
 
     /// Closes a connection; one already closed is not an error.
     pub async fn close(&self, connection_id: &str) -> Result<(), NotifyError> {
         match self.client.delete_connection().connection_id(connection_id).send().await {
             Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|service| service.is_gone_exception()) => Ok(()),
-            Err(error) => Err(NotifyError {
-                connection_id: connection_id.to_owned(),
-                message: aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&error).to_string(),
-            }),
+            Err(error) if is_gone(&error) => Ok(()),
+            Err(error) => Err(notify_error(connection_id, &error)),
         }
     }
 
@@ -163,47 +276,31 @@ impl Connections {
         }
     }
 
-    /// Posts `frame` to every recipient, at most `concurrency` at a time. Gone recipients
-    /// are forgotten: their rows are deleted and listener counts corrected.
-    pub async fn broadcast(&self, store: &Store, recipients: &[Connection], frame: &ServerFrame) -> BroadcastReport {
+    /// Posts `frame` to every recipient, at most `concurrency` at a time, retrying throttled
+    /// and failed posts. One failed recipient never stops the others.
+    pub async fn broadcast(&self, recipients: &[Connection], frame: &ServerFrame) -> BroadcastReport {
+        let started = Instant::now();
+        let body = frame.to_json_string();
+        let retried = AtomicUsize::new(0);
         let outcomes: Vec<(&Connection, Result<Delivery, NotifyError>)> = stream::iter(recipients)
-            .map(|recipient| async move { (recipient, self.post(&recipient.connection_id, frame).await) })
+            .map(|recipient| {
+                let (body, retried) = (&body, &retried);
+                async move { (recipient, self.post_counting(&recipient.connection_id, body, retried).await) }
+            })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
         let mut report = BroadcastReport::default();
-        let mut gone = Vec::new();
         for (recipient, outcome) in outcomes {
             match outcome {
                 Ok(Delivery::Delivered) => report.delivered += 1,
-                Ok(Delivery::Gone) => gone.push(recipient),
-                Err(error) => {
-                    tracing::warn!(%error, "fan-out post failed");
-                    report.failed.push(error);
-                }
+                Ok(Delivery::Gone) => report.gone.push(recipient.clone()),
+                Err(error) => report.failed.push(error),
             }
         }
-        for recipient in gone {
-            forget_gone(store, recipient).await;
-            report.gone.push(recipient.connection_id.clone());
-        }
+        report.retried = retried.into_inner();
+        report.elapsed = started.elapsed();
         report
-    }
-}
-
-/// Deletes a gone connection's row and, for a listener, corrects its session's count. Only
-/// the call that actually deleted the row decrements, so a row is never counted out twice.
-async fn forget_gone(store: &Store, connection: &Connection) {
-    match store.delete_connection(&connection.connection_id).await {
-        Ok(Some(Connection { role: Role::Listener, session_id: Some(session), target_language, .. })) => {
-            if let Err(error) = store.remove_listener(&session, target_language).await {
-                tracing::warn!(%error, connection = %connection.connection_id, "could not correct the listener count");
-            }
-        }
-        Ok(_) => {}
-        Err(error) => {
-            tracing::warn!(%error, connection = %connection.connection_id, "could not delete a gone connection")
-        }
     }
 }
 
@@ -230,6 +327,24 @@ mod tests {
         let notifier = notifier(Some("https://ws.example.com/live"));
         assert_eq!(notifier.endpoint("abc.execute-api.eu-west-1.amazonaws.com", "prod"), "https://ws.example.com/live");
         assert!(notifier.configured().is_some());
+    }
+
+    #[test]
+    fn the_session_cap_is_told_within_250_ms_at_20_ms_per_post() {
+        let cap = contract::limits::MAX_LISTENERS_PER_SESSION as usize;
+        let rounds = cap.div_ceil(DEFAULT_CONCURRENCY);
+        assert!(rounds * 20 <= 250, "{cap} listeners take {rounds} rounds of 20 ms");
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        for retry in 1..10 {
+            let wait = backoff(retry);
+            assert!(wait <= BACKOFF_CAP, "retry {retry}: {wait:?}");
+            assert!(wait <= BACKOFF_BASE * (1 << (retry - 1)), "retry {retry}: {wait:?}");
+        }
+        let waits: std::collections::BTreeSet<Duration> = (0..20).map(|_| backoff(3)).collect();
+        assert!(waits.len() > 1, "the same wait every time is no jitter");
     }
 
     #[test]

@@ -1,13 +1,38 @@
 //! Session operations shared by the WebSocket functions and the HTTP API: pausing and
-//! resuming (status and broadcast state move together), ending (everyone told, every
-//! connection closed), telling the speaker its audience, and ending a session whose speaker
-//! left and did not come back within the grace period.
+//! resuming, ending (everyone told, every connection closed), telling the speaker its audience,
+//! what a closed connection means for its session, and ending a session whose speaker left and
+//! did not come back within the grace period.
+//!
+//! # Connections that are gone
+//!
+//! A connection closes either with a `$disconnect` ([`Lifecycle::disconnected`]) or, when that
+//! event is late or never comes (AWS_FACTS 10), with a 410 to a post of a fan-out. Both mean
+//! the same: the row goes, a listener's place in the count goes, and a speaker's leaving hands
+//! the session to the speaker's other open connection or starts the grace period.
+//!
+//! Except in the handshake: API Gateway answers 410 to a connection whose `$connect` has not
+//! finished (AWS_FACTS 9), and `$connect` writes the row before it returns. So a 410 for a
+//! row younger than [`HANDSHAKE_WINDOW_MS`] is not taken as a close: the row stays, and the
+//! connection's `$disconnect`, or a later fan-out, settles it. The window is 30 s, the longest a
+//! `$connect` integration can run (API Gateway's integration timeout is 29 s, AWS_FACTS 11),
+//! whatever the function's own timeout.
+//!
+//! # Ending
+//!
+//! Ending is three steps: the status becomes `ended` (with its reason), everyone is told and
+//! closed, and then the session records that it was (`endNotifiedAt`). A failure in between
+//! (DynamoDB unavailable for the Query, `@connections` refusing posts after their retries) leaves
+//! an end that is not finished, and the next use of the session finishes it
+//! ([`Lifecycle::settle`]): a retried `endSession` or `DELETE`, a listener's heartbeat, a
+//! handshake. A session therefore always ends for everyone, at the price of a `sessionEnded`
+//! told twice to some when two ends race.
 
 use crate::fanout::{BroadcastReport, Connections};
 use crate::ids::SessionId;
-use crate::model::{Connection, Session, SessionStatus};
-use crate::protocol::ServerMessage;
-use crate::store::{BroadcastPatch, Store, StoreError};
+use crate::model::{Connection, EpochMillis, Role, Session};
+use crate::protocol::{ServerFrame, ServerMessage};
+use crate::store::{EndStart, Store, StoreError};
+use std::time::Instant;
 
 /// Why a session ended, as told to its clients in `sessionEnded.reason`.
 pub mod reasons {
@@ -15,64 +40,122 @@ pub mod reasons {
     pub const SPEAKER_DISCONNECTED: &str = "speakerDisconnected";
 }
 
+/// How young a connection's row may be for a 410 to mean "still in its handshake" rather than
+/// "closed" (see the module documentation).
+pub const HANDSHAKE_WINDOW_MS: EpochMillis = 30_000;
+
+/// How many times a speaker's leaving hands the session over to another connection that turns
+/// out to have closed as well, before it leaves the session as it is.
+const HAND_OVER_ATTEMPTS: usize = 3;
+
 /// Session operations over one store and one `@connections` API.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifecycle<'a> {
     pub store: &'a Store,
     pub connections: &'a Connections,
+    /// How long a session waits for a speaker who left without refreshing.
+    pub speaker_grace_seconds: i64,
 }
 
 impl Lifecycle<'_> {
+    /// Posts `frame` to `recipients`; those that are gone are forgotten (their rows, their
+    /// places, a speaker's session handed over or its grace period started).
+    pub async fn deliver(&self, recipients: &[Connection], frame: &ServerFrame) -> BroadcastReport {
+        let report = self.connections.broadcast(recipients, frame).await;
+        for connection in &report.gone {
+            if self.in_handshake(connection) {
+                tracing::info!(connection = %connection.connection_id, "410 during the handshake; the row stays");
+                continue;
+            }
+            if let Err(error) = self.forget(connection).await {
+                tracing::warn!(%error, connection = %connection.connection_id, "could not forget a gone connection");
+            }
+        }
+        report
+    }
+
     /// Sends `message` to every live listener of the session.
     pub async fn tell_listeners(
         &self,
         session: &SessionId,
         message: ServerMessage,
     ) -> Result<BroadcastReport, StoreError> {
+        let started = Instant::now();
         let listeners = self.store.listeners(session, None).await?;
+        let query = started.elapsed();
         let frame = message.at(self.store.clock().now_millis());
-        Ok(self.connections.broadcast(self.store, &listeners, &frame).await)
+        let report = self.deliver(&listeners, &frame).await;
+        report.log(&frame.kind(), query);
+        Ok(report)
     }
 
-    /// Pauses or resumes the broadcast: `status` becomes `paused` or `active`,
-    /// `broadcastState.isPaused` follows, and listeners are told.
+    /// Pauses or resumes the broadcast: `status` becomes `paused` or `active` and
+    /// `broadcastState.isPaused` follows, in one conditional write; listeners are told.
     pub async fn set_paused(&self, session: &SessionId, paused: bool) -> Result<Session, StoreError> {
-        let status = if paused { SessionStatus::Paused } else { SessionStatus::Active };
-        let mut updated = self.store.set_session_status(session, status).await?;
-        updated.broadcast_state = self
-            .store
-            .update_broadcast_state(session, BroadcastPatch { is_paused: Some(paused), ..BroadcastPatch::default() })
-            .await?;
+        let status = if paused { crate::model::SessionStatus::Paused } else { crate::model::SessionStatus::Active };
+        let updated = self.store.set_session_status(session, status).await?;
         let message = if paused { ServerMessage::BroadcastPaused } else { ServerMessage::BroadcastResumed };
         self.tell_listeners(session, message).await?;
         Ok(updated)
     }
 
     /// Ends the session: status `ended`, `sessionEnded` to every connection (listeners and
-    /// speaker), then every connection closed. The status changes only from `active` or
-    /// `paused` (a condition of the write), so of two concurrent or repeated ends exactly one
-    /// tells and closes the connections; ending an ended session returns it as it is and
-    /// makes no `@connections` request.
+    /// speaker), every connection closed, and the end recorded as finished. Ending a session
+    /// whose end finished tells and closes nobody and returns it as it is; ending one whose end
+    /// was interrupted finishes it, with the first end's reason.
     pub async fn end(&self, session: &SessionId, reason: &str) -> Result<Session, StoreError> {
-        let ended = match self.store.set_session_status(session, SessionStatus::Ended).await {
-            Ok(ended) => ended,
-            Err(StoreError::InvalidTransition { from: SessionStatus::Ended, .. }) => {
-                return self
-                    .store
-                    .get_session(session)
-                    .await?
-                    .ok_or_else(|| StoreError::SessionNotFound(session.clone()));
+        match self.store.begin_end(session, reason, None).await? {
+            EndStart::Ending(ending) => self.finish_ending(ending).await,
+            EndStart::Ended(session) | EndStart::NotDue(session) => Ok(session),
+        }
+    }
+
+    /// Ends the session if it is due: its end was interrupted, or its speaker left more than
+    /// the grace period ago and did not come back (and is still gone since then: the end is
+    /// conditional on it). `$disconnect` cannot wait, so this runs whenever the session is next
+    /// used (listeners' heartbeats every 30 s, joins, status reads, handshakes). Returns the
+    /// ended session, if it ended.
+    pub async fn settle(&self, session: &Session) -> Result<Option<Session>, StoreError> {
+        if session.ending_unfinished() {
+            return self.end(&session.session_id, reasons::SPEAKER_DISCONNECTED).await.map(Some);
+        }
+        if !session.grace_expired(self.store.clock().now_seconds(), self.speaker_grace_seconds) {
+            return Ok(None);
+        }
+        let start = self.store.begin_end(&session.session_id, reasons::SPEAKER_DISCONNECTED, session.speaker_gone_at);
+        match start.await? {
+            EndStart::Ending(ending) => self.finish_ending(ending).await.map(Some),
+            EndStart::Ended(ended) => Ok(Some(ended)),
+            EndStart::NotDue(_) => Ok(None),
+        }
+    }
+
+    /// Tells everyone of an ended session and closes them; records the end as finished once
+    /// every post was delivered or found gone.
+    async fn finish_ending(&self, ending: Session) -> Result<Session, StoreError> {
+        let id = &ending.session_id;
+        let started = Instant::now();
+        let mut everyone: Vec<Connection> = self.store.listeners(id, None).await?;
+        everyone.extend(self.store.speaker_connections(id).await?);
+        let query = started.elapsed();
+        let reason = ending.end_reason.clone().unwrap_or_else(|| reasons::ENDED_BY_SPEAKER.to_owned());
+        let frame = ServerMessage::SessionEnded { session_id: id.clone(), reason }.at(self.store.clock().now_millis());
+        // Gone connections' rows go with the session; no count or hand-over matters any more.
+        let report = self.connections.broadcast(&everyone, &frame).await;
+        report.log(&frame.kind(), query);
+        for gone in report.gone.iter().filter(|gone| !self.in_handshake(gone)) {
+            if let Err(error) = self.store.delete_connection(&gone.connection_id).await {
+                tracing::warn!(%error, connection = %gone.connection_id, "could not delete a gone connection");
             }
-            Err(error) => return Err(error),
-        };
-        let mut everyone: Vec<Connection> = self.store.listeners(session, None).await?;
-        everyone.extend(self.store.speaker_connections(session).await?);
-        let frame = ServerMessage::SessionEnded { session_id: session.clone(), reason: reason.to_owned() }
-            .at(self.store.clock().now_millis());
-        self.connections.broadcast(self.store, &everyone, &frame).await;
+        }
         let ids: Vec<&str> = everyone.iter().map(|connection| connection.connection_id.as_str()).collect();
         self.connections.close_all(&ids).await;
-        Ok(ended)
+        if report.failed.is_empty() {
+            self.store.finish_end(id).await?;
+        } else {
+            tracing::warn!(session = %id, failed = report.failed.len(), "not everyone was told; the next use of the session tells them");
+        }
+        Ok(ending)
     }
 
     /// Tells the speaker (if connected) how many listeners there are, per language.
@@ -88,21 +171,96 @@ impl Lifecycle<'_> {
         let frame =
             ServerMessage::ListenerCountChanged { listener_count: session.listener_count, language_distribution }
                 .at(self.store.clock().now_millis());
-        self.connections.broadcast(self.store, std::slice::from_ref(&speaker), &frame).await;
+        self.deliver(std::slice::from_ref(&speaker), &frame).await;
         Ok(())
     }
 
-    /// Ends the session if its speaker left more than `grace_seconds` ago and did not come
-    /// back. `$disconnect` cannot wait, so this runs whenever the session is next used
-    /// (listeners' heartbeats every 30 s, joins, status reads); it returns the ended session.
-    pub async fn end_if_speaker_gone(
-        &self,
-        session: &Session,
-        grace_seconds: i64,
-    ) -> Result<Option<Session>, StoreError> {
-        if !session.grace_expired(self.store.clock().now_seconds(), grace_seconds) {
-            return Ok(None);
+    /// A connection closed (`$disconnect`): its row goes; a listener's place goes and the
+    /// speaker is told; a speaker's leaving hands the session over or starts the grace period.
+    pub async fn disconnected(&self, connection_id: &str) -> Result<(), StoreError> {
+        let Some(connection) = self.store.delete_connection(connection_id).await? else {
+            return Ok(());
+        };
+        let Some(session) = &connection.session_id else {
+            return Ok(());
+        };
+        match connection.role {
+            Role::Listener => match self.store.remove_listener(session, connection.target_language).await? {
+                Some(counted) => self.tell_speaker_audience(&counted).await,
+                None => Ok(()),
+            },
+            Role::Speaker => self.speaker_left(session, connection_id).await,
         }
-        self.end(&session.session_id, reasons::SPEAKER_DISCONNECTED).await.map(Some)
+    }
+
+    /// A connection found gone by a post: as [`Lifecycle::disconnected`], but the speaker is
+    /// not told about a listener leaving (the fan-out that found it may be telling the
+    /// speaker already; the next join or leave tells the count).
+    async fn forget(&self, gone: &Connection) -> Result<(), StoreError> {
+        let Some(connection) = self.store.delete_connection(&gone.connection_id).await? else {
+            return Ok(());
+        };
+        let Some(session) = &connection.session_id else {
+            return Ok(());
+        };
+        match connection.role {
+            Role::Listener => self.store.remove_listener(session, connection.target_language).await.map(drop),
+            Role::Speaker => self.speaker_left(session, &connection.connection_id).await,
+        }
+    }
+
+    fn in_handshake(&self, connection: &Connection) -> bool {
+        self.store.clock().now_millis() - connection.connected_at < HANDSHAKE_WINDOW_MS
+    }
+
+    /// The speaker's connection `leaving` closed (its row is deleted). A speaker may have two
+    /// open connections (a refresh, before its `refreshConnection`; a second tab): if another
+    /// is open, the session's speaker connection is handed to the newest, and the speaker is
+    /// not gone. Otherwise, if `leaving` was the session's speaker connection, the grace
+    /// period starts (or, without one, the session ends).
+    async fn speaker_left(&self, session: &SessionId, leaving: &str) -> Result<(), StoreError> {
+        let mut leaving = leaving.to_owned();
+        for _ in 0..HAND_OVER_ATTEMPTS {
+            let Some(next) = self.open_speaker_connection(session).await? else {
+                let left = self.store.clear_speaker_connection(session, &leaving).await?;
+                if left && self.speaker_grace_seconds <= 0 {
+                    self.end(session, reasons::SPEAKER_DISCONNECTED).await?;
+                }
+                return Ok(());
+            };
+            if !self.store.hand_over_speaker_connection(session, &leaving, &next).await? {
+                // `leaving` was not (or no longer) the session's speaker connection.
+                return Ok(());
+            }
+            tracing::info!(session = %session, from = %leaving, to = %next, "speaker connection handed over");
+            // If `next` closed meanwhile, its $disconnect found the session's speaker connection
+            // still `leaving` and cleared nothing: what it would have done is ours to do.
+            if self.store.get_connection(&next).await?.is_some() {
+                return Ok(());
+            }
+            leaving = next;
+        }
+        tracing::warn!(session = %session, "speaker connections kept closing during the hand-over; leaving it");
+        Ok(())
+    }
+
+    /// The session's newest speaker connection that is still open. Rows of connections that
+    /// closed without a `$disconnect` are deleted on the way.
+    async fn open_speaker_connection(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        for candidate in self.store.speaker_connections(session).await? {
+            match self.connections.is_open(&candidate.connection_id).await {
+                Ok(true) => return Ok(Some(candidate.connection_id)),
+                Ok(false) if self.in_handshake(&candidate) => return Ok(Some(candidate.connection_id)),
+                Ok(false) => {
+                    self.store.delete_connection(&candidate.connection_id).await?;
+                }
+                Err(error) => {
+                    // Cannot tell: the live row is the best evidence there is.
+                    tracing::warn!(%error, "could not check a speaker connection; taking its row's word");
+                    return Ok(Some(candidate.connection_id));
+                }
+            }
+        }
+        Ok(None)
     }
 }

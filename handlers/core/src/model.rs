@@ -115,12 +115,23 @@ pub struct Session {
     /// When the speaker's connection closed without a refresh; the session ends once the
     /// grace period after it has passed (unless the speaker reconnects).
     pub speaker_gone_at: Option<EpochSeconds>,
+    /// Why the session ended, as its clients are told (set with status `ended`).
+    pub end_reason: Option<String>,
+    /// When every connection of the ended session had been told and closed. An ended session
+    /// without it was interrupted while ending, and the next use of it finishes the job
+    /// (`lifecycle`).
+    pub end_notified_at: Option<EpochSeconds>,
 }
 
 impl Session {
     /// Whether the session is still live (not ended).
     pub fn is_live(&self) -> bool {
         self.status != SessionStatus::Ended
+    }
+
+    /// Whether the session ended but its connections may not all have been told and closed.
+    pub fn ending_unfinished(&self) -> bool {
+        self.status == SessionStatus::Ended && self.end_notified_at.is_none()
     }
 
     /// Whether the speaker has been gone longer than `grace_seconds` at `now`.

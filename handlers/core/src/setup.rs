@@ -63,9 +63,9 @@ pub fn store(env: &FunctionEnv, sdk: &aws_config::SdkConfig) -> Result<Store, Co
     Ok(Store::new(aws_sdk_dynamodb::Client::new(sdk), env.table_names()?))
 }
 
-/// The `@connections` notifier, with the configured endpoint override if any. Its client does
+/// The `@connections` notifier, with the configured endpoint override if any. Its clients do
 /// not retry: the fan-out does (`fanout`).
 pub fn notifier(env: &FunctionEnv, sdk: &aws_config::SdkConfig) -> Result<Notifier, ConfigError> {
-    let base = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).retry_config(RetryConfig::disabled()).build();
+    let base = aws_sdk_apigatewaymanagement::config::Builder::from(sdk).build();
     Ok(Notifier::new(base, env.management_endpoint()?))
 }

@@ -41,14 +41,11 @@ async fn server(response: Option<&'static str>) -> String {
                         Ok(0) | Err(_) => return,
                         Ok(_) => {}
                     }
-                    match response {
-                        // Hold the connection open and say nothing.
-                        None => {}
-                        Some(response) => {
-                            if socket.write_all(response.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
+                    // Without a response, hold the connection open and say nothing.
+                    if let Some(response) = response
+                        && socket.write_all(response.as_bytes()).await.is_err()
+                    {
+                        return;
                     }
                 }
             });

@@ -119,18 +119,13 @@ async fn an_unknown_session_is_none_not_an_error() {
 async fn status_transitions_follow_the_rules() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    assert_eq!(
-        store.set_session_status(&session, SessionStatus::Paused).await.expect("pause").status,
-        SessionStatus::Paused
-    );
-    assert_eq!(
-        store.set_session_status(&session, SessionStatus::Paused).await.expect("idempotent").status,
-        SessionStatus::Paused
-    );
-    assert_eq!(
-        store.set_session_status(&session, SessionStatus::Active).await.expect("resume").status,
-        SessionStatus::Active
-    );
+    // Status and `broadcastState.isPaused` move in the same write.
+    let paused = store.set_session_status(&session, SessionStatus::Paused).await.expect("pause");
+    assert_eq!((paused.status, paused.broadcast_state.is_paused), (SessionStatus::Paused, true));
+    let again = store.set_session_status(&session, SessionStatus::Paused).await.expect("idempotent");
+    assert_eq!((again.status, again.broadcast_state.is_paused), (SessionStatus::Paused, true));
+    let resumed = store.set_session_status(&session, SessionStatus::Active).await.expect("resume");
+    assert_eq!((resumed.status, resumed.broadcast_state.is_paused), (SessionStatus::Active, false));
     assert_eq!(
         store.set_session_status(&session, SessionStatus::Ended).await.expect("end").status,
         SessionStatus::Ended
@@ -309,13 +304,10 @@ async fn broadcast_state_changes_field_by_field() {
     assert_eq!(state.volume, Volume::FULL);
     let volume = Volume::new(0.3).expect("volume");
     let state = store
-        .update_broadcast_state(
-            &session,
-            BroadcastPatch { volume: Some(volume), is_paused: Some(true), ..Default::default() },
-        )
+        .update_broadcast_state(&session, BroadcastPatch { volume: Some(volume), ..Default::default() })
         .await
         .expect("changed");
-    assert!(state.is_muted && state.is_paused);
+    assert!(state.is_muted && !state.is_paused);
     assert_eq!(state.volume, volume);
     assert_eq!(store.get_session(&session).await.expect("read").expect("present").broadcast_state, state);
     let error = store

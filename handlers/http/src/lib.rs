@@ -147,7 +147,7 @@ impl HttpFunction {
     /// period is over.
     async fn get(&self, id: &SessionId) -> Result<Reply, Refusal> {
         let session = self.find(id).await?;
-        let ended = self.lifecycle().end_if_speaker_gone(&session, self.limits.speaker_grace_seconds).await?;
+        let ended = self.lifecycle().settle(&session).await?;
         Ok(Reply::session(ended.as_ref().unwrap_or(&session)))
     }
 
@@ -188,7 +188,11 @@ impl HttpFunction {
     }
 
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle { store: &self.store, connections: &self.connections }
+        Lifecycle {
+            store: &self.store,
+            connections: &self.connections,
+            speaker_grace_seconds: self.limits.speaker_grace_seconds,
+        }
     }
 }
 

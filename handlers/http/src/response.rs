@@ -171,6 +171,8 @@ mod tests {
             created_at: 1_795_633_281,
             expires_at: 1_795_676_481,
             speaker_gone_at: Some(1_795_633_300),
+            end_reason: None,
+            end_notified_at: None,
         }
     }
 

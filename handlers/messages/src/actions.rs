@@ -29,7 +29,11 @@ pub(crate) struct Request<'a> {
 
 impl Request<'_> {
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle { store: &self.function.store, connections: self.connections }
+        Lifecycle {
+            store: &self.function.store,
+            connections: self.connections,
+            speaker_grace_seconds: self.function.limits.speaker_grace_seconds,
+        }
     }
 
     fn now_millis(&self) -> i64 {
@@ -92,7 +96,7 @@ impl Request<'_> {
             self.function.store.get_session(id).await?.ok_or_else(|| {
                 ProtocolError::new(ErrorCode::SessionNotFound, format!("session {id} does not exist"))
             })?;
-        let ended = self.lifecycle().end_if_speaker_gone(&session, self.function.limits.speaker_grace_seconds).await?;
+        let ended = self.lifecycle().settle(&session).await?;
         if !session.is_live() || ended.is_some() {
             return Err(ProtocolError::new(ErrorCode::SessionInactive, format!("session {id} has ended")));
         }
@@ -261,14 +265,11 @@ impl Request<'_> {
         let session = self.own_session().await?;
         let store = &self.function.store;
         if state.is_paused != session.broadcast_state.is_paused {
+            // Status and `isPaused` change together, in one write.
             let status = if state.is_paused { SessionStatus::Paused } else { SessionStatus::Active };
             store.set_session_status(&session.session_id, status).await?;
         }
-        let patch = BroadcastPatch {
-            is_paused: Some(state.is_paused),
-            is_muted: Some(state.is_muted),
-            volume: Some(state.volume),
-        };
+        let patch = BroadcastPatch { is_muted: Some(state.is_muted), volume: Some(state.volume) };
         let state = store.update_broadcast_state(&session.session_id, patch).await?;
         self.lifecycle().tell_listeners(&session.session_id, ServerMessage::SpeakerStateChanged { state }).await?;
         Ok(vec![])

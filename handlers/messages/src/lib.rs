@@ -28,6 +28,7 @@ use base64::Engine as _;
 use session_core::config::{ConfigError, FunctionEnv, Limits};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::fanout::{Connections, Notifier};
+use session_core::lifecycle::Lifecycle;
 use session_core::model::Connection;
 use session_core::protocol::{ErrorCode, ProtocolError, ServerMessage, parse_client_frame};
 use session_core::store::Store;
@@ -51,50 +52,65 @@ impl MessagesFunction {
     pub async fn handle(&self, event: &WebSocketEvent) -> WebSocketResponse {
         let context = &event.request_context;
         let connections = self.notifier.for_event(&context.domain_name, &context.stage);
-        let replies = match self.replies(event, &connections).await {
-            Ok(replies) => replies,
-            Err(refusal) => {
+        let (caller, replies) = match self.replies(event, &connections).await {
+            Ok(answered) => answered,
+            Err((caller, refusal)) => {
                 tracing::info!(code = %refusal.code, message = %refusal.message, route = %context.route_key, "frame refused");
-                vec![refusal.to_message()]
+                (caller, vec![refusal.to_message()])
             }
         };
         for reply in replies {
-            self.reply(&connections, &context.connection_id, reply).await;
+            self.reply(&connections, &context.connection_id, caller.as_ref(), reply).await;
         }
         WebSocketResponse::ok()
     }
 
+    /// The caller's row (once read, it serves the replies too) and the replies, or the refusal.
     async fn replies(
         &self,
         event: &WebSocketEvent,
         connections: &Connections,
-    ) -> Result<Vec<ServerMessage>, ProtocolError> {
-        let frame = frame_text(event)?;
-        let message = parse_client_frame(&frame, self.limits.max_message_bytes)?;
-        let connection = self.store.get_connection(&event.request_context.connection_id).await?.ok_or_else(|| {
-            ProtocolError::new(
-                ErrorCode::Forbidden,
-                "this connection is not registered (it may have expired); reconnect",
-            )
-        })?;
+    ) -> Result<(Option<Connection>, Vec<ServerMessage>), (Option<Connection>, ProtocolError)> {
+        let frame = frame_text(event).map_err(|refusal| (None, refusal))?;
+        let message = parse_client_frame(&frame, self.limits.max_message_bytes).map_err(|refusal| (None, refusal))?;
+        let connection = match self.store.get_connection(&event.request_context.connection_id).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => {
+                let refusal = ProtocolError::new(
+                    ErrorCode::Forbidden,
+                    "this connection is not registered (it may have expired); reconnect",
+                );
+                return Err((None, refusal));
+            }
+            Err(error) => return Err((None, error.into())),
+        };
         let request = actions::Request { function: self, connections, connection: &connection };
-        request.dispatch(message).await
+        match request.dispatch(message).await {
+            Ok(replies) => Ok((Some(connection), replies)),
+            Err(refusal) => Err((Some(connection), refusal)),
+        }
     }
 
-    /// Posts one message to one connection; a gone connection's row is cleaned up.
-    async fn reply(&self, connections: &Connections, connection_id: &str, message: ServerMessage) {
+    /// Posts one message to the caller. A registered caller that is gone is forgotten as any
+    /// gone connection is; an unregistered one is posted to anyway (the client should see its
+    /// refusal), with nothing to clean up.
+    async fn reply(
+        &self,
+        connections: &Connections,
+        connection_id: &str,
+        caller: Option<&Connection>,
+        message: ServerMessage,
+    ) {
         let frame = message.at(self.store.clock().now_millis());
-        let recipient = match self.store.get_connection(connection_id).await {
-            Ok(Some(connection)) => connection,
-            // Not registered: post anyway (the client should see its refusal), nothing to clean.
-            _ => {
-                if let Err(error) = connections.post(connection_id, &frame).await {
-                    tracing::warn!(%error, "could not reply");
-                }
-                return;
+        let Some(caller) = caller else {
+            if let Err(error) = connections.post(connection_id, &frame).await {
+                tracing::warn!(%error, "could not reply");
             }
+            return;
         };
-        let report = connections.broadcast(&self.store, std::slice::from_ref::<Connection>(&recipient), &frame).await;
+        let lifecycle =
+            Lifecycle { store: &self.store, connections, speaker_grace_seconds: self.limits.speaker_grace_seconds };
+        let report = lifecycle.deliver(std::slice::from_ref(caller), &frame).await;
         if !report.failed.is_empty() {
             tracing::warn!(failed = ?report.failed, "could not reply");
         }

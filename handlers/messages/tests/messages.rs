@@ -401,6 +401,7 @@ async fn fan_out_reaches_every_live_listener_and_forgets_the_gone() {
     for id in &gone {
         test.world.connections_api.mark_gone(id);
     }
+    past_the_handshake(&test);
     test.send(SPEAKER, json!({"action": "pauseBroadcast"})).await;
     for (id, _) in &ids {
         let received = types(&test.received(id)).iter().filter(|kind| **kind == "broadcastPaused").count();
@@ -521,4 +522,163 @@ fn settings_come_from_the_declared_environment() {
     let env = session_core::config::FunctionEnv::from_map(&contract::functions::MESSAGES, variables);
     let (limits, stream) = MessagesFunction::settings(&env).expect("valid");
     assert_eq!((limits.max_message_bytes, stream.as_str()), (9, "audio"));
+}
+
+/// Connections older than the handshake window: a 410 for them means closed.
+fn past_the_handshake(test: &Test) {
+    test.world.clock.advance_seconds(session_core::lifecycle::HANDSHAKE_WINDOW_MS / 1000);
+}
+
+#[tokio::test]
+async fn a_connection_still_in_its_handshake_keeps_its_row_when_a_fan_out_finds_it_gone() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    // `$connect` wrote the row; API Gateway has not finished the upgrade, so posts answer 410.
+    test.world.connections_api.mark_gone(LISTENER);
+    test.send(SPEAKER, json!({"action": "pauseBroadcast"})).await;
+    assert!(test.world.store.get_connection(LISTENER).await.expect("read").is_some(), "the row stays");
+    assert_eq!(test.stored(&session).await.listener_count, 1);
+    // Once the handshake window is over, a 410 means the connection closed.
+    past_the_handshake(&test);
+    test.send(SPEAKER, json!({"action": "resumeBroadcast"})).await;
+    assert!(test.world.store.get_connection(LISTENER).await.expect("read").is_none(), "the row is gone");
+    assert_eq!(test.stored(&session).await.listener_count, 0);
+}
+
+#[tokio::test]
+async fn a_speaker_found_gone_by_a_fan_out_starts_the_grace_period() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    past_the_handshake(&test);
+    // The speaker's tab closed and its $disconnect is lost; a listener's move tells the speaker.
+    test.world.connections_api.mark_gone(SPEAKER);
+    test.send(LISTENER, json!({"action": "changeLanguage", "targetLanguage": "fr"})).await;
+    let stored = test.stored(&session).await;
+    assert_eq!(stored.speaker_connection_id, None);
+    assert_eq!(stored.speaker_gone_at, Some(test.world.clock.now_seconds()), "the grace period started");
+    assert!(test.world.store.get_connection(SPEAKER).await.expect("read").is_none());
+    // And it ends the session once the grace period is over, as a $disconnect would have.
+    test.world.clock.advance_seconds(test.world.limits.speaker_grace_seconds);
+    let replies = test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    assert_eq!(types(&replies), ["sessionEnded"]);
+}
+
+#[tokio::test]
+async fn a_speaker_found_gone_hands_the_session_to_its_other_open_connection() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect("second-tab", Some(&session.session_id), Role::Speaker, None).await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    past_the_handshake(&test);
+    test.world.connections_api.mark_gone(SPEAKER);
+    test.send(LISTENER, json!({"action": "changeLanguage", "targetLanguage": "fr"})).await;
+    let stored = test.stored(&session).await;
+    assert_eq!((stored.speaker_connection_id.as_deref(), stored.speaker_gone_at), (Some("second-tab"), None));
+}
+
+#[tokio::test]
+async fn an_end_interrupted_half_way_is_finished_by_the_next_use_of_the_session() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for (id, lang) in [("a", "de"), ("b", "fr")] {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+    }
+    // DynamoDB fails the listener query after the status was written.
+    test.world.recorder.make_unreachable("Query");
+    let refused = test.send(SPEAKER, json!({"action": "endSession", "reason": "thanks"})).await;
+    assert_eq!(error_code(&refused), "SERVICE_UNAVAILABLE");
+    assert!(refused[0]["retryAfter"].as_u64().is_some(), "{refused:?}");
+    let stored = test.stored(&session).await;
+    assert_eq!((stored.status, stored.end_notified_at), (SessionStatus::Ended, None));
+    assert!(test.received("a").is_empty() && test.received("b").is_empty(), "nobody was told yet");
+
+    // DynamoDB is back; the next use of the session (a listener's heartbeat) finishes the end.
+    test.world.recorder.reachable_again();
+    test.send("a", json!({"action": "heartbeat"})).await;
+    for id in ["a", "b", SPEAKER] {
+        let ended: Vec<Value> =
+            test.received(id).into_iter().filter(|message| message["type"] == "sessionEnded").collect();
+        assert_eq!(ended.len(), 1, "{id}");
+        assert_eq!(ended[0]["reason"], "thanks", "{id}: the first end's reason");
+        assert!(test.world.connections_api.deleted().contains(&id.to_owned()), "{id} closed");
+    }
+    assert!(test.stored(&session).await.end_notified_at.is_some());
+    // Finished ends are final: ending again tells nobody.
+    test.world.connections_api.clear();
+    test.send(SPEAKER, json!({"action": "endSession"})).await;
+    assert!(test.world.connections_api.posts().iter().all(|(_, body)| !body.contains("sessionEnded")));
+}
+
+#[tokio::test]
+async fn the_grace_end_needs_the_speaker_to_be_still_gone() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    assert!(test.world.store.clear_speaker_connection(&session.session_id, SPEAKER).await.expect("left"));
+    test.world.clock.advance_seconds(test.world.limits.speaker_grace_seconds);
+    // A reader saw the speaker gone for the whole grace period...
+    let seen = test.stored(&session).await;
+    // ...but the speaker came back before the end was written.
+    test.world.store.set_speaker_connection(&session.session_id, SPEAKER).await.expect("back");
+    let lifecycle = session_core::lifecycle::Lifecycle {
+        store: &test.world.store,
+        connections: &test.world.notifier.configured().expect("an endpoint"),
+        speaker_grace_seconds: test.world.limits.speaker_grace_seconds,
+    };
+    assert_eq!(lifecycle.settle(&seen).await.expect("settled"), None);
+    assert_eq!(test.stored(&session).await.status, SessionStatus::Active);
+}
+
+#[tokio::test]
+async fn throttled_posts_are_retried_and_what_still_fails_is_reported() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    let listeners: Vec<String> = (0..20).map(|index| format!("listener-{index}")).collect();
+    for id in &listeners {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some("de")).await;
+    }
+    let connections = test.world.notifier.configured().expect("an endpoint");
+    let lifecycle = session_core::lifecycle::Lifecycle {
+        store: &test.world.store,
+        connections: &connections,
+        speaker_grace_seconds: test.world.limits.speaker_grace_seconds,
+    };
+    // 429 for the first 15 posts, then a few 500s: every listener still gets the message.
+    test.world.connections_api.throttle_posts(15);
+    test.world.connections_api.fail_posts(3);
+    let report = lifecycle.tell_listeners(&session.session_id, ServerMessageKind::paused()).await.expect("told");
+    assert_eq!((report.delivered, report.gone.len(), report.failed.len()), (20, 0, 0));
+    assert_eq!(report.retried, 18);
+    for id in &listeners {
+        assert_eq!(types(&test.received(id)), ["broadcastPaused"], "{id}");
+    }
+    // A management API that keeps refusing: each post gives up after its attempts, and the
+    // report (and the log line) says how many failed.
+    test.world.connections_api.throttle_posts(usize::MAX);
+    let report = lifecycle.tell_listeners(&session.session_id, ServerMessageKind::paused()).await.expect("told");
+    assert_eq!((report.delivered, report.failed.len()), (0, 20));
+    let attempts = session_core::fanout::POST_ATTEMPTS as usize;
+    assert_eq!(report.retried, 20 * (attempts - 1));
+}
+
+#[tokio::test]
+async fn a_fan_out_keeps_enough_posts_in_flight_for_the_session_cap() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for index in 0..200 {
+        test.connect(&format!("listener-{index}"), Some(&session.session_id), Role::Listener, Some("de")).await;
+    }
+    test.world.connections_api.set_delay(std::time::Duration::from_millis(20));
+    test.send(SPEAKER, json!({"action": "pauseBroadcast"})).await;
+    assert_eq!(test.world.connections_api.max_in_flight(), session_core::fanout::DEFAULT_CONCURRENCY);
+}
+
+/// Builds the messages these tests fan out.
+struct ServerMessageKind;
+
+impl ServerMessageKind {
+    fn paused() -> session_core::protocol::ServerMessage {
+        session_core::protocol::ServerMessage::BroadcastPaused
+    }
 }

@@ -10,6 +10,12 @@
 //! - `DELETE /{stage}/@connections/{id}`: answers 204 and records the deletion (the connection
 //!   is gone from then on), or 410 when it already was.
 //!
+//! Faults for tests of retries: [`ConnectionsApi::throttle_posts`] answers the next posts with
+//! 429 `LimitExceededException`, as API Gateway does when the account's management API rate is
+//! exceeded (AWS_FACTS 18), and [`ConnectionsApi::fail_posts`] with a 500. With
+//! [`ConnectionsApi::set_delay`], [`ConnectionsApi::max_in_flight`] tells how many requests a
+//! fan-out had in flight at once.
+//!
 //! The stage is any one path segment (the endpoint is `http://127.0.0.1:PORT/test`); paths
 //! without a stage are accepted too. The SDK percent-encodes connection ids (AWS ids such as
 //! `L0SM9cOFvHcCIhw=` end in `=`, sent as `%3D`); the server decodes them, so ids round-trip
@@ -28,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -57,6 +64,8 @@ struct Inner {
 struct Shared {
     record: Mutex<Record>,
     delay: Mutex<Duration>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +74,9 @@ struct Record {
     deleted: Vec<String>,
     requests: Vec<(String, String)>,
     gone: HashSet<String>,
+    /// How many of the next posts answer 429, and how many after those answer 500.
+    throttled_posts: usize,
+    failed_posts: usize,
 }
 
 impl Shared {
@@ -129,6 +141,23 @@ impl ConnectionsApi {
     /// concurrency. `Duration::ZERO` turns the delay off.
     pub fn set_delay(&self, delay: Duration) {
         *self.inner.state.delay.lock().unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    /// Answers the next `count` posts (whoever they are for) with 429 `LimitExceededException`;
+    /// they deliver nothing.
+    pub fn throttle_posts(&self, count: usize) {
+        self.inner.state.record().throttled_posts = count;
+    }
+
+    /// Answers the next `count` posts (after any throttled ones) with a 500; they deliver
+    /// nothing.
+    pub fn fail_posts(&self, count: usize) {
+        self.inner.state.record().failed_posts = count;
+    }
+
+    /// The most requests that were being answered at once since the server started.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every delivered message as `(connection id, body)`, in arrival order. Posts answered
@@ -204,6 +233,14 @@ async fn handle(
         let gone = record.gone.contains(&id);
         match method {
             _ if gone && matches!(method, Method::POST | Method::GET | Method::DELETE) => gone_answer(),
+            Method::POST if record.throttled_posts > 0 => {
+                record.throttled_posts -= 1;
+                error_answer(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded")
+            }
+            Method::POST if record.failed_posts > 0 => {
+                record.failed_posts -= 1;
+                error_answer(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException", "Internal error")
+            }
             Method::POST => {
                 record.posts.push((id, String::from_utf8_lossy(&body).into_owned()));
                 StatusCode::OK.into_response()
@@ -217,19 +254,23 @@ async fn handle(
             _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         }
     };
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = state.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
     answer
 }
 
 /// API Gateway's answer for a connection that is no longer there.
 fn gone_answer() -> Response {
-    (
-        StatusCode::GONE,
-        [("x-amzn-errortype", "GoneException"), ("content-type", "application/json")],
-        r#"{"message":"Gone"}"#,
-    )
-        .into_response()
+    error_answer(StatusCode::GONE, "GoneException", "Gone")
+}
+
+/// An error answer as API Gateway's management API sends it.
+fn error_answer(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "message": message }).to_string();
+    (status, [("x-amzn-errortype", kind), ("content-type", "application/json")], body).into_response()
 }

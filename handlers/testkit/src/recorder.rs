@@ -10,10 +10,16 @@
 //! [`Metadata`], which every generated operation stores in the
 //! config bag. The service names are the SDK's own: `"DynamoDB"`,
 //! `"ApiGatewayManagementApi"` and `"Kinesis"`.
+//!
+//! It is also a fault switch: [`OperationRecorder::make_unreachable`] sends every attempt of
+//! one operation to a port where nothing listens, so the real SDK meets a real connection
+//! failure (an outage of that call) against the otherwise real local endpoint.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -31,7 +37,12 @@ pub const KINESIS_SERVICE: &str = "Kinesis";
 #[derive(Debug, Clone, Default)]
 pub struct OperationRecorder {
     calls: Arc<Mutex<Vec<(String, String)>>>,
+    unreachable: Arc<Mutex<BTreeSet<String>>>,
 }
+
+/// Where requests go while their operation is unreachable: the discard port of this machine,
+/// where nothing listens, so every attempt fails to connect as it would in an outage.
+const NOWHERE: &str = "http://127.0.0.1:9/";
 
 impl OperationRecorder {
     /// A recorder with an empty record.
@@ -54,6 +65,18 @@ impl OperationRecorder {
     /// Forgets every recorded call.
     pub fn clear(&self) {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// A fault for tests: from now on, every attempt of `operation` (for example `Query`) by
+    /// the clients this recorder is attached to fails to connect, as in an outage, until
+    /// [`OperationRecorder::reachable_again`]. The calls are still recorded.
+    pub fn make_unreachable(&self, operation: &str) {
+        self.unreachable.lock().unwrap_or_else(PoisonError::into_inner).insert(operation.to_owned());
+    }
+
+    /// Ends every fault [`OperationRecorder::make_unreachable`] set.
+    pub fn reachable_again(&self) {
+        self.unreachable.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
@@ -88,6 +111,19 @@ impl Intercept for OperationRecorder {
             None => ("unknown".to_owned(), "unknown".to_owned()),
         };
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map(|metadata| metadata.name().to_owned()).unwrap_or_default();
+        if self.unreachable.lock().unwrap_or_else(PoisonError::into_inner).contains(&operation) {
+            context.request_mut().set_uri(NOWHERE)?;
+        }
         Ok(())
     }
 }

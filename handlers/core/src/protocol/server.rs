@@ -104,6 +104,14 @@ pub struct ServerFrame {
 }
 
 impl ServerFrame {
+    /// The message's `type`, as clients see it (for logs).
+    pub fn kind(&self) -> String {
+        serde_json::to_value(&self.message)
+            .ok()
+            .and_then(|value| value.get("type").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// The frame as JSON text.
     pub fn to_json_string(&self) -> String {
         // Serializing these types cannot fail: every map key is a string.

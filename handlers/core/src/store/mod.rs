@@ -19,7 +19,7 @@ pub mod sessions;
 
 pub use connections::{LanguageChange, ListenerPage, PageToken, TakenPlace};
 pub use rate_limits::{RateDecision, RateLimitKey, RateRule};
-pub use sessions::{BroadcastPatch, NewSession};
+pub use sessions::{BroadcastPatch, EndStart, NewSession};
 
 use crate::ids::{IdGenerator, SessionId};
 use crate::model::{EpochMillis, EpochSeconds, SessionStatus};

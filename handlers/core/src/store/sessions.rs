@@ -54,6 +54,8 @@ const IS_PAUSED: &str = "isPaused";
 const IS_MUTED: &str = "isMuted";
 const VOLUME: &str = "volume";
 const SPEAKER_GONE_AT: &str = "speakerGoneAt";
+const END_REASON: &str = "endReason";
+const END_NOTIFIED_AT: &str = "endNotifiedAt";
 
 /// How many fresh ids [`Store::create_session`] tries before giving up.
 pub const CREATE_ATTEMPTS: u32 = 5;
@@ -68,12 +70,24 @@ pub struct NewSession {
     pub lifetime_seconds: i64,
 }
 
-/// A change to some fields of the broadcast state; `None` leaves a field as it is.
+/// A change to some fields of the broadcast state; `None` leaves a field as it is. Pausing is
+/// not among them: `isPaused` changes only with the status ([`Store::set_session_status`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BroadcastPatch {
-    pub is_paused: Option<bool>,
     pub is_muted: Option<bool>,
     pub volume: Option<Volume>,
+}
+
+/// What [`Store::begin_end`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndStart {
+    /// The session is ended now (or was, and its end is unfinished): its connections are to
+    /// be told and closed, then [`Store::finish_end`].
+    Ending(Session),
+    /// The session had ended, and everyone was told.
+    Ended(Session),
+    /// The session is live and its speaker is not gone since the given time: nothing ended.
+    NotDue(Session),
 }
 
 impl Store {
@@ -107,6 +121,8 @@ impl Store {
                 created_at: now,
                 expires_at: now + new.lifetime_seconds,
                 speaker_gone_at: None,
+                end_reason: None,
+                end_notified_at: None,
             };
             let result = self
                 .client
@@ -153,7 +169,9 @@ impl Store {
         Ok((session.expires_at > self.clock.now_seconds()).then_some(session))
     }
 
-    /// Moves a session to `status` if [`SessionStatus::can_become`] allows it.
+    /// Moves a session to `status` if [`SessionStatus::can_become`] allows it. Pausing and
+    /// resuming set `broadcastState.isPaused` in the same conditional write, so the two never
+    /// disagree. (Ending a session that has connections is [`Store::begin_end`]'s.)
     pub async fn set_session_status(&self, id: &SessionId, status: SessionStatus) -> Result<Session, StoreError> {
         let allowed: Vec<SessionStatus> = [SessionStatus::Active, SessionStatus::Paused, SessionStatus::Ended]
             .into_iter()
@@ -165,7 +183,10 @@ impl Store {
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
-            .update_expression("SET #status = :to")
+            .update_expression(match status {
+                SessionStatus::Ended => "SET #status = :to",
+                SessionStatus::Active | SessionStatus::Paused => "SET #status = :to, #state.#paused = :paused",
+            })
             .condition_expression(format!(
                 "attribute_exists(#id) AND #expires > :now AND #status IN ({})",
                 placeholders.join(", ")
@@ -179,6 +200,12 @@ impl Store {
         for (placeholder, from) in placeholders.iter().zip(&allowed) {
             request = request.expression_attribute_values(placeholder, s(from.as_str()));
         }
+        if status != SessionStatus::Ended {
+            request = request
+                .expression_attribute_names("#state", BROADCAST_STATE)
+                .expression_attribute_names("#paused", IS_PAUSED)
+                .expression_attribute_values(":paused", AttributeValue::Bool(status == SessionStatus::Paused));
+        }
         match request.send().await {
             Ok(output) => read_session(&output.attributes.unwrap_or_default(), &self.tables.sessions),
             Err(error) if is_condition_failed(&error) => match self.get_session(id).await? {
@@ -189,6 +216,80 @@ impl Store {
             },
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }
+    }
+
+    /// Starts ending a session, or resumes an end that was interrupted: status `ended` and the
+    /// reason (an interrupted end keeps its first reason), in one conditional write that
+    /// succeeds when the session is active or paused, or ended without
+    /// [`Store::finish_end`] having recorded that everyone was told. With `speaker_gone_at`,
+    /// a live session is ended only if its speaker is still gone since exactly then (a speaker
+    /// who came back, or left again later, keeps it).
+    ///
+    /// Two ends racing both get [`EndStart::Ending`] until one of them finishes: a client may
+    /// then be told `sessionEnded` twice, which is harmless, where an end that stopped half-way
+    /// must never leave clients untold.
+    pub async fn begin_end(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        speaker_gone_at: Option<EpochSeconds>,
+    ) -> Result<EndStart, StoreError> {
+        let live = match speaker_gone_at {
+            Some(_) => "#status IN (:active, :paused) AND #gone = :gone",
+            None => "#status IN (:active, :paused)",
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #status = :ended, #reason = if_not_exists(#reason, :reason)")
+            .condition_expression(format!(
+                "attribute_exists(#id) AND #expires > :now AND (({live}) OR \
+                 (#status = :ended AND attribute_not_exists(#notified)))"
+            ))
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#reason", END_REASON)
+            .expression_attribute_names("#notified", END_NOTIFIED_AT)
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .expression_attribute_values(":active", s(SessionStatus::Active.as_str()))
+            .expression_attribute_values(":paused", s(SessionStatus::Paused.as_str()))
+            .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
+            .expression_attribute_values(":reason", s(reason));
+        if let Some(gone) = speaker_gone_at {
+            request = request
+                .expression_attribute_names("#gone", SPEAKER_GONE_AT)
+                .expression_attribute_values(":gone", n(gone));
+        }
+        match self.update_session(request, id).await? {
+            Ok(session) => Ok(EndStart::Ending(session)),
+            Err(Some(current)) if current.expires_at > self.clock.now_seconds() => Ok(match current.status {
+                SessionStatus::Ended => EndStart::Ended(current),
+                SessionStatus::Active | SessionStatus::Paused => EndStart::NotDue(current),
+            }),
+            Err(_) => Err(StoreError::SessionNotFound(id.clone())),
+        }
+    }
+
+    /// Records that every connection of an ended session was told and closed: from now on,
+    /// ending it again does nothing.
+    pub async fn finish_end(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #notified = :now")
+            .condition_expression("#status = :ended")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#notified", END_NOTIFIED_AT)
+            .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| StoreError::aws("UpdateItem", &self.tables.sessions, error))
     }
 
     /// Counts one more listener, in `language`, unless the session is missing, ended, or has
@@ -490,10 +591,6 @@ impl Store {
     ) -> Result<BroadcastState, StoreError> {
         let mut sets = Vec::new();
         let mut values: HashMap<String, AttributeValue> = HashMap::new();
-        if let Some(paused) = patch.is_paused {
-            sets.push(format!("#state.{IS_PAUSED} = :paused"));
-            values.insert(":paused".into(), AttributeValue::Bool(paused));
-        }
         if let Some(muted) = patch.is_muted {
             sets.push(format!("#state.{IS_MUTED} = :muted"));
             values.insert(":muted".into(), AttributeValue::Bool(muted));
@@ -631,6 +728,12 @@ fn session_item(session: &Session) -> Item {
     if let Some(gone) = session.speaker_gone_at {
         item.insert(SPEAKER_GONE_AT.to_owned(), n(gone));
     }
+    if let Some(reason) = &session.end_reason {
+        item.insert(END_REASON.to_owned(), s(reason));
+    }
+    if let Some(notified) = session.end_notified_at {
+        item.insert(END_NOTIFIED_AT.to_owned(), n(notified));
+    }
     item
 }
 
@@ -658,6 +761,8 @@ fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
         created_at: reader.number::<EpochSeconds>(CREATED_AT)?,
         expires_at: reader.number::<EpochSeconds>(EXPIRES_AT)?,
         speaker_gone_at: reader.opt_number::<EpochSeconds>(SPEAKER_GONE_AT)?,
+        end_reason: reader.opt_string(END_REASON)?.map(str::to_owned),
+        end_notified_at: reader.opt_number::<EpochSeconds>(END_NOTIFIED_AT)?,
     })
 }
 
