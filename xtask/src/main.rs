@@ -9,6 +9,7 @@ mod build;
 mod deploy;
 mod dev;
 mod diff;
+mod fuzz;
 mod python;
 mod synth;
 mod test;
@@ -35,6 +36,8 @@ enum Command {
     Dev(dev::Dev),
     /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
     Diff(diff::Diff),
+    /// Run every property test (`tests/properties.rs`) with many cases (20,000 by default).
+    Fuzz(fuzz::Fuzz),
     /// Measure the warm invocation path and each binary's start-to-ready time.
     Bench(bench::Bench),
     /// Write each stage's template, verified against the contract.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Deploy(command) => done(command.run()),
         Command::Dev(command) => done(command.run()),
         Command::Diff(command) => command.run(),
+        Command::Fuzz(command) => done(command.run()),
         Command::Synth(command) => done(command.run()),
         Command::Test(command) => done(command.run()),
         Command::Token(command) => done(command.run()),

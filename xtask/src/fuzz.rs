@@ -1,0 +1,117 @@
+//! `cargo xtask fuzz`: a long run of the property tests, the `tests/properties.rs` of every
+//! crate that parses outside input (frames, tokens, `$connect` parameters, HTTP requests, the
+//! local gateway's template and query strings).
+//!
+//! `cargo test` runs each property with a few hundred cases; this runs exactly the same tests
+//! with `--cases` cases each (20,000 by default), as `cargo test --workspace --test properties`
+//! with `PROPTEST_CASES` set. Arguments after `--` go to `cargo test`, for example
+//! `cargo xtask fuzz --cases 100000 -- arbitrary_text` for the properties whose name contains
+//! `arbitrary_text`.
+//!
+//! It runs the debug build, for two reasons: overflow checks and debug assertions are on, so an
+//! arithmetic overflow on some input is a failure rather than a wrapped value, and the build is
+//! the one `cargo xtask test` already made, so a run does not start with a release build of
+//! the whole workspace. None of these tests needs the local AWS endpoint; like `cargo xtask
+//! test`, the run is blind to the caller's AWS settings (`testkit::isolate_aws_environment`).
+//!
+//! A failure prints the smallest input proptest found; it is kept as a regression test named
+//! after the input, beside the property.
+
+use crate::{cargo, step};
+use anyhow::{Context, Result, bail};
+use std::process::Command;
+
+/// The test target every crate gives its property tests.
+const PROPERTIES_TARGET: &str = "properties";
+
+/// Runs every property test with many more cases than `cargo test` does.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Fuzz {
+    /// Cases per property.
+    #[arg(long, default_value_t = 20_000)]
+    cases: u32,
+    /// Arguments passed on to `cargo test` (after `--`).
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
+}
+
+impl Fuzz {
+    pub(crate) fn run(self) -> Result<()> {
+        step(format!("cargo test --workspace --test {PROPERTIES_TARGET}, {} cases per property", self.cases));
+        let status = cargo_test(self.cases, &self.cargo_args).status().context("starting cargo test")?;
+        if !status.success() {
+            bail!(
+                "a property failed ({status}); the smallest failing input is printed above: add it as a \
+                 regression test beside the property, then fix the parser"
+            );
+        }
+        step("every property held");
+        Ok(())
+    }
+}
+
+/// The `cargo test` of every crate's property tests, with `cases` cases per property, blind to
+/// the caller's AWS settings.
+fn cargo_test(cases: u32, cargo_args: &[String]) -> Command {
+    let mut command = cargo();
+    testkit::isolate_aws_environment(&mut command)
+        .args(["test", "--workspace", "--locked", "--test", PROPERTIES_TARGET])
+        .args(cargo_args)
+        .env("PROPTEST_CASES", cases.to_string());
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    /// The environment `cargo_test` gives its command, as set (`Some`) or removed (`None`).
+    fn env_of(command: &Command, name: &str) -> Option<Option<String>> {
+        command
+            .get_envs()
+            .find(|(key, _)| *key == OsStr::new(name))
+            .map(|(_, value)| value.map(|value| value.to_string_lossy().into_owned()))
+    }
+
+    #[test]
+    fn the_property_tests_run_with_the_cases_asked_for() {
+        let command = cargo_test(1234, &["arbitrary_text".to_owned()]);
+        let args: Vec<_> = command.get_args().map(|arg| arg.to_string_lossy().into_owned()).collect();
+        assert_eq!(args, ["test", "--workspace", "--locked", "--test", "properties", "arbitrary_text"]);
+        assert_eq!(env_of(&command, "PROPTEST_CASES"), Some(Some("1234".to_owned())));
+    }
+
+    #[test]
+    fn the_property_tests_never_see_the_callers_aws_settings() {
+        let command = cargo_test(1, &[]);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("AWS_") && !HIDING.contains(&name.as_ref()) {
+                assert_eq!(env_of(&command, &name), Some(None), "{name} reaches the tests");
+            }
+        }
+        for name in HIDING {
+            assert!(matches!(env_of(&command, name), Some(Some(_))), "{name} is not set for the tests");
+        }
+    }
+
+    /// What `isolate_aws_environment` sets rather than removes.
+    const HIDING: [&str; 3] = ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"];
+
+    /// The test above, run again in a child whose environment carries a developer's AWS
+    /// settings: none of them reaches the property tests.
+    #[test]
+    fn a_callers_aws_settings_do_not_reach_the_property_tests() {
+        let this = std::env::current_exe().expect("the test binary");
+        let output = Command::new(this)
+            .args(["--exact", "fuzz::tests::the_property_tests_never_see_the_callers_aws_settings"])
+            .env("AWS_REGION", "ap-south-1")
+            .env("AWS_PROFILE", "someone-elses-profile")
+            .env("AWS_ENDPOINT_URL", "http://192.0.2.1:1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
+    }
+}
