@@ -31,18 +31,32 @@ async fn handshake(stack: &DevStack, query: &str) -> Result<Socket, u16> {
     tokio::time::timeout(WAIT, connect(stack, query)).await.expect("the handshake is answered")
 }
 
-/// The process of `function` that holds an invocation, once one does.
-async fn busy_process(stack: &DevStack, function: &str) -> u32 {
+/// Waits until no process of `function` holds an invocation (a reply can reach a client before
+/// the invocation that posted it has returned).
+async fn idle(stack: &DevStack, function: &str) {
+    tokio::time::timeout(WAIT, async {
+        while stack.processes(function).iter().any(|process| process.invocation.is_some()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the function's invocations finish");
+}
+
+/// The process of `function` that holds an invocation, once one does and a DynamoDB request
+/// hangs (so the invocation is in the middle of its work).
+async fn hung_process(stack: &DevStack, function: &str) -> u32 {
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(process) = stack.processes(function).into_iter().find(|process| process.invocation.is_some()) {
+            let busy = stack.processes(function).into_iter().find(|process| process.invocation.is_some());
+            if let (Some(process), true) = (busy, stack.faults().stats().dynamodb_hung > 0) {
                 return process.pid;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
-    .expect("an invocation reaches a process")
+    .expect("an invocation reaches a process and waits on DynamoDB")
 }
 
 /// SIGKILL, as the operating system's OOM killer or a crash would end a process.
@@ -58,10 +72,12 @@ async fn a_process_killed_mid_invocation_fails_only_its_frame() {
     let mut victim = join(&stack, &session, "de").await;
     let mut bystander = join(&stack, &session, "fr").await;
 
-    // DynamoDB hangs, so the victim's heartbeat stays in the middle of its invocation.
+    // DynamoDB hangs, so the victim's heartbeat stays in the middle of its invocation, the only
+    // one of the function once the joins' invocations have returned.
+    idle(&stack, MESSAGES).await;
     stack.faults().set_dynamodb(DynamoFault::Down(Outage::Hang));
     send(&mut victim, json!({"action": "heartbeat"})).await;
-    let pid = busy_process(&stack, MESSAGES).await;
+    let pid = hung_process(&stack, MESSAGES).await;
     kill(pid);
     stack.faults().clear();
 
