@@ -7,8 +7,8 @@
 //! verified token and no `targetLanguage` is a speaker, who must own the session if one is
 //! named. Listeners are counted against the session's cap; nothing is half-written (a
 //! listener's row is written, then counted, and deleted again if the session is full). A count
-//! that says full is checked against the live listener rows first, since lost `$disconnect`s
-//! make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
+//! that says full is checked against the listener rows first, asking `@connections` which are
+//! still open, since lost `$disconnect`s make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
 //! connection (AWS_FACTS 9); it tells the speaker about the new listener, from the session item the
 //! count's write returns (the per-language counts live there, `session_core::store::sessions`),
 //! so a join costs the same few DynamoDB calls however many listeners the session has.
@@ -237,7 +237,7 @@ impl ConnectionFunction {
         // The row first, then the count: when the count says the session is full, it is
         // checked against the rows, and this order means no admitted listener is missing.
         self.store.put_connection(connection).await?;
-        let counted = match self.count_listener(id, &connection.connection_id, language, previous).await {
+        let counted = match self.count_listener(id, &connection.connection_id, language, previous, connections).await {
             Ok(counted) => counted,
             Err(error) => {
                 // Not admitted: no row without its place.
@@ -267,6 +267,7 @@ impl ConnectionFunction {
         connection_id: &str,
         language: LanguageCode,
         previous: Option<&str>,
+        connections: &Connections,
     ) -> Result<Option<Session>, StoreError> {
         if let Some(previous) = previous
             && let Some(taken) = self.store.take_listener_place(previous, id, language).await?
@@ -275,7 +276,12 @@ impl ConnectionFunction {
             return Ok(taken.session);
         }
         let cap = self.limits.max_listeners_per_session;
-        self.store.admit_listener(id, connection_id, language, cap).await.map(Some)
+        // A recount asks `@connections` which of the rows it doubts are still open.
+        let closed = |candidates: Vec<Connection>| async move {
+            let answers = connections.open_among(&candidates).await;
+            answers.into_iter().filter(|(_, open)| !open).map(|(row, _)| row.connection_id.clone()).collect()
+        };
+        self.store.admit_listener(id, connection_id, language, cap, closed).await.map(Some)
     }
 
     /// The per-address rule: a venue's audience per minute, and no more handshakes once the

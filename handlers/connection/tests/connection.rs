@@ -687,3 +687,66 @@ async fn a_joins_dynamodb_calls_do_not_grow_with_the_audience() {
     assert_eq!(small.iter().filter(|operation| *operation == "Query").count(), 1, "{small:?}");
     world.assert_calls_permitted(&contract::functions::CONNECTION);
 }
+
+/// A session of `cap` listeners, full, whose listeners connected `age` seconds before now.
+async fn full_session(world: &mut World, cap: u32, age: i64) -> session_core::model::Session {
+    world.limits.max_listeners_per_session = cap;
+    let session = world.session_owned_by("user-42").await;
+    let f = function(world, ConnectAuth::Authorizer);
+    for index in 0..cap {
+        let event = with_connection_id(listener_event(session.session_id.as_str()), &format!("early-{index}"));
+        assert_eq!(f.handle(&event).await, WebSocketResponse::ok());
+    }
+    world.clock.advance_seconds(age);
+    session
+}
+
+#[tokio::test]
+async fn a_full_count_drifted_by_lost_disconnects_admits_at_once_once_connections_are_asked() {
+    let mut world = World::new().await;
+    let session = full_session(&mut world, 3, 120).await;
+    // Two listeners closed their tabs; API Gateway never delivered their $disconnect. Their rows
+    // are within their TTL (3 h), so only asking `@connections` tells.
+    world.connections_api.mark_gone("early-0");
+    world.connections_api.mark_gone("early-2");
+    let f = function(&world, ConnectAuth::Authorizer);
+    let id = session.session_id.as_str();
+    assert_eq!(f.handle(&with_connection_id(listener_event(id), "newcomer")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.listener_count, 2, "early-1 and the newcomer");
+    assert!(world.store.get_connection("early-0").await.expect("read").is_none());
+    assert!(world.store.get_connection("early-1").await.expect("read").is_some());
+    world.assert_calls_permitted(&contract::functions::CONNECTION);
+}
+
+#[tokio::test]
+async fn a_recount_never_lowers_the_count_below_a_join_the_index_does_not_show_yet() {
+    let mut world = World::new().await;
+    let session = full_session(&mut world, 3, 120).await;
+    // One listener is counted but its row is not in the fan-out index yet (the index lags its
+    // table): as if its row were missing from the query, while its count was written just now.
+    world.store.delete_connection("early-1").await.expect("hidden from the index");
+    world.store.remove_listener(&session.session_id, Some(language("de"))).await.expect("uncounted");
+    world.store.add_listener(&session.session_id, language("de"), 3).await.expect("counted again, now");
+    let f = function(&world, ConnectAuth::Authorizer);
+    let id = session.session_id.as_str();
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "newcomer")).await, 403, "SESSION_FULL");
+    let stored = world.store.get_session(&session.session_id).await.expect("read").expect("live");
+    assert_eq!(stored.listener_count, 3, "the count was not lowered to the two rows the index shows");
+}
+
+#[tokio::test]
+async fn a_full_session_is_recounted_at_most_twice_a_minute() {
+    let mut world = World::new().await;
+    let session = full_session(&mut world, 2, 120).await;
+    let f = function(&world, ConnectAuth::Authorizer);
+    let id = session.session_id.as_str();
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "first")).await, 403, "SESSION_FULL");
+    // Within the recount interval, a refusal reads no listener rows and asks no connection.
+    world.recorder.clear();
+    world.connections_api.clear();
+    assert_refused(&f.handle(&with_connection_id(listener_event(id), "second")).await, 403, "SESSION_FULL");
+    assert!(world.recorder.calls().iter().all(|(_, operation)| operation != "Query"), "{:?}", world.recorder.calls());
+    assert!(world.connections_api.requests().is_empty());
+    assert!(world.store.get_connection("second").await.expect("read").is_none(), "nothing half-written");
+}

@@ -29,7 +29,7 @@
 
 use crate::fanout::{BroadcastReport, Connections};
 use crate::ids::SessionId;
-use crate::model::{Connection, EpochMillis, Role, Session};
+use crate::model::{Connection, Role, Session};
 use crate::protocol::{ServerFrame, ServerMessage};
 use crate::store::{EndStart, Store, StoreError};
 use std::time::Instant;
@@ -40,9 +40,7 @@ pub mod reasons {
     pub const SPEAKER_DISCONNECTED: &str = "speakerDisconnected";
 }
 
-/// How young a connection's row may be for a 410 to mean "still in its handshake" rather than
-/// "closed" (see the module documentation).
-pub const HANDSHAKE_WINDOW_MS: EpochMillis = 30_000;
+pub use crate::model::HANDSHAKE_WINDOW_MS;
 
 /// How many times a speaker's leaving hands the session over to another connection that turns
 /// out to have closed as well, before it leaves the session as it is.

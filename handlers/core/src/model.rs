@@ -14,6 +14,13 @@ pub type EpochMillis = i64;
 /// Seconds since the Unix epoch, DynamoDB's TTL unit.
 pub type EpochSeconds = i64;
 
+/// How young a connection's row may be for a 410 from `@connections` to mean "still in its
+/// handshake" rather than "closed": API Gateway answers 410 until `$connect` has returned
+/// (AWS_FACTS 9), and `$connect` writes the row before it returns. 30 s is the longest a
+/// `$connect` integration can run (API Gateway's integration timeout is 29 s, AWS_FACTS 11),
+/// whatever the function's own timeout. See `lifecycle`.
+pub const HANDSHAKE_WINDOW_MS: EpochMillis = 30_000;
+
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

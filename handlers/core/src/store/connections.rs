@@ -80,6 +80,16 @@ impl Store {
 
     /// Deletes the connection and returns what it was, or `None` if there was no live row.
     pub async fn delete_connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        self.delete_connection_of(connection_id, Rows::Live).await
+    }
+
+    /// Deletes the connection and returns what it was, expired or not, or `None` if there was
+    /// no row (for the recount, which uncounts expired rows too).
+    pub(super) async fn delete_connection_any(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        self.delete_connection_of(connection_id, Rows::All).await
+    }
+
+    async fn delete_connection_of(&self, connection_id: &str, rows: Rows) -> Result<Option<Connection>, StoreError> {
         let output = self
             .client
             .delete_item()
@@ -89,7 +99,13 @@ impl Store {
             .send()
             .await
             .map_err(|error| StoreError::aws("DeleteItem", &self.tables.connections, error))?;
-        output.attributes.map(|item| self.live_connection(&item)).transpose().map(Option::flatten)
+        let Some(item) = output.attributes.filter(|item| !item.is_empty()) else {
+            return Ok(None);
+        };
+        match rows {
+            Rows::Live => self.live_connection(&item),
+            Rows::All => read_connection(&item, &self.tables.connections).map(Some),
+        }
     }
 
     /// Moves a listener to another target language: its row, then its session's per-language
@@ -255,6 +271,19 @@ impl Store {
         Ok(Some(TakenPlace { previous, session }))
     }
 
+    /// Every listener row of a session, expired ones included, except `except`'s: what a
+    /// recount examines (`Store::admit_listener`).
+    pub(super) async fn listener_rows(&self, session: &SessionId, except: &str) -> Result<Vec<Connection>, StoreError> {
+        let condition = "#session = :session AND begins_with(#audience, :audience)";
+        let mut rows = self
+            .all_pages(|start| {
+                self.query_page_of(session, condition, LISTENER_AUDIENCE_PREFIX.to_owned(), start, Rows::All)
+            })
+            .await?;
+        rows.retain(|row| row.connection_id != except);
+        Ok(rows)
+    }
+
     /// The live speaker connections of a session, newest first. There is usually one; during
     /// a refresh the old and the new connection are both present for a moment.
     pub async fn speaker_connections(&self, session: &SessionId) -> Result<Vec<Connection>, StoreError> {
@@ -295,6 +324,17 @@ impl Store {
         audience_value: String,
         start: Option<PageToken>,
     ) -> Result<ListenerPage, StoreError> {
+        self.query_page_of(session, condition, audience_value, start, Rows::Live).await
+    }
+
+    async fn query_page_of(
+        &self,
+        session: &SessionId,
+        condition: &str,
+        audience_value: String,
+        start: Option<PageToken>,
+        rows: Rows,
+    ) -> Result<ListenerPage, StoreError> {
         let output = self
             .client
             .query()
@@ -312,9 +352,11 @@ impl Store {
             .map_err(|error| StoreError::aws("Query", &self.tables.connections, error))?;
         let mut connections = Vec::new();
         for item in output.items.unwrap_or_default() {
-            if let Some(connection) = self.live_connection(&item)? {
-                connections.push(connection);
-            }
+            let connection = match rows {
+                Rows::Live => self.live_connection(&item)?,
+                Rows::All => Some(read_connection(&item, &self.tables.connections)?),
+            };
+            connections.extend(connection);
         }
         let next = output.last_evaluated_key.filter(|key| !key.is_empty()).map(PageToken);
         Ok(ListenerPage { connections, next })
@@ -324,6 +366,15 @@ impl Store {
         let connection = read_connection(item, &self.tables.connections)?;
         Ok((connection.ttl > self.clock.now_seconds()).then_some(connection))
     }
+}
+
+/// Which rows a query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Rows whose TTL has not passed.
+    Live,
+    /// Every row, expired or not.
+    All,
 }
 
 fn connection_item(connection: &Connection) -> Item {

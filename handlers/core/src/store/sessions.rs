@@ -33,13 +33,13 @@
 use super::item::{Item, Reader, key_of, n, s};
 use super::{Store, StoreError, is_condition_failed, item_failing_update};
 use crate::ids::SessionId;
-use crate::model::{BroadcastState, EpochSeconds, Session, SessionStatus};
+use crate::model::{BroadcastState, Connection, EpochSeconds, HANDSHAKE_WINDOW_MS, Session, SessionStatus};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::{LanguageCode, QualityTier, Volume};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 const SPEAKER_USER_ID: &str = "speakerUserId";
 const SPEAKER_CONNECTION_ID: &str = "speakerConnectionId";
@@ -56,6 +56,17 @@ const VOLUME: &str = "volume";
 const SPEAKER_GONE_AT: &str = "speakerGoneAt";
 const END_REASON: &str = "endReason";
 const END_NOTIFIED_AT: &str = "endNotifiedAt";
+const LAST_JOIN_AT: &str = "lastJoinAt";
+const RECOUNTED_AT: &str = "recountedAt";
+
+/// A session's listener count is checked against its rows at most this often (a handshake
+/// refused because the session is full costs one write until then, however many arrive).
+pub const RECOUNT_INTERVAL_SECONDS: i64 = 30;
+/// How long the count must have seen no join before a recount may lower it to the rows the
+/// fan-out index shows: DynamoDB propagates a write to a global secondary index within a
+/// second or so (AWS_FACTS 13 is about which items are in it, not when), and the index may not
+/// yet show a listener counted just before. 10 s leaves a wide margin.
+pub const INDEX_LAG_SECONDS: i64 = 10;
 
 /// How many fresh ids [`Store::create_session`] tries before giving up.
 pub const CREATE_ATTEMPTS: u32 = 5;
@@ -299,40 +310,95 @@ impl Store {
         self.try_add_listener(id, language, cap).await?.map_err(|_| StoreError::SessionFull { id: id.clone(), cap })
     }
 
-    /// Counts listener `connection_id`, whose row (in `language`) is already written, as
+    /// Counts listener `joining`, whose row (in `language`) is already written, as
     /// [`Store::add_listener`] does; but a count that says the session is full is first
-    /// checked against the rows.
+    /// checked against the rows, since it drifts upward when `$disconnect` events are lost
+    /// (AWS delivers them on a best-effort basis) and a drifted count would refuse listeners
+    /// until the session ends.
     ///
-    /// The count drifts upward when `$disconnect` events are lost (AWS delivers them on a
-    /// best-effort basis), and a drifted count would refuse listeners until the session ends.
-    /// So when the count says full, the session's live listener rows other than this one are
-    /// read; if there are fewer than the count says, the count and the per-language counts
-    /// are reset to those rows (only if the count has not changed since it was read) and this
-    /// listener is counted once more.
+    /// The recount, at most once per [`RECOUNT_INTERVAL_SECONDS`] per session (a write claims
+    /// it, so a flood of handshakes for a full session costs no more than that write each):
+    ///
+    /// 1. reads the session's listener rows from the fan-out index, expired ones included;
+    /// 2. forgets the rows that are certainly closed: those past their TTL, and those older
+    ///    than the handshake window that `closed` says are no longer open (the caller asks
+    ///    `@connections`, so rows whose `$disconnect` was lost are found at once, not after
+    ///    their 3-hour TTL). Each is deleted, and only the delete that removed it lowers the
+    ///    count, in its language, exactly as a `$disconnect` would: the count never goes below
+    ///    what the table holds;
+    /// 3. if the count still says more than the remaining rows, lowers it to them, but only
+    ///    if it has not changed since it was read and no listener was counted in the last
+    ///    [`INDEX_LAG_SECONDS`] (the index is eventually consistent: a listener counted a
+    ///    moment ago may not be in it yet). This catches rows that DynamoDB's TTL deleted
+    ///    before anyone uncounted them;
+    /// 4. counts this listener once more.
     ///
     /// Because every admitted listener's row is written before it is counted, a recount never
     /// finds fewer rows than counted listeners because of a join in flight, so concurrent
     /// joins still never exceed the cap. (A leave is the other way round, row deleted before
-    /// the count: a recount in that instant lowers the count by that one leave early. A
-    /// language change in flight, row changed but counts not yet moved, is counted twice or
-    /// not at all in its two languages.)
-    pub async fn admit_listener(
+    /// the count: a reset in that instant lowers the count by that one leave early.)
+    pub async fn admit_listener<F, Fut>(
         &self,
         id: &SessionId,
-        connection_id: &str,
+        joining: &str,
         language: LanguageCode,
         cap: u32,
-    ) -> Result<Session, StoreError> {
-        let counted = match self.try_add_listener(id, language, cap).await? {
-            Ok(session) => return Ok(session),
-            Err(counted) => counted,
-        };
-        if self.lower_listener_count(id, connection_id, counted).await?
-            && let Ok(session) = self.try_add_listener(id, language, cap).await?
-        {
+        closed: F,
+    ) -> Result<Session, StoreError>
+    where
+        F: FnOnce(Vec<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Vec<String>>,
+    {
+        if let Ok(session) = self.try_add_listener(id, language, cap).await? {
             return Ok(session);
         }
-        Err(StoreError::SessionFull { id: id.clone(), cap })
+        let full = StoreError::SessionFull { id: id.clone(), cap };
+        if !self.claim_recount(id).await? {
+            return Err(full);
+        }
+        let now = self.clock.now_millis();
+        let rows = self.listener_rows(id, joining).await?;
+        let (expired, live): (Vec<Connection>, Vec<Connection>) =
+            rows.into_iter().partition(|row| row.ttl * 1000 <= now);
+        let settled: Vec<Connection> =
+            live.iter().filter(|row| now - row.connected_at >= HANDSHAKE_WINDOW_MS).cloned().collect();
+        let closed: HashSet<String> = closed(settled).await.into_iter().collect();
+        for row in expired.iter().chain(live.iter().filter(|row| closed.contains(&row.connection_id))) {
+            if let Some(forgotten) = self.delete_connection_any(&row.connection_id).await? {
+                self.remove_listener(id, forgotten.target_language).await?;
+            }
+        }
+        let mut remaining = LanguageDistribution::new();
+        for row in live.iter().filter(|row| !closed.contains(&row.connection_id)) {
+            if let Some(language) = row.target_language {
+                *remaining.entry(language).or_default() += 1;
+            }
+        }
+        self.lower_listener_count(id, &remaining).await?;
+        self.try_add_listener(id, language, cap).await?.map_err(|_| full)
+    }
+
+    /// Claims this session's recount if none ran in the last [`RECOUNT_INTERVAL_SECONDS`].
+    async fn claim_recount(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let now = self.clock.now_seconds();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, s(id.as_str()))
+            .update_expression("SET #recounted = :now")
+            .condition_expression("attribute_exists(#id) AND (attribute_not_exists(#recounted) OR #recounted <= :due)")
+            .expression_attribute_names("#id", SESSION_ID)
+            .expression_attribute_names("#recounted", RECOUNTED_AT)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":due", n(now - RECOUNT_INTERVAL_SECONDS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failed(&error) => Ok(false),
+            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+        }
     }
 
     /// One conditional increment of the count and of `language`'s count: the session as the
@@ -364,6 +430,7 @@ impl Store {
                 .expression_attribute_names("#status", STATUS)
                 .expression_attribute_names("#count", LISTENER_COUNT)
                 .expression_attribute_names("#languages", LANGUAGE_COUNTS)
+                .expression_attribute_names("#last_join", LAST_JOIN_AT)
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":cap", n(cap))
                 .expression_attribute_values(":ended", s(SessionStatus::Ended.as_str()))
@@ -371,14 +438,15 @@ impl Store {
             let request = if with_languages {
                 request
                     .update_expression(
-                        "ADD #count :one SET #languages.#language = if_not_exists(#languages.#language, :zero) + :one",
+                        "ADD #count :one SET #languages.#language = if_not_exists(#languages.#language, :zero) + :one, \
+                         #last_join = :now",
                     )
                     .condition_expression(format!("{live} AND attribute_exists(#languages)"))
                     .expression_attribute_names("#language", language.as_str())
                     .expression_attribute_values(":zero", n(0))
             } else {
                 request
-                    .update_expression("ADD #count :one")
+                    .update_expression("ADD #count :one SET #last_join = :now")
                     .condition_expression(format!("{live} AND attribute_not_exists(#languages)"))
             };
             let session = match self.update_session(request, id).await? {
@@ -404,37 +472,48 @@ impl Store {
         })
     }
 
-    /// Lowers the listener count to the number of live listener rows other than `joining`'s,
-    /// and the per-language counts to those rows' languages, if there are fewer rows than
-    /// `counted` and the count is still `counted`. Returns whether it did (so a place may be
-    /// free). A session stored before per-language counts existed gets them here.
-    async fn lower_listener_count(&self, id: &SessionId, joining: &str, counted: u32) -> Result<bool, StoreError> {
-        let languages = self.live_listener_languages(id, Some(joining)).await?;
-        let live: u32 = languages.values().sum();
-        if live >= counted {
+    /// Lowers the listener count to the rows `rows` describes (a count per language), with the
+    /// per-language counts, if there are fewer rows than the count, no listener was counted in
+    /// the last [`INDEX_LAG_SECONDS`], and the count is still what it was when read. Returns
+    /// whether it did (so a place may be free). A session stored before per-language counts
+    /// existed gets them here.
+    async fn lower_listener_count(&self, id: &SessionId, rows: &LanguageDistribution) -> Result<bool, StoreError> {
+        let Some(current) = self.get_session(id).await? else {
+            return Ok(false);
+        };
+        let live: u32 = rows.values().sum();
+        if live >= current.listener_count {
             return Ok(false);
         }
+        let now = self.clock.now_seconds();
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, s(id.as_str()))
             .update_expression("SET #count = :live, #languages = :languages")
-            .condition_expression("attribute_exists(#id) AND #count = :counted")
+            .condition_expression(
+                "attribute_exists(#id) AND #count = :counted AND \
+                 (attribute_not_exists(#last_join) OR #last_join <= :quiet)",
+            )
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#count", LISTENER_COUNT)
             .expression_attribute_names("#languages", LANGUAGE_COUNTS)
+            .expression_attribute_names("#last_join", LAST_JOIN_AT)
             .expression_attribute_values(":live", n(live))
-            .expression_attribute_values(":languages", language_counts_value(&languages))
-            .expression_attribute_values(":counted", n(counted))
+            .expression_attribute_values(":languages", language_counts_value(rows))
+            .expression_attribute_values(":counted", n(current.listener_count))
+            .expression_attribute_values(":quiet", n(now - INDEX_LAG_SECONDS))
             .send()
             .await;
         match result {
             Ok(_) => {
+                let counted = current.listener_count;
                 tracing::warn!(session = %id, counted, live, "listener counts reset to the live listener rows");
                 Ok(true)
             }
-            // Someone joined or left since the count was read; the count is theirs now.
+            // Someone joined or left since the count was read, or joined too recently for the
+            // index to be trusted; the count stays theirs.
             Err(error) if is_condition_failed(&error) => Ok(false),
             Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
         }
