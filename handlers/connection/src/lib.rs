@@ -175,6 +175,7 @@ impl ConnectionFunction {
             },
             source_ip: event.request_context.identity.source_ip.clone(),
             ttl: now.now_seconds() + self.limits.connection_ttl_seconds,
+            session_expires_at: None,
         };
         let Some(session_id) = session_id else {
             // A speaker who will send `createSession` on this connection.
@@ -189,6 +190,8 @@ impl ConnectionFunction {
                 return Err(refusal);
             }
         };
+        // The row belongs to this session, not to an earlier one that had the same id.
+        let connection = Connection { session_expires_at: Some(session.expires_at), ..connection };
         // A connection is a listener exactly when it names a language.
         match language {
             Some(language) => {

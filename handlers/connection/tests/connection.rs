@@ -94,6 +94,7 @@ fn speaker_row(world: &World, session: &session_core::ids::SessionId) -> session
         connected_at: NOW_MS,
         source_ip: "203.0.113.1".into(),
         ttl: world.clock.now_seconds() + 3600,
+        session_expires_at: None,
     }
 }
 
@@ -749,4 +750,51 @@ async fn a_full_session_is_recounted_at_most_twice_a_minute() {
     assert!(world.recorder.calls().iter().all(|(_, operation)| operation != "Query"), "{:?}", world.recorder.calls());
     assert!(world.connections_api.requests().is_empty());
     assert!(world.store.get_connection("second").await.expect("read").is_none(), "nothing half-written");
+}
+
+#[tokio::test]
+async fn a_reused_session_id_never_sees_or_counts_the_old_sessions_connections() {
+    let mut world = World::new().await;
+    world.limits.session_lifetime_seconds = 600;
+    let old = world.session_owned_by("user-42").await;
+    let id = old.session_id.clone();
+    let f = function(&world, ConnectAuth::Authorizer);
+    // A listener of the old session, whose $disconnect will come late (API Gateway keeps the
+    // connection up to 2 h, past the session's end); its row's TTL runs for hours.
+    assert_eq!(
+        f.handle(&with_connection_id(listener_event(id.as_str()), "old-listener")).await,
+        WebSocketResponse::ok()
+    );
+    world.clock.advance_seconds(601);
+
+    // The id is free again: a new session takes it.
+    let new = world
+        .store
+        .create_session_with_ids(
+            session_core::store::NewSession {
+                speaker_user_id: "user-7".into(),
+                source_language: language("en"),
+                quality_tier: session_core::validation::QualityTier::Standard,
+                lifetime_seconds: 3600,
+            },
+            [id.clone()],
+        )
+        .await
+        .expect("the expired id is taken again");
+    assert_eq!((new.session_id.clone(), new.listener_count), (id.clone(), 0));
+    assert_eq!(
+        f.handle(&with_connection_id(listener_event(id.as_str()), "new-listener")).await,
+        WebSocketResponse::ok()
+    );
+
+    // The new session's fan-out, counts and distribution know only its own listener.
+    let listeners: Vec<String> =
+        world.store.listeners(&id, None).await.expect("query").into_iter().map(|row| row.connection_id).collect();
+    assert_eq!(listeners, ["new-listener"]);
+    assert!(world.store.get_connection("old-listener").await.expect("read").is_none(), "the old row is not live");
+    // The old listener's late $disconnect uncounts nothing of the new session.
+    assert_eq!(f.handle(&disconnect_event("old-listener")).await, WebSocketResponse::ok());
+    let stored = world.store.get_session(&id).await.expect("read").expect("live");
+    assert_eq!(stored.listener_count, 1);
+    assert_eq!(stored.language_counts, Some([(language("de"), 1)].into()));
 }

@@ -163,9 +163,21 @@ pub struct Connection {
     pub source_ip: String,
     /// Expiry in epoch seconds; the row is ignored after it.
     pub ttl: EpochSeconds,
+    /// When the row's session expires (its `expiresAt`), for a row attached to a session. A
+    /// session id can be taken again once its session expired, while rows of the old session
+    /// may still be there (their TTL runs past the session's end, and `$disconnect` may never
+    /// come): this tells them apart, and the row is ignored after it, so a new session with
+    /// the same id never sees, counts or uncounts the old one's connections.
+    pub session_expires_at: Option<EpochSeconds>,
 }
 
 impl Connection {
+    /// Whether the row still stands for a connection at `now`: within its TTL, and its
+    /// session (if it has one) not expired.
+    pub fn is_live(&self, now: EpochSeconds) -> bool {
+        self.ttl > now && self.session_expires_at.is_none_or(|expires| expires > now)
+    }
+
     /// The value of the fan-out index's sort key for this connection.
     pub fn audience(&self) -> String {
         audience(self.role, self.target_language)

@@ -52,6 +52,7 @@ fn listener(connection_id: &str, session: &SessionId, language: &str, store: &St
         connected_at: store.clock().now_millis(),
         source_ip: "198.51.100.7".into(),
         ttl: store.clock().now_seconds() + 7200,
+        session_expires_at: None,
     }
 }
 

@@ -121,6 +121,7 @@ fn row(world: &World, session: &SessionId, connection_id: &str, role: Role, code
         connected_at: NOW_MS,
         source_ip: "198.51.100.7".into(),
         ttl: world.clock.now_seconds() + 3600,
+        session_expires_at: None,
     }
 }
 

@@ -133,7 +133,11 @@ impl Request<'_> {
                 lifetime_seconds: limits.session_lifetime_seconds,
             })
             .await?;
-        let connection = Connection { session_id: Some(session.session_id.clone()), ..self.connection.clone() };
+        let connection = Connection {
+            session_id: Some(session.session_id.clone()),
+            session_expires_at: Some(session.expires_at),
+            ..self.connection.clone()
+        };
         store.put_connection(&connection).await?;
         store.set_speaker_connection(&session.session_id, &connection.connection_id).await?;
         Ok(vec![ServerMessage::SessionCreated {

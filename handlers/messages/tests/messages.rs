@@ -59,6 +59,7 @@ impl Test {
             connected_at: NOW_MS,
             source_ip: "198.51.100.7".into(),
             ttl: self.world.clock.now_seconds() + 3 * 3600,
+            session_expires_at: None,
         };
         self.world.store.put_connection(&connection).await.expect("stored");
         if let (Role::Listener, Some(session), Some(lang)) = (role, session, lang) {

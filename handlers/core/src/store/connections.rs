@@ -19,6 +19,11 @@ const TARGET_LANGUAGE: &str = "targetLanguage";
 const USER_ID: &str = "userId";
 const CONNECTED_AT: &str = "connectedAt";
 const SOURCE_IP: &str = "sourceIp";
+const SESSION_EXPIRES_AT: &str = "sessionExpiresAt";
+
+/// The condition a row meets while it stands for a connection (`Connection::is_live`), with
+/// `#ttl`, `#session_expires` and `:now` bound.
+const LIVE_ROW: &str = "#ttl > :now AND (attribute_not_exists(#session_expires) OR #session_expires > :now)";
 
 /// Where the next page of a fan-out query starts (DynamoDB's `LastEvaluatedKey`).
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +126,8 @@ impl Store {
             .table_name(&self.tables.connections)
             .key(CONNECTION_ID, s(connection_id))
             .update_expression("SET #language = :language, #audience = :audience")
-            .condition_expression("attribute_exists(#id) AND #role = :listener AND #ttl > :now")
+            .condition_expression(format!("attribute_exists(#id) AND #role = :listener AND {LIVE_ROW}"))
+            .expression_attribute_names("#session_expires", SESSION_EXPIRES_AT)
             .expression_attribute_names("#id", CONNECTION_ID)
             .expression_attribute_names("#language", TARGET_LANGUAGE)
             .expression_attribute_names("#audience", AUDIENCE)
@@ -203,6 +209,7 @@ impl Store {
                 .expression_attribute_names("#audience", AUDIENCE)
                 .expression_attribute_names("#language", TARGET_LANGUAGE)
                 .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_names("#session_expires", SESSION_EXPIRES_AT)
                 .expression_attribute_values(":session", s(session.as_str()))
                 .expression_attribute_values(":listeners", s(LISTENER_AUDIENCE_PREFIX))
                 .expression_attribute_values(":now", n(self.clock.now_seconds()))
@@ -210,10 +217,10 @@ impl Store {
                 .set_exclusive_start_key(start);
             request = match except {
                 Some(except) => request
-                    .filter_expression("#ttl > :now AND #id <> :except")
+                    .filter_expression(format!("{LIVE_ROW} AND #id <> :except"))
                     .expression_attribute_names("#id", CONNECTION_ID)
                     .expression_attribute_values(":except", s(except)),
-                None => request.filter_expression("#ttl > :now"),
+                None => request.filter_expression(LIVE_ROW),
             };
             let output =
                 request.send().await.map_err(|error| StoreError::aws("Query", &self.tables.connections, error))?;
@@ -248,9 +255,12 @@ impl Store {
             .delete_item()
             .table_name(&self.tables.connections)
             .key(CONNECTION_ID, s(connection_id))
-            .condition_expression("#session = :session AND #role = :listener")
+            .condition_expression(format!("#session = :session AND #role = :listener AND {LIVE_ROW}"))
             .expression_attribute_names("#session", SESSION_ID)
             .expression_attribute_names("#role", ROLE)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#session_expires", SESSION_EXPIRES_AT)
+            .expression_attribute_values(":now", n(self.clock.now_seconds()))
             .expression_attribute_values(":session", s(session.as_str()))
             .expression_attribute_values(":listener", s(Role::Listener.as_str()))
             .return_values(ReturnValue::AllOld)
@@ -364,7 +374,7 @@ impl Store {
 
     fn live_connection(&self, item: &Item) -> Result<Option<Connection>, StoreError> {
         let connection = read_connection(item, &self.tables.connections)?;
-        Ok((connection.ttl > self.clock.now_seconds()).then_some(connection))
+        Ok(connection.is_live(self.clock.now_seconds()).then_some(connection))
     }
 }
 
@@ -396,6 +406,9 @@ fn connection_item(connection: &Connection) -> Item {
     if let Some(user) = &connection.user_id {
         item.insert(USER_ID.to_owned(), s(user));
     }
+    if let Some(expires) = connection.session_expires_at {
+        item.insert(SESSION_EXPIRES_AT.to_owned(), n(expires));
+    }
     item
 }
 
@@ -417,5 +430,6 @@ fn read_connection(item: &Item, table: &str) -> Result<Connection, StoreError> {
         connected_at: reader.number(CONNECTED_AT)?,
         source_ip: reader.string(SOURCE_IP)?.to_owned(),
         ttl: reader.number(TTL)?,
+        session_expires_at: reader.opt_number(SESSION_EXPIRES_AT)?,
     })
 }

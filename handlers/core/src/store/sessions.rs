@@ -357,14 +357,17 @@ impl Store {
             return Err(full);
         }
         let now = self.clock.now_millis();
+        let now_seconds = self.clock.now_seconds();
         let rows = self.listener_rows(id, joining).await?;
-        let (expired, live): (Vec<Connection>, Vec<Connection>) =
-            rows.into_iter().partition(|row| row.ttl * 1000 <= now);
+        let (live, expired): (Vec<Connection>, Vec<Connection>) =
+            rows.into_iter().partition(|row| row.is_live(now_seconds));
         let settled: Vec<Connection> =
             live.iter().filter(|row| now - row.connected_at >= HANDSHAKE_WINDOW_MS).cloned().collect();
         let closed: HashSet<String> = closed(settled).await.into_iter().collect();
         for row in expired.iter().chain(live.iter().filter(|row| closed.contains(&row.connection_id))) {
-            if let Some(forgotten) = self.delete_connection_any(&row.connection_id).await? {
+            let Some(forgotten) = self.delete_connection_any(&row.connection_id).await? else { continue };
+            // A row of an earlier session under the same id was never counted in this one.
+            if forgotten.session_expires_at.is_none_or(|expires| expires > now_seconds) {
                 self.remove_listener(id, forgotten.target_language).await?;
             }
         }
