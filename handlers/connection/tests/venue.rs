@@ -79,6 +79,7 @@ async fn a_venue_of_500_behind_one_address_is_admitted_and_hears_every_control()
         notifier: world.notifier.clone(),
         limits: message_limits,
         audio: AudioSink::new(testkit::kinesis_client(None), "unused"),
+        recent: messages_function::RecentSessions::default(),
     };
     // The speaker, from the same building.
     let mut speaker = connect_event(id, "speaker", VENUE_ADDRESS);

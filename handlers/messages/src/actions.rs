@@ -178,9 +178,20 @@ impl Request<'_> {
     }
 
     async fn heartbeat(&self) -> Replies {
-        if self.connection.session_id.is_some() {
-            // Also where a session whose speaker left for good is ended.
-            self.live_session().await?;
+        if let Some(id) = &self.connection.session_id {
+            // Also where a session whose speaker left for good is ended: a copy read a moment
+            // ago answers, unless it says the session is due to end by now.
+            let now = self.now_millis();
+            let recent = self.function.recent.get(id, now);
+            let due = |session: &Session| {
+                !session.is_live()
+                    || session.ending_unfinished()
+                    || session.grace_expired(now / 1000, self.function.limits.speaker_grace_seconds)
+            };
+            if recent.as_ref().is_none_or(due) {
+                let session = self.live_session().await?;
+                self.function.recent.put(&session, now);
+            }
         }
         let mut replies = vec![ServerMessage::HeartbeatAck];
         let age_minutes = (self.now_millis() - self.connection.connected_at).max(0) / 60_000;

@@ -10,7 +10,8 @@
 //! Heartbeats carry the connection-lifetime schedule: from 100 minutes a heartbeat is also
 //! answered with `connectionRefreshRequired`, from 105 minutes with `connectionWarning` too
 //! (API Gateway closes connections at 2 hours). A listener's heartbeat is also when a session
-//! whose speaker left and did not return within the grace period is ended.
+//! whose speaker left and did not return within the grace period is ended; it costs one read
+//! (its connection's row), and the session as this process read it a moment ago (`recent`).
 //!
 //! A listener's `changeLanguage` (or a `joinSession` with another language) moves its row and
 //! its session's per-language counts, and the speaker is told the new `listenerCountChanged`
@@ -20,9 +21,11 @@
 
 mod actions;
 mod audio;
+pub mod recent;
 
 pub use actions::{MAX_CONNECTION_MINUTES, REFRESH_AFTER_MINUTES, WARN_AFTER_MINUTES};
 pub use audio::{AudioRecord, AudioSink};
+pub use recent::RecentSessions;
 
 use base64::Engine as _;
 use session_core::config::{ConfigError, FunctionEnv, Limits};
@@ -40,6 +43,8 @@ pub struct MessagesFunction {
     pub notifier: Notifier,
     pub limits: Limits,
     pub audio: AudioSink,
+    /// Sessions this process read a moment ago, for heartbeats (`recent`).
+    pub recent: RecentSessions,
 }
 
 impl MessagesFunction {

@@ -1,7 +1,7 @@
 //! The `messages` Lambda function (`$default` and every action route).
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use messages_function::{AudioSink, MessagesFunction};
+use messages_function::{AudioSink, MessagesFunction, RecentSessions};
 use session_core::config::FunctionEnv;
 use session_core::events::WebSocketEvent;
 use session_core::setup;
@@ -13,8 +13,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = setup::aws_config().await;
     let (limits, stream) = MessagesFunction::settings(&env)?;
     let audio = AudioSink::new(aws_sdk_kinesis::Client::new(&sdk), stream);
-    let function =
-        MessagesFunction { store: setup::store(&env, &sdk)?, notifier: setup::notifier(&env, &sdk)?, limits, audio };
+    let function = MessagesFunction {
+        store: setup::store(&env, &sdk)?,
+        notifier: setup::notifier(&env, &sdk)?,
+        limits,
+        audio,
+        recent: RecentSessions::default(),
+    };
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<WebSocketEvent>| async move {
         Ok::<_, std::convert::Infallible>(function.handle(&event.payload).await)

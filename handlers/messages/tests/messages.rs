@@ -36,6 +36,7 @@ impl Test {
             notifier: world.notifier.clone(),
             limits: world.limits,
             audio: AudioSink::new(testkit::kinesis_client(Some(&world.recorder)), stream.clone()),
+            recent: messages_function::RecentSessions::default(),
         };
         Test { world, function, kinesis, stream }
     }
@@ -681,5 +682,87 @@ struct ServerMessageKind;
 impl ServerMessageKind {
     fn paused() -> session_core::protocol::ServerMessage {
         session_core::protocol::ServerMessage::BroadcastPaused
+    }
+}
+
+/// The AWS calls each action makes, for a session with a speaker and three listeners (two in
+/// `de`, one in `fr`), none gone: the README's cost table. A change in any row fails here and
+/// is reviewed like a snapshot.
+#[tokio::test]
+async fn aws_calls_per_action() {
+    let actions: Vec<(&str, &str, Value)> = vec![
+        ("heartbeat (listener, session read by this process < 10 s ago)", LISTENER, json!({"action": "heartbeat"})),
+        ("joinSession", LISTENER, json!({"action": "joinSession", "sessionId": "SESSION", "targetLanguage": "de"})),
+        ("changeLanguage", LISTENER, json!({"action": "changeLanguage", "targetLanguage": "it"})),
+        ("getSessionStatus", SPEAKER, json!({"action": "getSessionStatus"})),
+        ("pauseBroadcast", SPEAKER, json!({"action": "pauseBroadcast"})),
+        ("muteBroadcast", SPEAKER, json!({"action": "muteBroadcast"})),
+        ("setVolume", SPEAKER, json!({"action": "setVolume", "volumeLevel": 0.5})),
+        ("sendAudio", SPEAKER, json!({"action": "sendAudio", "audioData": "AAEC/w==", "chunkId": 1, "timestamp": 1})),
+        ("endSession", SPEAKER, json!({"action": "endSession"})),
+        ("unknown action (refused)", LISTENER, json!({"action": "dance"})),
+    ];
+    let mut table = Vec::new();
+    for (name, caller, frame) in actions {
+        let test = Test::new().await;
+        let session = test.session().await;
+        for (id, lang) in [(LISTENER, "de"), ("l2", "de"), ("l3", "fr")] {
+            test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+        }
+        past_the_handshake(&test);
+        // A heartbeat a moment before, so the process has read the session recently.
+        test.send(LISTENER, json!({"action": "heartbeat"})).await;
+        test.world.recorder.clear();
+        let frame = frame.to_string().replace("SESSION", session.session_id.as_str());
+        test.send_text(caller, &frame).await;
+        let mut calls: Vec<String> = test
+            .world
+            .recorder
+            .calls()
+            .into_iter()
+            .map(|(service, operation)| format!("{service}.{operation}"))
+            .collect();
+        calls.sort();
+        table.push((name, calls.join(" ")));
+    }
+    for (name, calls) in &table {
+        eprintln!("| {name} | {calls} |");
+    }
+    let expected = [
+        (
+            "heartbeat (listener, session read by this process < 10 s ago)",
+            "ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem",
+        ),
+        // The connection's first join opens its rate-limit window: two writes (one after).
+        (
+            "joinSession",
+            "ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.UpdateItem DynamoDB.UpdateItem",
+        ),
+        (
+            "changeLanguage",
+            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.UpdateItem DynamoDB.UpdateItem",
+        ),
+        ("getSessionStatus", "ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem"),
+        (
+            "pauseBroadcast",
+            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.UpdateItem",
+        ),
+        (
+            "muteBroadcast",
+            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.UpdateItem",
+        ),
+        (
+            "setVolume",
+            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.UpdateItem",
+        ),
+        ("sendAudio", "DynamoDB.GetItem DynamoDB.GetItem Kinesis.PutRecord"),
+        (
+            "endSession",
+            "ApiGatewayManagementApi.DeleteConnection ApiGatewayManagementApi.DeleteConnection ApiGatewayManagementApi.DeleteConnection ApiGatewayManagementApi.DeleteConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.Query DynamoDB.UpdateItem DynamoDB.UpdateItem",
+        ),
+        ("unknown action (refused)", "ApiGatewayManagementApi.PostToConnection"),
+    ];
+    for ((name, calls), (expected_name, expected_calls)) in table.iter().zip(expected) {
+        assert_eq!((*name, calls.as_str()), (expected_name, expected_calls));
     }
 }
