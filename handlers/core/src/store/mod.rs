@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use contract::TableId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -166,6 +167,15 @@ where
         .as_service_error()
         .and_then(|service| service.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Sends a conditional `UpdateItem` to `table`: whether its condition held (and so it wrote).
+async fn write_if(request: UpdateItemFluentBuilder, table: &str) -> Result<bool, StoreError> {
+    match request.send().await {
+        Ok(_) => Ok(true),
+        Err(error) if is_condition_failed(&error) => Ok(false),
+        Err(error) => Err(StoreError::aws("UpdateItem", table, error)),
+    }
 }
 
 /// When an `UpdateItem` failed because its condition was false, the item as it was: `Some`

@@ -17,7 +17,7 @@
 //! answer. Only a row that is absent or from an older window takes a second write.
 
 use super::item::{Reader, n, s};
-use super::{Store, StoreError, is_condition_failed, item_failing_update};
+use super::{Store, StoreError, item_failing_update, write_if};
 use crate::model::EpochSeconds;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::rate_limits::{IDENTIFIER, TTL};
@@ -131,7 +131,7 @@ impl Store {
     /// against nobody.
     pub async fn record_rate_limit_miss(&self, key: &RateLimitKey, rule: RateRule) -> Result<(), StoreError> {
         let (window, _) = rule.window_at(self.clock.now_seconds());
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.rate_limits)
@@ -141,14 +141,8 @@ impl Store {
             .expression_attribute_names("#window", WINDOW_START)
             .expression_attribute_names("#misses", MISSES)
             .expression_attribute_values(":window", n(window))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failed(&error) => Ok(()),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.rate_limits, error)),
-        }
+            .expression_attribute_values(":one", n(1));
+        write_if(request, &self.tables.rate_limits).await.map(drop)
     }
 
     /// Increments the counter if the row is in `window`, below the rule's limit and below its
@@ -211,7 +205,7 @@ impl Store {
         window: EpochSeconds,
         expires: EpochSeconds,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.rate_limits)
@@ -225,14 +219,8 @@ impl Store {
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":window", n(window))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":ttl", n(expires))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failed(&error) => Ok(false),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.rate_limits, error)),
-        }
+            .expression_attribute_values(":ttl", n(expires));
+        write_if(request, &self.tables.rate_limits).await
     }
 
     async fn current_window(&self, key: &RateLimitKey) -> Result<Option<EpochSeconds>, StoreError> {

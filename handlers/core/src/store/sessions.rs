@@ -31,7 +31,7 @@
 //! the release.
 
 use super::item::{Item, Reader, key_of, n, s};
-use super::{Store, StoreError, is_condition_failed, item_failing_update};
+use super::{Store, StoreError, is_condition_failed, item_failing_update, write_if};
 use crate::ids::SessionId;
 use crate::model::{BroadcastState, Connection, EpochSeconds, HANDSHAKE_WINDOW_MS, Session, SessionStatus};
 use crate::protocol::server::LanguageDistribution;
@@ -384,7 +384,7 @@ impl Store {
     /// Claims this session's recount if none ran in the last [`RECOUNT_INTERVAL_SECONDS`].
     async fn claim_recount(&self, id: &SessionId) -> Result<bool, StoreError> {
         let now = self.clock.now_seconds();
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
@@ -394,14 +394,8 @@ impl Store {
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#recounted", RECOUNTED_AT)
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":due", n(now - RECOUNT_INTERVAL_SECONDS))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failed(&error) => Ok(false),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
-        }
+            .expression_attribute_values(":due", n(now - RECOUNT_INTERVAL_SECONDS));
+        write_if(request, &self.tables.sessions).await
     }
 
     /// One conditional increment of the count and of `language`'s count: the session as the
@@ -489,7 +483,7 @@ impl Store {
             return Ok(false);
         }
         let now = self.clock.now_seconds();
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
@@ -506,20 +500,15 @@ impl Store {
             .expression_attribute_values(":live", n(live))
             .expression_attribute_values(":languages", language_counts_value(rows))
             .expression_attribute_values(":counted", n(current.listener_count))
-            .expression_attribute_values(":quiet", n(now - INDEX_LAG_SECONDS))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                let counted = current.listener_count;
-                tracing::warn!(session = %id, counted, live, "listener counts reset to the live listener rows");
-                Ok(true)
-            }
-            // Someone joined or left since the count was read, or joined too recently for the
-            // index to be trusted; the count stays theirs.
-            Err(error) if is_condition_failed(&error) => Ok(false),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+            .expression_attribute_values(":quiet", n(now - INDEX_LAG_SECONDS));
+        // Refused when someone joined or left since the count was read, or joined too recently
+        // for the index to be trusted; the count stays theirs.
+        let lowered = write_if(request, &self.tables.sessions).await?;
+        if lowered {
+            let counted = current.listener_count;
+            tracing::warn!(session = %id, counted, live, "listener counts reset to the live listener rows");
         }
+        Ok(lowered)
     }
 
     /// Counts one listener fewer, in `language` (the leaving row's), never going below zero.
@@ -713,7 +702,7 @@ impl Store {
 
     /// Records the speaker's current connection (and that the speaker is back, if it was gone).
     pub async fn set_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<(), StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
@@ -723,13 +712,10 @@ impl Store {
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
             .expression_attribute_names("#gone", SPEAKER_GONE_AT)
-            .expression_attribute_values(":connection", s(connection_id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failed(&error) => Err(StoreError::SessionNotFound(id.clone())),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
+            .expression_attribute_values(":connection", s(connection_id));
+        match write_if(request, &self.tables.sessions).await? {
+            true => Ok(()),
+            false => Err(StoreError::SessionNotFound(id.clone())),
         }
     }
 
@@ -738,7 +724,7 @@ impl Store {
     /// connection's late `$disconnect` must not clear the new one. Returns whether it was
     /// cleared (and so whether the grace period started).
     pub async fn clear_speaker_connection(&self, id: &SessionId, connection_id: &str) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
@@ -748,21 +734,15 @@ impl Store {
             .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
             .expression_attribute_names("#gone", SPEAKER_GONE_AT)
             .expression_attribute_values(":connection", s(connection_id))
-            .expression_attribute_values(":now", n(self.clock.now_seconds()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failed(&error) => Ok(false),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
-        }
+            .expression_attribute_values(":now", n(self.clock.now_seconds()));
+        write_if(request, &self.tables.sessions).await
     }
 
     /// Hands the session's speaker connection from `from` to `to` (the speaker's other live
     /// connection, when `from` closed), but only if it is still `from`. Returns whether it
     /// was handed over. The speaker is not gone at any moment, so no grace period starts.
     pub async fn hand_over_speaker_connection(&self, id: &SessionId, from: &str, to: &str) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
@@ -772,14 +752,8 @@ impl Store {
             .expression_attribute_names("#speaker", SPEAKER_CONNECTION_ID)
             .expression_attribute_names("#gone", SPEAKER_GONE_AT)
             .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(to))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failed(&error) => Ok(false),
-            Err(error) => Err(StoreError::aws("UpdateItem", &self.tables.sessions, error)),
-        }
+            .expression_attribute_values(":to", s(to));
+        write_if(request, &self.tables.sessions).await
     }
 }
 
