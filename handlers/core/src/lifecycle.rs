@@ -32,6 +32,7 @@ use crate::ids::SessionId;
 use crate::model::{Connection, Role, Session};
 use crate::protocol::{ServerFrame, ServerMessage};
 use crate::store::{EndStart, Store, StoreError};
+use futures::stream::{self, StreamExt};
 use std::time::Instant;
 
 /// Why a session ended, as told to its clients in `sessionEnded.reason`.
@@ -41,6 +42,9 @@ pub mod reasons {
 }
 
 pub use crate::model::HANDSHAKE_WINDOW_MS;
+
+/// How many gone connections one fan-out forgets at once (each is two DynamoDB writes).
+const FORGET_CONCURRENCY: usize = 16;
 
 /// How many times a speaker's leaving hands the session over to another connection that turns
 /// out to have closed as well, before it leaves the session as it is.
@@ -60,15 +64,15 @@ impl Lifecycle<'_> {
     /// places, a speaker's session handed over or its grace period started).
     pub async fn deliver(&self, recipients: &[Connection], frame: &ServerFrame) -> BroadcastReport {
         let report = self.connections.broadcast(recipients, frame).await;
-        for connection in &report.gone {
-            if self.in_handshake(connection) {
-                tracing::info!(connection = %connection.connection_id, "410 during the handshake; the row stays");
-                continue;
-            }
-            if let Err(error) = self.forget(connection).await {
-                tracing::warn!(%error, connection = %connection.connection_id, "could not forget a gone connection");
-            }
-        }
+        stream::iter(&report.gone)
+            .for_each_concurrent(FORGET_CONCURRENCY, |connection| async move {
+                if self.in_handshake(connection) {
+                    tracing::info!(connection = %connection.connection_id, "410 during the handshake; the row stays");
+                } else if let Err(error) = self.forget(connection).await {
+                    tracing::warn!(%error, connection = %connection.connection_id, "could not forget a gone connection");
+                }
+            })
+            .await;
         report
     }
 
