@@ -8,8 +8,12 @@
 //!    process's own share of a cold start; Lambda's sandbox start comes on top.
 //! 3. The local stack (`devstack/benches/fanout.rs`): connects per second, one speaker control
 //!    fanned out to 1,000 listeners, and the gateway's own share of a message.
+//! 4. With `--load`, the local stack under a live audience (`devstack/benches/load.rs`): 2,000
+//!    listeners over 4 sessions under the `dev` stage's default limits, speakers sending audio
+//!    and controls, listeners dropping without a goodbye. Several minutes on a small machine.
 //!
-//! Timings are printed, never asserted.
+//! Timings are printed, never asserted; the load benchmark fails on a lost control message or a
+//! listener count that disagrees with the Connections table.
 
 use crate::{cargo, project_root, step};
 use anyhow::{Context, Result, bail};
@@ -25,6 +29,9 @@ pub(crate) struct Bench {
     /// How many times each binary is started.
     #[arg(long, default_value_t = 20)]
     starts: usize,
+    /// Also run the load benchmark (`LOAD_LISTENERS`, `LOAD_SECONDS`, … set its size).
+    #[arg(long)]
+    load: bool,
 }
 
 impl Bench {
@@ -57,6 +64,15 @@ impl Bench {
         let status = cargo().args(["bench", "--locked", "-p", "devstack", "--bench", "fanout"]).status()?;
         if !status.success() {
             bail!("the local stack benchmark failed ({status}); the functions' output is in target/devstack-bench.log");
+        }
+        if self.load {
+            step("cargo bench -p devstack --bench load (the local stack under a live audience)");
+            let status = cargo().args(["bench", "--locked", "-p", "devstack", "--bench", "load"]).status()?;
+            if !status.success() {
+                bail!(
+                    "the load benchmark failed ({status}): a lost message or a count mismatch is a bug, see its output; the functions' output is in target/devstack-load.log"
+                );
+            }
         }
         Ok(())
     }
