@@ -8,10 +8,15 @@
 //! named. Listeners are counted against the session's cap; nothing is half-written (a
 //! listener's row is written, then counted, and deleted again if the session is full). A count
 //! that says full is checked against the listener rows first, asking `@connections` which are
-//! still open, since lost `$disconnect`s make it drift upward (`Store::admit_listener`). `$connect` never posts to its own
-//! connection (AWS_FACTS 9); it tells the speaker about the new listener, from the session item the
-//! count's write returns (the per-language counts live there, `session_core::store::sessions`),
-//! so a join costs the same few DynamoDB calls however many listeners the session has.
+//! still open, since lost `$disconnect`s make it drift upward (`Store::admit_listener`).
+//! `$connect` never posts to its own connection (AWS_FACTS 9); it tells the speaker about the
+//! new listener, from the session item the count's write returns (the per-language counts live
+//! there, `session_core::store::sessions`), so a join costs the same few DynamoDB calls however
+//! many listeners the session has.
+//!
+//! Abuse from one address is bounded by its rate limit (`contract::limits`): a venue's audience
+//! per minute, and once the address has named too many sessions that do not exist (or have
+//! ended), nothing more for the rest of the minute, at the cost of the counter alone.
 //!
 //! A listener's refresh (PROTOCOL.md "Connection lifetime") opens the new connection with the
 //! same query string plus `previousConnectionId=<the old connection's id>` (the `connectionId`
@@ -173,7 +178,7 @@ impl ConnectionFunction {
                 0 => now.now_millis(),
                 at => at,
             },
-            source_ip: event.request_context.identity.source_ip.clone(),
+            source_ip: source_ip.clone(),
             ttl: now.now_seconds() + self.limits.connection_ttl_seconds,
             session_expires_at: None,
         };
