@@ -130,6 +130,9 @@ struct Outcome {
     control_latency_connecting_ms: Vec<f64>,
     controls_sent: usize,
     controls_with_loss: usize,
+    /// Controls that reached no listener (refused, or failed before the fan-out: the speaker
+    /// was told, with an `error` or API Gateway's `Internal server error`).
+    controls_reaching_none: usize,
     expected: usize,
     received_once: usize,
     lost: usize,
@@ -316,8 +319,11 @@ fn report(outcome: &Outcome) -> Vec<String> {
         summary(&outcome.closed_by_service)
     );
     println!(
-        "fan-out: a speaker control until the last live listener of its session has it ({} sent, {} with a loss):",
-        outcome.controls_sent, outcome.controls_with_loss
+        "fan-out: a speaker control until the last live listener of its session has it ({} sent; {} with a loss: {} reached nobody, {} reached only some):",
+        outcome.controls_sent,
+        outcome.controls_with_loss,
+        outcome.controls_reaching_none,
+        outcome.controls_with_loss - outcome.controls_reaching_none
     );
     for (phase, latency) in [
         ("after the last connect", &outcome.control_latency_ms),
@@ -342,7 +348,7 @@ fn report(outcome: &Outcome) -> Vec<String> {
         outcome.joined_in_flight
     );
     for example in &outcome.lost_examples {
-        println!("  {example}");
+        println!("  lost: {example}");
     }
     if !outcome.unexpected_listener_messages.is_empty() {
         println!("  listeners also got: {}", summary(&outcome.unexpected_listener_messages));
@@ -569,8 +575,6 @@ struct Control {
 
 #[derive(Debug)]
 struct Listener {
-    index: usize,
-    source: Ipv4Addr,
     joined: Instant,
     dropped: AtomicBool,
     closed: AtomicBool,
@@ -682,16 +686,14 @@ async fn clients(plan: Plan) -> Result<()> {
             let language = LANGUAGES[(index / sessions.len()) % LANGUAGES.len()];
             let source = source_address(index / plan.per_address);
             let url = format!("{}?sessionId={}&targetLanguage={language}", plan.websocket_url, session.id);
-            async move { (index, source, connect_listener(source, plan.gateway, url).await) }
+            async move { (index, connect_listener(source, plan.gateway, url).await) }
         })
         .buffer_unordered(plan.connect_concurrency);
-    while let Some((index, source, attempt)) = attempts.next().await {
+    while let Some((index, attempt)) = attempts.next().await {
         match attempt {
             Ok(socket) => {
                 let (hang_up, hung_up) = oneshot::channel();
                 let listener = Arc::new(Listener {
-                    index,
-                    source,
                     joined: Instant::now(),
                     dropped: AtomicBool::new(false),
                     closed: AtomicBool::new(false),
@@ -793,6 +795,7 @@ fn tally(sessions: &[Arc<Session>], steady: Instant, outcome: &mut Outcome) {
             let mut members = 0;
             let mut complete = true;
             let mut last = Duration::ZERO;
+            let mut reached = 0;
             for (listener, received) in &live {
                 let (count, at) = received.get(&seq).copied().unwrap_or((0, control.sent));
                 if listener.joined > control.sent {
@@ -805,19 +808,9 @@ fn tally(sessions: &[Arc<Session>], steady: Instant, outcome: &mut Outcome) {
                     0 => {
                         outcome.lost += 1;
                         complete = false;
-                        if outcome.lost_examples.len() < 10 {
-                            outcome.lost_examples.push(format!(
-                                "lost: session {} control #{seq} {} not received by listener {} from {} (joined {:.1} s before it was sent; {})",
-                                session.id,
-                                control.kind,
-                                listener.index,
-                                listener.source,
-                                (control.sent - listener.joined).as_secs_f64(),
-                                lock(&listener.ended).clone().unwrap_or_else(|| "still connected".to_owned())
-                            ));
-                        }
                     }
                     count => {
+                        reached += 1;
                         outcome.received_once += 1;
                         outcome.duplicated += count - 1;
                         last = last.max(at - control.sent);
@@ -834,6 +827,20 @@ fn tally(sessions: &[Arc<Session>], steady: Instant, outcome: &mut Outcome) {
                     }
                 } else {
                     outcome.controls_with_loss += 1;
+                    if reached == 0 {
+                        outcome.controls_reaching_none += 1;
+                    }
+                    if outcome.lost_examples.len() < 10 {
+                        let offset = if control.sent >= steady {
+                            (control.sent - steady).as_secs_f64()
+                        } else {
+                            -(steady - control.sent).as_secs_f64()
+                        };
+                        outcome.lost_examples.push(format!(
+                            "session {} control #{seq} {} (sent {offset:+.1} s from the last connect) reached {reached} of {members} live listeners",
+                            session.id, control.kind
+                        ));
+                    }
                 }
             }
         }
@@ -936,7 +943,8 @@ async fn speaker_reader(
     while let Some(Ok(message)) = stream.next().await {
         if let Message::Text(text) = message {
             let message: Value = serde_json::from_str(&text).unwrap_or_default();
-            let kind = message["type"].as_str().unwrap_or("not JSON");
+            // API Gateway's own messages (a failed or refused route) have no `type`.
+            let kind = message["type"].as_str().or_else(|| message["message"].as_str()).unwrap_or("not JSON");
             let label = match message["code"].as_str() {
                 Some(code) => format!("{kind} {code}"),
                 None => kind.to_owned(),
