@@ -285,10 +285,8 @@ impl ConnectionFunction {
         }
         let cap = self.limits.max_listeners_per_session;
         // A recount asks `@connections` which of the rows it doubts are still open.
-        let closed = |candidates: Vec<Connection>| async move {
-            let answers = connections.open_among(&candidates).await;
-            answers.into_iter().filter(|(_, open)| !open).map(|(row, _)| row.connection_id.clone()).collect()
-        };
+        let lifecycle = self.lifecycle(connections);
+        let closed = |candidates| lifecycle.closed_among(candidates);
         self.store.admit_listener(id, connection_id, language, cap, closed).await.map(Some)
     }
 

@@ -31,6 +31,7 @@ use crate::fanout::{BroadcastReport, Connections};
 use crate::ids::SessionId;
 use crate::model::{Connection, Role, Session};
 use crate::protocol::{ServerFrame, ServerMessage};
+use crate::store::sessions::RECOUNT_PERIOD_SECONDS;
 use crate::store::{EndStart, Store, StoreError};
 use futures::stream::{self, StreamExt};
 use std::time::Instant;
@@ -209,6 +210,26 @@ impl Lifecycle<'_> {
             Role::Listener => self.store.remove_listener(session, connection.target_language).await.map(drop),
             Role::Speaker => self.speaker_left(session, &connection.connection_id).await,
         }
+    }
+
+    /// Which of `candidates` `@connections` says are closed (a recount's question). One that
+    /// cannot be asked counts as open.
+    pub async fn closed_among(&self, candidates: Vec<Connection>) -> Vec<String> {
+        let answers = self.connections.open_among(&candidates).await;
+        answers.into_iter().filter(|(_, open)| !open).map(|(row, _)| row.connection_id.clone()).collect()
+    }
+
+    /// Checks the session's listener count against its rows if no recount ran in the last
+    /// [`RECOUNT_PERIOD_SECONDS`] (listeners' heartbeats call this): a count that drifted —
+    /// a `$disconnect` lost or failed half-way, a count written twice by a retry after a
+    /// timeout — converges within that period, whether or not the session is full.
+    pub async fn recount_if_due(&self, session: &Session) -> Result<(), StoreError> {
+        let last = session.recounted_at.unwrap_or(session.created_at);
+        if self.store.clock().now_seconds() - last < RECOUNT_PERIOD_SECONDS {
+            return Ok(());
+        }
+        let closed = |candidates| self.closed_among(candidates);
+        self.store.recount_listeners(&session.session_id, None, RECOUNT_PERIOD_SECONDS, closed).await.map(drop)
     }
 
     fn in_handshake(&self, connection: &Connection) -> bool {

@@ -128,6 +128,8 @@ pub struct Session {
     /// without it was interrupted while ending, and the next use of it finishes the job
     /// (`lifecycle`).
     pub end_notified_at: Option<EpochSeconds>,
+    /// When the listener count was last checked against the rows (`Store::recount_listeners`).
+    pub recounted_at: Option<EpochSeconds>,
 }
 
 impl Session {

@@ -173,6 +173,7 @@ mod tests {
             speaker_gone_at: Some(1_795_633_300),
             end_reason: None,
             end_notified_at: None,
+            recounted_at: None,
         }
     }
 

@@ -191,6 +191,10 @@ impl Request<'_> {
             if recent.as_ref().is_none_or(due) {
                 let session = self.live_session().await?;
                 self.function.recent.put(&session, now);
+                // Every few minutes, a heartbeat is also when the count is checked.
+                if let Err(error) = self.lifecycle().recount_if_due(&session).await {
+                    tracing::warn!(%error, "could not recount the session's listeners");
+                }
             }
         }
         let mut replies = vec![ServerMessage::HeartbeatAck];

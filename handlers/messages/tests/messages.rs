@@ -766,3 +766,29 @@ async fn aws_calls_per_action() {
         assert_eq!((*name, calls.as_str()), (expected_name, expected_calls));
     }
 }
+
+#[tokio::test]
+async fn a_drifted_count_converges_through_heartbeats_though_nobody_is_refused() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    for (id, lang) in [(LISTENER, "de"), ("closed-tab", "de"), ("l3", "fr")] {
+        test.connect(id, Some(&session.session_id), Role::Listener, Some(lang)).await;
+    }
+    // A count written twice (a retry after a timeout the table had already applied), and a
+    // listener whose $disconnect was lost.
+    test.world.store.add_listener(&session.session_id, language("fr"), 1000).await.expect("counted twice");
+    test.world.connections_api.mark_gone("closed-tab");
+    assert_eq!(test.stored(&session).await.listener_count, 4);
+
+    // Before the recount period, heartbeats leave the count alone.
+    test.world.clock.advance_seconds(60);
+    test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    assert_eq!(test.stored(&session).await.listener_count, 4);
+    // After it, the next heartbeat that reads the session recounts: two listeners are open.
+    test.world.clock.advance_seconds(session_core::store::sessions::RECOUNT_PERIOD_SECONDS);
+    test.send(LISTENER, json!({"action": "heartbeat"})).await;
+    let stored = test.stored(&session).await;
+    assert_eq!(stored.listener_count, 2);
+    assert_eq!(stored.language_counts, Some([(language("de"), 1), (language("fr"), 1)].into()));
+    assert!(test.world.store.get_connection("closed-tab").await.expect("read").is_none());
+}

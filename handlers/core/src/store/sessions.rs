@@ -59,9 +59,13 @@ const END_NOTIFIED_AT: &str = "endNotifiedAt";
 const LAST_JOIN_AT: &str = "lastJoinAt";
 const RECOUNTED_AT: &str = "recountedAt";
 
-/// A session's listener count is checked against its rows at most this often (a handshake
-/// refused because the session is full costs one write until then, however many arrive).
+/// A full session's listener count is checked against its rows at most this often (a
+/// handshake refused because the session is full costs one write until then, however many
+/// arrive).
 pub const RECOUNT_INTERVAL_SECONDS: i64 = 30;
+/// Any session's listener count is checked against its rows this often, by its listeners'
+/// heartbeats (`lifecycle`): a count that drifted converges within this, full or not.
+pub const RECOUNT_PERIOD_SECONDS: i64 = 300;
 /// How long the count must have seen no join before a recount may lower it to the rows the
 /// fan-out index shows: DynamoDB propagates a write to a global secondary index within a
 /// second or so (AWS_FACTS 13 is about which items are in it, not when), and the index may not
@@ -134,6 +138,7 @@ impl Store {
                 speaker_gone_at: None,
                 end_reason: None,
                 end_notified_at: None,
+                recounted_at: None,
             };
             let result = self
                 .client
@@ -353,12 +358,35 @@ impl Store {
             return Ok(session);
         }
         let full = StoreError::SessionFull { id: id.clone(), cap };
-        if !self.claim_recount(id).await? {
+        if !self.recount_listeners(id, Some(joining), RECOUNT_INTERVAL_SECONDS, closed).await? {
             return Err(full);
+        }
+        self.try_add_listener(id, language, cap).await?.map_err(|_| full)
+    }
+
+    /// Checks a session's listener count against its rows (steps 1 to 3 of
+    /// [`Store::admit_listener`], leaving out `except`'s row), unless a recount ran in the last
+    /// `every` seconds. Returns whether it ran. Besides a count that says full, listeners'
+    /// heartbeats run it every few minutes (`lifecycle`), so a count that drifted (a
+    /// `$disconnect` lost or failed half-way, a count written twice by a retry after a
+    /// timeout) converges even while nobody is refused.
+    pub async fn recount_listeners<F, Fut>(
+        &self,
+        id: &SessionId,
+        except: Option<&str>,
+        every: i64,
+        closed: F,
+    ) -> Result<bool, StoreError>
+    where
+        F: FnOnce(Vec<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Vec<String>>,
+    {
+        if !self.claim_recount(id, every).await? {
+            return Ok(false);
         }
         let now = self.clock.now_millis();
         let now_seconds = self.clock.now_seconds();
-        let rows = self.listener_rows(id, joining).await?;
+        let rows = self.listener_rows(id, except.unwrap_or_default()).await?;
         let (live, expired): (Vec<Connection>, Vec<Connection>) =
             rows.into_iter().partition(|row| row.is_live(now_seconds));
         let settled: Vec<Connection> =
@@ -378,11 +406,11 @@ impl Store {
             }
         }
         self.lower_listener_count(id, &remaining).await?;
-        self.try_add_listener(id, language, cap).await?.map_err(|_| full)
+        Ok(true)
     }
 
-    /// Claims this session's recount if none ran in the last [`RECOUNT_INTERVAL_SECONDS`].
-    async fn claim_recount(&self, id: &SessionId) -> Result<bool, StoreError> {
+    /// Claims this session's recount if none ran in the last `every` seconds.
+    async fn claim_recount(&self, id: &SessionId, every: i64) -> Result<bool, StoreError> {
         let now = self.clock.now_seconds();
         let request = self
             .client
@@ -394,7 +422,7 @@ impl Store {
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#recounted", RECOUNTED_AT)
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":due", n(now - RECOUNT_INTERVAL_SECONDS));
+            .expression_attribute_values(":due", n(now - every));
         write_if(request, &self.tables.sessions).await
     }
 
@@ -790,6 +818,9 @@ fn session_item(session: &Session) -> Item {
     if let Some(notified) = session.end_notified_at {
         item.insert(END_NOTIFIED_AT.to_owned(), n(notified));
     }
+    if let Some(recounted) = session.recounted_at {
+        item.insert(RECOUNTED_AT.to_owned(), n(recounted));
+    }
     item
 }
 
@@ -819,6 +850,7 @@ fn read_session(item: &Item, table: &str) -> Result<Session, StoreError> {
         speaker_gone_at: reader.opt_number::<EpochSeconds>(SPEAKER_GONE_AT)?,
         end_reason: reader.opt_string(END_REASON)?.map(str::to_owned),
         end_notified_at: reader.opt_number::<EpochSeconds>(END_NOTIFIED_AT)?,
+        recounted_at: reader.opt_number::<EpochSeconds>(RECOUNTED_AT)?,
     })
 }
 
