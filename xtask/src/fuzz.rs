@@ -84,34 +84,6 @@ mod tests {
 
     #[test]
     fn the_property_tests_never_see_the_callers_aws_settings() {
-        let command = cargo_test(1, &[]);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("AWS_") && !HIDING.contains(&name.as_ref()) {
-                assert_eq!(env_of(&command, &name), Some(None), "{name} reaches the tests");
-            }
-        }
-        for name in HIDING {
-            assert!(matches!(env_of(&command, name), Some(Some(_))), "{name} is not set for the tests");
-        }
-    }
-
-    /// What `isolate_aws_environment` sets rather than removes.
-    const HIDING: [&str; 3] = ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"];
-
-    /// The test above, run again in a child whose environment carries a developer's AWS
-    /// settings: none of them reaches the property tests.
-    #[test]
-    fn a_callers_aws_settings_do_not_reach_the_property_tests() {
-        let this = std::env::current_exe().expect("the test binary");
-        let output = Command::new(this)
-            .args(["--exact", "fuzz::tests::the_property_tests_never_see_the_callers_aws_settings"])
-            .env("AWS_REGION", "ap-south-1")
-            .env("AWS_PROFILE", "someone-elses-profile")
-            .env("AWS_ENDPOINT_URL", "http://192.0.2.1:1")
-            .output()
-            .expect("the test binary runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
+        testkit::assert_blind_to_aws(&cargo_test(1, &[]));
     }
 }
