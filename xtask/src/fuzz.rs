@@ -64,15 +64,7 @@ fn cargo_test(cases: u32, cargo_args: &[String]) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsStr;
-
-    /// The environment `cargo_test` gives its command, as set (`Some`) or removed (`None`).
-    fn env_of(command: &Command, name: &str) -> Option<Option<String>> {
-        command
-            .get_envs()
-            .find(|(key, _)| *key == OsStr::new(name))
-            .map(|(_, value)| value.map(|value| value.to_string_lossy().into_owned()))
-    }
+    use testkit::command_env as env_of;
 
     #[test]
     fn the_property_tests_run_with_the_cases_asked_for() {

@@ -68,15 +68,7 @@ fn cargo_test(cargo_args: &[String], endpoint: &str, python: &Path) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsStr;
-
-    /// The environment `cargo_test` gives its command, as set (`Some`) or removed (`None`).
-    fn env_of(command: &Command, name: &str) -> Option<Option<String>> {
-        command
-            .get_envs()
-            .find(|(key, _)| *key == OsStr::new(name))
-            .map(|(_, value)| value.map(|value| value.to_string_lossy().into_owned()))
-    }
+    use testkit::command_env as env_of;
 
     #[test]
     fn the_tests_run_with_insta_update_no_and_nothing_forced() {

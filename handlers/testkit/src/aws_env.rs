@@ -30,6 +30,15 @@ pub fn isolate_aws_environment(command: &mut Command) -> &mut Command {
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
+/// What `command` does with variable `name`: `Some(Some(value))` if it sets it, `Some(None)`
+/// if it removes it, `None` if it leaves it as inherited. For tests of command builders.
+pub fn command_env(command: &Command, name: &str) -> Option<Option<String>> {
+    command
+        .get_envs()
+        .find(|(key, _)| key.to_string_lossy() == name)
+        .map(|(_, value)| value.map(|value| value.to_string_lossy().into_owned()))
+}
+
 /// What [`isolate_aws_environment`] sets rather than removes.
 const HIDING: [&str; 3] = ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"];
 
@@ -40,9 +49,7 @@ const HIDING: [&str; 3] = ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AW
 /// # Panics
 /// When a variable would reach the command; the message names it.
 pub fn assert_blind_to_aws(command: &Command) {
-    let set_by_command = |name: &str| {
-        command.get_envs().find(|(key, _)| key.to_string_lossy() == name).map(|(_, value)| value.is_some())
-    };
+    let set_by_command = |name: &str| command_env(command, name).map(|value| value.is_some());
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with(AWS_PREFIX) && !HIDING.contains(&name.as_ref()) {

@@ -26,7 +26,7 @@ pub mod connections_api;
 pub mod kinesis;
 pub mod recorder;
 
-pub use aws_env::{assert_blind_to_aws, isolate_aws_environment};
+pub use aws_env::{assert_blind_to_aws, command_env, isolate_aws_environment};
 pub use connections_api::ConnectionsApi;
 pub use kinesis::{create_stream, kinesis_client, read_all_records};
 pub use recorder::OperationRecorder;
