@@ -29,7 +29,7 @@
 
 use crate::fanout::{BroadcastReport, Connections};
 use crate::ids::SessionId;
-use crate::model::{Connection, Role, Session};
+use crate::model::{Connection, Role, Session, SessionStatus};
 use crate::protocol::{ServerFrame, ServerMessage};
 use crate::store::sessions::RECOUNT_PERIOD_SECONDS;
 use crate::store::{EndStart, Store, StoreError};
@@ -95,7 +95,7 @@ impl Lifecycle<'_> {
     /// Pauses or resumes the broadcast: `status` becomes `paused` or `active` and
     /// `broadcastState.isPaused` follows, in one conditional write; listeners are told.
     pub async fn set_paused(&self, session: &SessionId, paused: bool) -> Result<Session, StoreError> {
-        let status = if paused { crate::model::SessionStatus::Paused } else { crate::model::SessionStatus::Active };
+        let status = if paused { SessionStatus::Paused } else { SessionStatus::Active };
         let updated = self.store.set_session_status(session, status).await?;
         let message = if paused { ServerMessage::BroadcastPaused } else { ServerMessage::BroadcastResumed };
         self.tell_listeners(session, message).await?;
