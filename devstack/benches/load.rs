@@ -373,14 +373,7 @@ fn summary(counts: &BTreeMap<String, usize>) -> String {
 /// Waits (30 s at most) for every session's `listenerCount`, its listener rows and the bench's
 /// open listeners to agree, then prints them; answers the mismatches.
 async fn check_counts(stack: &DevStack, outcome: &Outcome) -> Result<Vec<String>> {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "load-bench");
-    let sdk = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new(devstack::REGION))
-        .endpoint_url(stack.dynamodb_endpoint())
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let client = stack.dynamodb_client();
     let names = stack.table_names();
     let sessions_table = names.get(tables::SESSIONS.logical_id).context("no Sessions table")?;
     let connections_table = names.get(tables::CONNECTIONS.logical_id).context("no Connections table")?;

@@ -224,6 +224,12 @@ impl DevStack {
         &self.dynamodb_endpoint
     }
 
+    /// A DynamoDB client for the local endpoint itself (not the fault proxy), with the stack's
+    /// local credentials: for reading the state behind the functions.
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&local_sdk_config(&self.dynamodb_endpoint))
+    }
+
     /// The stage as it runs locally (JWT settings pointed at the local identity).
     pub fn stage(&self) -> &StageConfig {
         &self.stage

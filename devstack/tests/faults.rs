@@ -241,14 +241,7 @@ struct StoredSession {
 
 /// Reads a session's item and its unexpired connection rows from the local endpoint itself.
 async fn stored_session(stack: &DevStack, session: &str) -> StoredSession {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "faults-test");
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new(devstack::REGION))
-        .endpoint_url(stack.dynamodb_endpoint())
-        .credentials_provider(credentials)
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let client = stack.dynamodb_client();
     let tables = stack.table_names();
     let item = client
         .get_item()
