@@ -314,7 +314,7 @@ impl ConnectionFunction {
     }
 
     fn lifecycle<'a>(&'a self, connections: &'a Connections) -> Lifecycle<'a> {
-        Lifecycle { store: &self.store, connections, speaker_grace_seconds: self.limits.speaker_grace_seconds }
+        Lifecycle::new(&self.store, connections, &self.limits)
     }
 }
 

@@ -27,6 +27,7 @@
 //! handshake. A session therefore always ends for everyone, at the price of a `sessionEnded`
 //! told twice to some when two ends race.
 
+use crate::config::Limits;
 use crate::fanout::{BroadcastReport, Connections};
 use crate::ids::SessionId;
 use crate::model::{Connection, Role, Session, SessionStatus};
@@ -58,6 +59,13 @@ pub struct Lifecycle<'a> {
     pub connections: &'a Connections,
     /// How long a session waits for a speaker who left without refreshing.
     pub speaker_grace_seconds: i64,
+}
+
+impl<'a> Lifecycle<'a> {
+    /// Session operations with a function's limits (its grace period).
+    pub fn new(store: &'a Store, connections: &'a Connections, limits: &Limits) -> Lifecycle<'a> {
+        Lifecycle { store, connections, speaker_grace_seconds: limits.speaker_grace_seconds }
+    }
 }
 
 impl Lifecycle<'_> {

@@ -188,11 +188,7 @@ impl HttpFunction {
     }
 
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle {
-            store: &self.store,
-            connections: &self.connections,
-            speaker_grace_seconds: self.limits.speaker_grace_seconds,
-        }
+        Lifecycle::new(&self.store, &self.connections, &self.limits)
     }
 }
 

@@ -29,11 +29,7 @@ pub(crate) struct Request<'a> {
 
 impl Request<'_> {
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle {
-            store: &self.function.store,
-            connections: self.connections,
-            speaker_grace_seconds: self.function.limits.speaker_grace_seconds,
-        }
+        self.function.lifecycle(self.connections)
     }
 
     fn now_millis(&self) -> i64 {

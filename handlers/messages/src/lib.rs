@@ -96,6 +96,11 @@ impl MessagesFunction {
         }
     }
 
+    /// Session operations over this function's store, with its limits.
+    fn lifecycle<'a>(&'a self, connections: &'a Connections) -> Lifecycle<'a> {
+        Lifecycle::new(&self.store, connections, &self.limits)
+    }
+
     /// Posts one message to the caller. A registered caller that is gone is forgotten as any
     /// gone connection is; an unregistered one is posted to anyway (the client should see its
     /// refusal), with nothing to clean up.
@@ -113,8 +118,7 @@ impl MessagesFunction {
             }
             return;
         };
-        let lifecycle =
-            Lifecycle { store: &self.store, connections, speaker_grace_seconds: self.limits.speaker_grace_seconds };
+        let lifecycle = self.lifecycle(connections);
         let report = lifecycle.deliver(std::slice::from_ref(caller), &frame).await;
         if !report.failed.is_empty() {
             tracing::warn!(failed = ?report.failed, "could not reply");

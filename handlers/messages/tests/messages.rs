@@ -623,11 +623,8 @@ async fn the_grace_end_needs_the_speaker_to_be_still_gone() {
     let seen = test.stored(&session).await;
     // ...but the speaker came back before the end was written.
     test.world.store.set_speaker_connection(&session.session_id, SPEAKER).await.expect("back");
-    let lifecycle = session_core::lifecycle::Lifecycle {
-        store: &test.world.store,
-        connections: &test.world.notifier.configured().expect("an endpoint"),
-        speaker_grace_seconds: test.world.limits.speaker_grace_seconds,
-    };
+    let connections = test.world.notifier.configured().expect("an endpoint");
+    let lifecycle = session_core::lifecycle::Lifecycle::new(&test.world.store, &connections, &test.world.limits);
     assert_eq!(lifecycle.settle(&seen).await.expect("settled"), None);
     assert_eq!(test.stored(&session).await.status, SessionStatus::Active);
 }
@@ -641,11 +638,7 @@ async fn throttled_posts_are_retried_and_what_still_fails_is_reported() {
         test.connect(id, Some(&session.session_id), Role::Listener, Some("de")).await;
     }
     let connections = test.world.notifier.configured().expect("an endpoint");
-    let lifecycle = session_core::lifecycle::Lifecycle {
-        store: &test.world.store,
-        connections: &connections,
-        speaker_grace_seconds: test.world.limits.speaker_grace_seconds,
-    };
+    let lifecycle = session_core::lifecycle::Lifecycle::new(&test.world.store, &connections, &test.world.limits);
     // 429 for the first 15 posts, then a few 500s: every listener still gets the message.
     test.world.connections_api.throttle_posts(15);
     test.world.connections_api.fail_posts(3);
