@@ -181,6 +181,7 @@ impl ConnectionFunction {
             source_ip: source_ip.clone(),
             ttl: now.now_seconds() + self.limits.connection_ttl_seconds,
             session_expires_at: None,
+            counted: false,
         };
         let Some(session_id) = session_id else {
             // A speaker who will send `createSession` on this connection.
@@ -248,10 +249,9 @@ impl ConnectionFunction {
         let counted = match self.count_listener(id, &connection.connection_id, language, previous, connections).await {
             Ok(counted) => counted,
             Err(error) => {
-                // Not admitted: no row without its place.
-                if let Err(undo) = self.store.delete_connection(&connection.connection_id).await {
-                    tracing::error!(%undo, "could not delete a refused listener's row");
-                }
+                // Not admitted: no row without its place, and the place back if it was taken
+                // (a refresh that took its predecessor's place, then failed).
+                self.undo_admission(&connection.connection_id).await;
                 return Err(error.into());
             }
         };
@@ -261,6 +261,19 @@ impl ConnectionFunction {
             tracing::warn!(%error, "could not tell the speaker about a new listener");
         }
         Ok(())
+    }
+
+    /// Deletes a refused listener's row, giving back its place if the row was marked counted.
+    /// A failure is logged: the row then stays until its TTL or a recount finds it closed.
+    async fn undo_admission(&self, connection_id: &str) {
+        let undone = match self.store.delete_connection(connection_id).await {
+            Ok(Some(row)) => self.store.give_back_place(&row).await.map(drop),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = undone {
+            tracing::error!(%error, connection = connection_id, "could not undo a refused listener's admission");
+        }
     }
 
     /// Counts a listener whose row is written, and returns the session as counting it left it
@@ -278,7 +291,7 @@ impl ConnectionFunction {
         connections: &Connections,
     ) -> Result<Option<Session>, StoreError> {
         if let Some(previous) = previous
-            && let Some(taken) = self.store.take_listener_place(previous, id, language).await?
+            && let Some(taken) = self.store.take_listener_place(previous, id, connection_id, language).await?
         {
             tracing::info!(session = %id, from = previous, to = connection_id, "listener place moved");
             return Ok(taken.session);

@@ -95,6 +95,7 @@ fn speaker_row(world: &World, session: &session_core::ids::SessionId) -> session
         source_ip: "203.0.113.1".into(),
         ttl: world.clock.now_seconds() + 3600,
         session_expires_at: None,
+        counted: false,
     }
 }
 

@@ -60,3 +60,14 @@ pub fn is_throttling<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>)
         _ => false,
     }
 }
+
+/// Whether `error` certainly happened before the request reached the service: the connection
+/// could not be made in time (the clients set a connect timeout and no read timeout, so a
+/// timeout in dispatch is the connect's). Such a request can be sent again even when it must
+/// not be applied twice.
+pub fn was_not_sent<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    }
+}

@@ -196,7 +196,7 @@ impl Lifecycle<'_> {
             return Ok(());
         };
         match connection.role {
-            Role::Listener => match self.store.remove_listener(session, connection.target_language).await? {
+            Role::Listener => match self.store.give_back_place(&connection).await? {
                 Some(counted) => self.tell_speaker_audience(&counted).await,
                 None => Ok(()),
             },
@@ -215,7 +215,7 @@ impl Lifecycle<'_> {
             return Ok(());
         };
         match connection.role {
-            Role::Listener => self.store.remove_listener(session, connection.target_language).await.map(drop),
+            Role::Listener => self.store.give_back_place(&connection).await.map(drop),
             Role::Speaker => self.speaker_left(session, &connection.connection_id).await,
         }
     }

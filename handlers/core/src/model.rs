@@ -171,6 +171,10 @@ pub struct Connection {
     /// come): this tells them apart, and the row is ignored after it, so a new session with
     /// the same id never sees, counts or uncounts the old one's connections.
     pub session_expires_at: Option<EpochSeconds>,
+    /// Whether this listener's place is in its session's count: set only once the count's
+    /// write is known to have been applied, so that removing the row gives back exactly the
+    /// places that were taken (`store::sessions` explains why counts then drift one way only).
+    pub counted: bool,
 }
 
 impl Connection {

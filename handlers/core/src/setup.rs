@@ -19,6 +19,10 @@
 //! working table (each call under 1 s) finishes: the longest path, a listener's handshake that
 //! finds its session full, makes about eight calls in sequence.
 //!
+//! The writes that change a listener count are the exception: a retry of an attempt that
+//! timed out could count a listener twice, so they are sent once ([`sent_once`], one attempt
+//! with the whole 3 s) and resent only when throttled (`store::sessions`).
+//!
 //! `@connections` posts get the same connect and attempt timeouts but no SDK retries: the
 //! fan-out retries them itself, with a budget of its own (`fanout`), so that a throttled
 //! fan-out is counted and logged.
@@ -48,6 +52,17 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 /// `loader` with the service's timeouts and retries.
 pub fn with_budget(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
     loader.timeout_config(timeouts()).retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+}
+
+/// The configuration of a call that must not be applied twice (a count's write): no SDK
+/// retries, and so one attempt may use the whole operation budget.
+pub fn sent_once() -> aws_sdk_dynamodb::config::Builder {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(OPERATION_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled()).timeout_config(timeouts)
 }
 
 fn timeouts() -> TimeoutConfig {

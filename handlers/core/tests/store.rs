@@ -53,6 +53,7 @@ fn listener(connection_id: &str, session: &SessionId, language: &str, store: &St
         source_ip: "198.51.100.7".into(),
         ttl: store.clock().now_seconds() + 7200,
         session_expires_at: None,
+        counted: false,
     }
 }
 
@@ -598,12 +599,12 @@ async fn the_distribution_follows_joins_language_changes_refreshes_and_leaves() 
 
     // A refresh in the same language takes the place and changes no count...
     store.put_connection(&listener("a2", &session, "de", &store)).await.expect("row");
-    let taken = store.take_listener_place("a", &session, lang("de")).await.expect("taken").expect("a place");
+    let taken = store.take_listener_place("a", &session, "a2", lang("de")).await.expect("taken").expect("a place");
     assert_eq!((taken.previous.connection_id.as_str(), taken.session), ("a", None));
     assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 1), (lang("es"), 1), (lang("fr"), 1)]);
     // ...and one in another language moves the place to it.
     store.put_connection(&listener("c2", &session, "es", &store)).await.expect("row");
-    let taken = store.take_listener_place("c", &session, lang("es")).await.expect("taken").expect("a place");
+    let taken = store.take_listener_place("c", &session, "c2", lang("es")).await.expect("taken").expect("a place");
     let after = taken.session.expect("the counts changed");
     assert_eq!((after.listener_count, after.language_counts), (3, Some([(lang("de"), 1), (lang("es"), 2)].into())));
     assert_eq!(assert_counts_match_rows(&store, &session).await, [(lang("de"), 1), (lang("es"), 2)]);

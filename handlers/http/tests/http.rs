@@ -103,6 +103,7 @@ async fn stored(world: &World, id: &SessionId) -> Session {
 async fn listener(world: &World, session: &SessionId, connection_id: &str, code: &str) {
     world.store.put_connection(&row(world, session, connection_id, Role::Listener, Some(code))).await.expect("row");
     world.store.add_listener(session, language(code), world.limits.max_listeners_per_session).await.expect("counted");
+    assert!(world.store.mark_counted(connection_id).await.expect("marked"), "the row is there");
 }
 
 /// The owner's speaker connection on `session`.
@@ -122,6 +123,7 @@ fn row(world: &World, session: &SessionId, connection_id: &str, role: Role, code
         source_ip: "198.51.100.7".into(),
         ttl: world.clock.now_seconds() + 3600,
         session_expires_at: None,
+        counted: false,
     }
 }
 

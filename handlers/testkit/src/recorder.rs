@@ -13,17 +13,24 @@
 //!
 //! It is also a fault switch: [`OperationRecorder::make_unreachable`] sends every attempt of
 //! one operation to a port where nothing listens, so the real SDK meets a real connection
-//! failure (an outage of that call) against the otherwise real local endpoint.
+//! failure (an outage of that call) against the otherwise real local endpoint; and
+//! [`OperationRecorder::lose_answers`] lets the endpoint apply a request but turns its answer
+//! into a 500, as when a response is lost on the way back (the case that makes a retried
+//! write apply twice).
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The service name the DynamoDB SDK stores in its operations' metadata.
@@ -38,6 +45,8 @@ pub const KINESIS_SERVICE: &str = "Kinesis";
 pub struct OperationRecorder {
     calls: Arc<Mutex<Vec<(String, String)>>>,
     unreachable: Arc<Mutex<BTreeSet<String>>>,
+    /// Per operation, how many more answers to lose.
+    lost_answers: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 /// Where requests go while their operation is unreachable: the discard port of this machine,
@@ -77,6 +86,25 @@ impl OperationRecorder {
     /// Ends every fault [`OperationRecorder::make_unreachable`] set.
     pub fn reachable_again(&self) {
         self.unreachable.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// A fault for tests: the next `count` attempts of `operation` reach the endpoint, which
+    /// applies them, but the caller gets a DynamoDB `InternalServerError` (500) instead of the
+    /// answer.
+    pub fn lose_answers(&self, operation: &str, count: usize) {
+        self.lost_answers.lock().unwrap_or_else(PoisonError::into_inner).insert(operation.to_owned(), count);
+    }
+
+    /// Whether this attempt's answer is one to lose (and one fewer is left to lose).
+    fn answer_lost(&self, operation: &str) -> bool {
+        let mut lost = self.lost_answers.lock().unwrap_or_else(PoisonError::into_inner);
+        match lost.get_mut(operation) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -123,6 +151,22 @@ impl Intercept for OperationRecorder {
         let operation = cfg.load::<Metadata>().map(|metadata| metadata.name().to_owned()).unwrap_or_default();
         if self.unreachable.lock().unwrap_or_else(PoisonError::into_inner).contains(&operation) {
             context.request_mut().set_uri(NOWHERE)?;
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map(|metadata| metadata.name().to_owned()).unwrap_or_default();
+        if self.answer_lost(&operation) {
+            let body =
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the answer was lost"}"#;
+            let status = StatusCode::try_from(500_u16)?;
+            *context.response_mut() = HttpResponse::new(status, SdkBody::from(body));
         }
         Ok(())
     }

@@ -5,12 +5,12 @@
 //! (`begins_with(audience, "listener#")`) and the speaker (`audience = speaker`).
 
 use super::item::{Item, Reader, key_of, n, s};
-use super::{Store, StoreError, is_condition_failed};
+use super::{Store, StoreError, is_condition_failed, write_if};
 use crate::ids::SessionId;
 use crate::model::{Connection, LISTENER_AUDIENCE_PREFIX, Role, SPEAKER_AUDIENCE, Session, audience};
 use crate::protocol::server::LanguageDistribution;
 use crate::validation::LanguageCode;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use contract::tables::connections::{AUDIENCE, BY_SESSION_INDEX, CONNECTION_ID, SESSION_ID, TTL};
 use std::collections::HashMap;
 
@@ -20,6 +20,7 @@ const USER_ID: &str = "userId";
 const CONNECTED_AT: &str = "connectedAt";
 const SOURCE_IP: &str = "sourceIp";
 const SESSION_EXPIRES_AT: &str = "sessionExpiresAt";
+const COUNTED: &str = "counted";
 
 /// The condition a row meets while it stands for a connection (`Connection::is_live`), with
 /// `#ttl`, `#session_expires` and `:now` bound.
@@ -67,6 +68,23 @@ impl Store {
             .await
             .map_err(|error| StoreError::aws("PutItem", &self.tables.connections, error))?;
         Ok(())
+    }
+
+    /// Records that listener `connection_id`'s place is in its session's count (written once
+    /// the count's write is known to have been applied). `false` if the row is gone (the
+    /// connection closed meanwhile: its `$disconnect` found it uncounted and gave nothing back).
+    pub async fn mark_counted(&self, connection_id: &str) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .update_expression("SET #counted = :counted")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", CONNECTION_ID)
+            .expression_attribute_names("#counted", COUNTED)
+            .expression_attribute_values(":counted", AttributeValue::Bool(true));
+        write_if(request, &self.tables.connections).await
     }
 
     /// The connection, or `None` if it does not exist or has expired.
@@ -240,14 +258,16 @@ impl Store {
     }
 
     /// Deletes listener `connection_id`'s row if it is a listener of `session`: its place in
-    /// the session's listener count is then the caller's, for the connection that replaces it
-    /// and listens in `language` (the place moves to that language if it was another's).
-    /// `None` if there is no such row (gone already, or another session's, or a speaker's),
-    /// and then there is no place to take.
+    /// the session's listener count is then `to`'s, the connection that replaces it and
+    /// listens in `language` (the place moves to that language if it was another's), and
+    /// `to`'s row is marked counted. `None` if there is no such row (gone already, or another
+    /// session's, or a speaker's) or the row held no place (never marked counted), and then
+    /// there is no place to take.
     pub async fn take_listener_place(
         &self,
         connection_id: &str,
         session: &SessionId,
+        to: &str,
         language: LanguageCode,
     ) -> Result<Option<TakenPlace>, StoreError> {
         let result = self
@@ -274,6 +294,10 @@ impl Store {
             Err(error) if is_condition_failed(&error) => return Ok(None),
             Err(error) => return Err(StoreError::aws("DeleteItem", &self.tables.connections, error)),
         };
+        if !previous.counted {
+            return Ok(None);
+        }
+        self.mark_place_taken(to).await;
         let session = match previous.target_language {
             Some(from) if from != language => self.move_listener(session, from, language).await?,
             _ => None,
@@ -409,6 +433,9 @@ fn connection_item(connection: &Connection) -> Item {
     if let Some(expires) = connection.session_expires_at {
         item.insert(SESSION_EXPIRES_AT.to_owned(), n(expires));
     }
+    if connection.counted {
+        item.insert(COUNTED.to_owned(), AttributeValue::Bool(true));
+    }
     item
 }
 
@@ -431,5 +458,6 @@ fn read_connection(item: &Item, table: &str) -> Result<Connection, StoreError> {
         source_ip: reader.string(SOURCE_IP)?.to_owned(),
         ttl: reader.number(TTL)?,
         session_expires_at: reader.opt_number(SESSION_EXPIRES_AT)?,
+        counted: reader.opt_bool(COUNTED)?.unwrap_or(false),
     })
 }

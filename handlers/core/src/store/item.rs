@@ -69,6 +69,14 @@ impl<'a> Reader<'a> {
         self.opt_number(name)?.ok_or_else(|| self.corrupt(format!("`{name}` is missing")))
     }
 
+    pub(super) fn opt_bool(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::Bool(value)) => Ok(Some(*value)),
+            Some(_) => Err(self.corrupt(format!("`{name}` is not a boolean"))),
+        }
+    }
+
     pub(super) fn bool(&self, map: &Item, name: &str) -> Result<bool, StoreError> {
         match map.get(name) {
             Some(AttributeValue::Bool(value)) => Ok(*value),

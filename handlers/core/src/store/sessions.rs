@@ -32,11 +32,17 @@
 
 use super::item::{Item, Reader, key_of, n, s};
 use super::{Store, StoreError, is_condition_failed, item_failing_update, write_if};
+use crate::aws_errors::{is_throttling, was_not_sent};
 use crate::ids::SessionId;
+use crate::model::Role;
 use crate::model::{BroadcastState, Connection, EpochSeconds, HANDSHAKE_WINDOW_MS, Session, SessionStatus};
 use crate::protocol::server::LanguageDistribution;
+use crate::setup;
 use crate::validation::{LanguageCode, QualityTier, Volume};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use contract::tables::sessions::{EXPIRES_AT, SESSION_ID};
 use std::collections::{HashMap, HashSet};
@@ -354,14 +360,29 @@ impl Store {
         F: FnOnce(Vec<Connection>) -> Fut,
         Fut: std::future::Future<Output = Vec<String>>,
     {
-        if let Ok(session) = self.try_add_listener(id, language, cap).await? {
-            return Ok(session);
+        let counted = match self.try_add_listener(id, language, cap).await? {
+            Ok(session) => session,
+            Err(_) => {
+                let full = StoreError::SessionFull { id: id.clone(), cap };
+                if !self.recount_listeners(id, Some(joining), RECOUNT_INTERVAL_SECONDS, closed).await? {
+                    return Err(full);
+                }
+                self.try_add_listener(id, language, cap).await?.map_err(|_| full)?
+            }
+        };
+        self.mark_place_taken(joining).await;
+        Ok(counted)
+    }
+
+    /// Marks `connection_id`'s row as holding a place in its session's count, once the count
+    /// is written. A mark that fails leaves a place counted that no removal gives back: the
+    /// count is then one too high (never too low) until a recount.
+    pub(super) async fn mark_place_taken(&self, connection_id: &str) {
+        match self.mark_counted(connection_id).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(connection = connection_id, "a counted listener's row was gone"),
+            Err(error) => tracing::warn!(%error, connection = connection_id, "could not mark a listener as counted"),
         }
-        let full = StoreError::SessionFull { id: id.clone(), cap };
-        if !self.recount_listeners(id, Some(joining), RECOUNT_INTERVAL_SECONDS, closed).await? {
-            return Err(full);
-        }
-        self.try_add_listener(id, language, cap).await?.map_err(|_| full)
     }
 
     /// Checks a session's listener count against its rows (steps 1 to 3 of
@@ -393,10 +414,8 @@ impl Store {
             live.iter().filter(|row| now - row.connected_at >= HANDSHAKE_WINDOW_MS).cloned().collect();
         let closed: HashSet<String> = closed(settled).await.into_iter().collect();
         for row in expired.iter().chain(live.iter().filter(|row| closed.contains(&row.connection_id))) {
-            let Some(forgotten) = self.delete_connection_any(&row.connection_id).await? else { continue };
-            // A row of an earlier session under the same id was never counted in this one.
-            if forgotten.session_expires_at.is_none_or(|expires| expires > now_seconds) {
-                self.remove_listener(id, forgotten.target_language).await?;
+            if let Some(forgotten) = self.delete_connection_any(&row.connection_id).await? {
+                self.give_back_place(&forgotten).await?;
             }
         }
         let mut remaining = LanguageDistribution::new();
@@ -474,7 +493,7 @@ impl Store {
                     .update_expression("ADD #count :one SET #last_join = :now")
                     .condition_expression(format!("{live} AND attribute_not_exists(#languages)"))
             };
-            let session = match self.update_session(request, id).await? {
+            let session = match self.update_count(request, id).await? {
                 Ok(session) => return Ok(Ok(session)),
                 Err(current) => current,
             };
@@ -539,6 +558,25 @@ impl Store {
         Ok(lowered)
     }
 
+    /// Gives back the place a deleted listener row held in its session's count: `Some` with
+    /// the session as the write left it, or `None` if there was no place to give back (a
+    /// speaker's row, a row never marked counted, a row of an earlier session under the same
+    /// id, or a session that is gone). Only the caller whose delete removed the row may call
+    /// this, so each place is given back at most once.
+    pub async fn give_back_place(&self, deleted: &Connection) -> Result<Option<Session>, StoreError> {
+        let now = self.clock.now_seconds();
+        match &deleted.session_id {
+            Some(session)
+                if deleted.role == Role::Listener
+                    && deleted.counted
+                    && deleted.session_expires_at.is_none_or(|expires| expires > now) =>
+            {
+                self.remove_listener(session, deleted.target_language).await
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Counts one listener fewer, in `language` (the leaving row's), never going below zero.
     /// Returns the session as the write left it, or `None` if the session no longer exists
     /// (a late `$disconnect` is normal).
@@ -572,7 +610,7 @@ impl Store {
                     .update_expression("ADD #count :minus_one")
                     .condition_expression("attribute_exists(#id) AND #count > :zero"),
             };
-            let session = match self.update_session(request, id).await? {
+            let session = match self.update_count(request, id).await? {
                 Ok(session) => return Ok(self.if_live(session)),
                 Err(None) => return Ok(None),
                 Err(Some(current)) => current,
@@ -623,7 +661,7 @@ impl Store {
                     .update_expression("SET #languages.#to = if_not_exists(#languages.#to, :zero) + :one")
                     .condition_expression("attribute_exists(#id) AND attribute_exists(#languages)"),
             };
-            let session = match self.update_session(request, id).await? {
+            let session = match self.update_count(request, id).await? {
                 Ok(session) => return Ok(self.if_live(session)),
                 Err(None) => return Ok(None),
                 Err(Some(current)) => current,
@@ -653,10 +691,48 @@ impl Store {
         request: UpdateItemFluentBuilder,
         id: &SessionId,
     ) -> Result<Result<Session, Option<Session>>, StoreError> {
-        let request = request
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let error = match request.send().await {
+        let request = with_sessions_back(request);
+        let answer = request.send().await;
+        self.session_updated(answer, id)
+    }
+
+    /// As [`Store::update_session`], for a write that changes a count, which must not be
+    /// applied twice: it is sent again only when it certainly was not applied (DynamoDB
+    /// throttled it, or the connection could not be made). The SDK's own retries are off for
+    /// it, because an attempt that timed out or met a 5xx may have been applied, and its
+    /// retry would count the listener again.
+    ///
+    /// So every count write is applied at most once, and the rows decide what is given back
+    /// (a row is marked counted only after its count's write is known to be applied): a
+    /// write whose outcome is unknown can only leave a count too high, never too low, and a
+    /// count too high is what the recount lowers. Counts never let a session exceed its cap.
+    async fn update_count(
+        &self,
+        request: UpdateItemFluentBuilder,
+        id: &SessionId,
+    ) -> Result<Result<Session, Option<Session>>, StoreError> {
+        let request = with_sessions_back(request);
+        let mut resent = 0;
+        loop {
+            let answer = request.clone().customize().config_override(setup::sent_once()).send().await;
+            match answer {
+                Err(error) if (is_throttling(&error) || was_not_sent(&error)) && resent + 1 < setup::MAX_ATTEMPTS => {
+                    resent += 1;
+                    tokio::time::sleep(crate::fanout::backoff(resent)).await;
+                }
+                answer => return self.session_updated(answer, id),
+            }
+        }
+    }
+
+    /// The outcome of a session update sent by [`Store::update_session`] or
+    /// [`Store::update_count`].
+    fn session_updated(
+        &self,
+        answer: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+        id: &SessionId,
+    ) -> Result<Result<Session, Option<Session>>, StoreError> {
+        let error = match answer {
             Ok(output) => return self.updated_session(output.attributes, id).map(Ok),
             Err(error) => error,
         };
@@ -783,6 +859,13 @@ impl Store {
             .expression_attribute_values(":to", s(to));
         write_if(request, &self.tables.sessions).await
     }
+}
+
+/// `request`, asking for the session as written, or as it was when the condition was false.
+fn with_sessions_back(request: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
+    request
+        .return_values(ReturnValue::AllNew)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
 }
 
 fn session_item(session: &Session) -> Item {
