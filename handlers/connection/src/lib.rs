@@ -41,6 +41,7 @@
 
 use session_core::auth::Caller;
 use session_core::config::{ConfigError, FunctionEnv, Limits};
+use session_core::deadline::{Deadline, OutOfTime};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::fanout::{Connections, Notifier};
 use session_core::ids::SessionId;
@@ -95,19 +96,39 @@ impl ConnectionFunction {
 
     /// Answers one `$connect` or `$disconnect`. Never fails: a refusal is a status.
     pub async fn handle(&self, event: &WebSocketEvent) -> WebSocketResponse {
+        self.handle_by(event, Deadline::NONE).await
+    }
+
+    /// As [`ConnectionFunction::handle`], refusing a handshake with 503 if it is not done by
+    /// the reserve before `deadline` (`session_core::deadline`).
+    pub async fn handle_by(&self, event: &WebSocketEvent, deadline: Deadline) -> WebSocketResponse {
         let context = &event.request_context;
         let connections = self.notifier.for_event(&context.domain_name, &context.stage);
         match context.event_type.as_str() {
-            "CONNECT" => match self.connect(event, &connections).await {
-                Ok(()) => WebSocketResponse::ok(),
-                Err(refusal) => {
-                    tracing::info!(code = %refusal.code, message = %refusal.message, "connection refused");
-                    WebSocketResponse::refusal(&refusal)
+            "CONNECT" => {
+                let connected =
+                    deadline.run(Box::pin(self.connect(event, &connections))).await.unwrap_or_else(|OutOfTime| {
+                        Err(ProtocolError::unavailable("the service could not finish in time; connect again shortly"))
+                    });
+                match connected {
+                    Ok(()) => WebSocketResponse::ok(),
+                    Err(refusal) => {
+                        tracing::info!(code = %refusal.code, message = %refusal.message, "connection refused");
+                        WebSocketResponse::refusal(&refusal)
+                    }
                 }
-            },
+            }
             "DISCONNECT" => {
-                if let Err(error) = self.lifecycle(&connections).disconnected(&context.connection_id).await {
-                    tracing::error!(%error, connection = %context.connection_id, "disconnect cleanup failed");
+                let cleanup =
+                    deadline.run(Box::pin(self.lifecycle(&connections).disconnected(&context.connection_id))).await;
+                match cleanup {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, connection = %context.connection_id, "disconnect cleanup failed");
+                    }
+                    Err(OutOfTime) => {
+                        tracing::error!(connection = %context.connection_id, "disconnect cleanup stopped at the deadline");
+                    }
                 }
                 WebSocketResponse::ok()
             }

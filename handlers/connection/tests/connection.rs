@@ -4,10 +4,12 @@
 use connection_function::{ConnectAuth, ConnectionFunction};
 use harness::{NOW_MS, World, language};
 use serde_json::Value;
+use session_core::deadline::{ANSWER_RESERVE, Deadline};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::jwt::{JwksSource, JwtConfig, Verifier};
 use session_core::model::{Role, SessionStatus};
 use session_core::store::Clock;
+use std::time::{Duration, Instant};
 
 fn function(world: &World, auth: ConnectAuth) -> ConnectionFunction {
     ConnectionFunction {
@@ -798,4 +800,20 @@ async fn a_reused_session_id_never_sees_or_counts_the_old_sessions_connections()
     let stored = world.store.get_session(&id).await.expect("read").expect("live");
     assert_eq!(stored.listener_count, 1);
     assert_eq!(stored.language_counts, Some([(language("de"), 1)].into()));
+}
+
+#[tokio::test]
+async fn a_handshake_whose_work_outlasts_the_invocation_is_refused_with_503_in_time() {
+    let world = World::new().await;
+    let session = world.session_owned_by("user-42").await;
+    world.store.put_connection(&speaker_row(&world, &session.session_id)).await.expect("speaker row");
+    // Telling the speaker about the new listener never finishes.
+    world.connections_api.stall("speaker-conn");
+    let left = ANSWER_RESERVE + Duration::from_millis(1500);
+    let started = Instant::now();
+    let event = listener_event(session.session_id.as_str());
+    let response = function(&world, ConnectAuth::Authorizer).handle_by(&event, Deadline::after(left)).await;
+    assert!(started.elapsed() < left, "answered before the deadline, not killed by Lambda");
+    let body = assert_refused(&response, 503, "SERVICE_UNAVAILABLE");
+    assert_eq!(body["retryAfter"], 2, "{body}");
 }

@@ -13,11 +13,13 @@
 //! - [`config`]: function configuration, restricted to the contract's declarations;
 //! - [`refusals`]: store and token failures as protocol refusals;
 //! - [`setup`]: AWS clients built once per cold start;
+//! - [`deadline`]: answering before Lambda's deadline;
 //! - [`contract`]: what this code expects of its infrastructure (re-exported).
 
 pub mod auth;
 pub mod aws_errors;
 pub mod config;
+pub mod deadline;
 pub mod events;
 pub mod fanout;
 pub mod ids;

@@ -53,6 +53,7 @@ use routes::Operation;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use session_core::config::Limits;
+use session_core::deadline::{Deadline, OutOfTime};
 use session_core::fanout::Connections;
 use session_core::ids::SessionId;
 use session_core::lifecycle::{Lifecycle, reasons};
@@ -73,8 +74,14 @@ impl HttpFunction {
     /// Answers one raw event. An event that is not an HTTP API payload 2.0 request is a 500
     /// with the usual error body, not an invocation error.
     pub async fn handle_payload(&self, payload: Value) -> ApiGatewayV2httpResponse {
+        self.handle_payload_by(payload, Deadline::NONE).await
+    }
+
+    /// As [`HttpFunction::handle_payload`], answering 503 `SERVICE_UNAVAILABLE` if the work is
+    /// not done by the reserve before `deadline` (`session_core::deadline`).
+    pub async fn handle_payload_by(&self, payload: Value, deadline: Deadline) -> ApiGatewayV2httpResponse {
         match read_event(payload) {
-            Ok(request) => self.handle(&request).await,
+            Ok(request) => self.handle_by(&request, deadline).await,
             Err(error) => {
                 tracing::error!(%error, "the event is not an HTTP API payload 2.0 request");
                 Refusal::from(ProtocolError::new(ErrorCode::InternalError, "internal error")).into_response()
@@ -84,10 +91,18 @@ impl HttpFunction {
 
     /// Answers one request. Never fails: every refusal is a status and a JSON body.
     pub async fn handle(&self, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        self.handle_by(request, Deadline::NONE).await
+    }
+
+    /// As [`HttpFunction::handle`], with the invocation's deadline.
+    pub async fn handle_by(&self, request: &ApiGatewayV2httpRequest, deadline: Deadline) -> ApiGatewayV2httpResponse {
         let key = route_key(request);
         // Boxed: the nested futures of dispatch are otherwise too deep for the compiler to lay
         // out inside the runtime's future (`queries overflow the depth limit`).
-        match Box::pin(self.dispatch(request)).await {
+        let answered = deadline.run(Box::pin(self.dispatch(request))).await.unwrap_or_else(|OutOfTime| {
+            Err(Refusal::from(ProtocolError::unavailable("the service could not finish in time; retry shortly")))
+        });
+        match answered {
             Ok(reply) => {
                 tracing::info!(route = key, status = reply.status(), "answered");
                 reply.into_response()

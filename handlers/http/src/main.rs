@@ -3,6 +3,7 @@
 use http_function::HttpFunction;
 use lambda_runtime::{LambdaEvent, service_fn};
 use session_core::config::{ConfigError, FunctionEnv, Limits};
+use session_core::deadline::Deadline;
 use session_core::setup;
 
 #[tokio::main]
@@ -16,7 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function = HttpFunction { store: setup::store(&env, &sdk)?, connections, limits: Limits::from_env(&env)? };
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<_, std::convert::Infallible>(function.handle_payload(event.payload).await)
+        let deadline = Deadline::at_epoch_millis(event.context.deadline);
+        Ok::<_, std::convert::Infallible>(function.handle_payload_by(event.payload, deadline).await)
     }))
     .await
 }

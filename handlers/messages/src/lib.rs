@@ -29,6 +29,7 @@ pub use recent::RecentSessions;
 
 use base64::Engine as _;
 use session_core::config::{ConfigError, FunctionEnv, Limits};
+use session_core::deadline::{Deadline, OutOfTime};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::fanout::{Connections, Notifier};
 use session_core::lifecycle::Lifecycle;
@@ -55,9 +56,22 @@ impl MessagesFunction {
 
     /// Handles one frame. Always 200: replies, including refusals, are posted.
     pub async fn handle(&self, event: &WebSocketEvent) -> WebSocketResponse {
+        self.handle_by(event, Deadline::NONE).await
+    }
+
+    /// As [`MessagesFunction::handle`], answering `SERVICE_UNAVAILABLE` if the work is not
+    /// done by the reserve before `deadline` (`session_core::deadline`).
+    pub async fn handle_by(&self, event: &WebSocketEvent, deadline: Deadline) -> WebSocketResponse {
         let context = &event.request_context;
         let connections = self.notifier.for_event(&context.domain_name, &context.stage);
-        let (caller, replies) = match self.replies(event, &connections).await {
+        let answered = match deadline.run(self.replies(event, &connections)).await {
+            Ok(answered) => answered,
+            Err(OutOfTime) => {
+                let late = ProtocolError::unavailable("the service could not finish in time; resend the frame shortly");
+                Err((None, late))
+            }
+        };
+        let (caller, replies) = match answered {
             Ok(answered) => answered,
             Err((caller, refusal)) => {
                 tracing::info!(code = %refusal.code, message = %refusal.message, route = %context.route_key, "frame refused");

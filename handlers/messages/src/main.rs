@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use messages_function::{AudioSink, MessagesFunction, RecentSessions};
 use session_core::config::FunctionEnv;
+use session_core::deadline::Deadline;
 use session_core::events::WebSocketEvent;
 use session_core::setup;
 
@@ -22,7 +23,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<WebSocketEvent>| async move {
-        Ok::<_, std::convert::Infallible>(function.handle(&event.payload).await)
+        let deadline = Deadline::at_epoch_millis(event.context.deadline);
+        Ok::<_, std::convert::Infallible>(function.handle_by(&event.payload, deadline).await)
     }))
     .await
 }

@@ -5,10 +5,12 @@ use futures::StreamExt;
 use harness::{NOW_MS, World, language};
 use messages_function::{AudioSink, MessagesFunction};
 use serde_json::{Value, json};
+use session_core::deadline::{ANSWER_RESERVE, Deadline};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
 use session_core::ids::SessionId;
 use session_core::model::{Connection, Role, Session, SessionStatus};
 use session_core::store::Clock;
+use std::time::{Duration, Instant};
 
 const LISTENER: &str = "L0SM9cOFvHcCIhw=";
 const SPEAKER: &str = "M1TN0dPGwIdDJix=";
@@ -77,6 +79,11 @@ impl Test {
 
     /// Sends one frame; returns what the sender received in reply.
     async fn send_text(&self, connection: &str, body: &str) -> Vec<Value> {
+        self.send_by(connection, body, Deadline::NONE).await
+    }
+
+    /// Sends one frame in an invocation that must answer by `deadline`.
+    async fn send_by(&self, connection: &str, body: &str, deadline: Deadline) -> Vec<Value> {
         let before = self.world.connections_api.messages_to(connection).len();
         let mut event: WebSocketEvent = serde_json::from_str(include_str!("data/message.json")).expect("fixture");
         event.request_context.connection_id = connection.to_owned();
@@ -85,7 +92,7 @@ impl Test {
             .and_then(|value| value["action"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "$default".to_owned());
         event.body = Some(body.to_owned());
-        assert_eq!(self.function.handle(&event).await, WebSocketResponse::ok());
+        assert_eq!(self.function.handle_by(&event, deadline).await, WebSocketResponse::ok());
         self.world.connections_api.messages_to(connection).split_off(before)
     }
 
@@ -531,6 +538,24 @@ fn settings_come_from_the_declared_environment() {
     let env = session_core::config::FunctionEnv::from_map(&contract::functions::MESSAGES, variables);
     let (limits, stream) = MessagesFunction::settings(&env).expect("valid");
     assert_eq!((limits.max_message_bytes, stream.as_str()), (9, "audio"));
+}
+
+#[tokio::test]
+async fn a_frame_whose_work_outlasts_the_invocation_is_answered_service_unavailable_in_time() {
+    let test = Test::new().await;
+    let session = test.session().await;
+    test.connect(LISTENER, Some(&session.session_id), Role::Listener, Some("de")).await;
+    // The listener's posts are never answered: each attempt times out, and the fan-out's
+    // retries would run past the invocation's end.
+    test.world.connections_api.stall(LISTENER);
+    let left = ANSWER_RESERVE + Duration::from_millis(1500);
+    let started = Instant::now();
+    let replies = test.send_by(SPEAKER, &json!({"action": "pauseBroadcast"}).to_string(), Deadline::after(left)).await;
+    assert!(started.elapsed() < left, "answered before the deadline, not killed by Lambda");
+    assert_eq!(error_code(&replies), "SERVICE_UNAVAILABLE");
+    assert_eq!(replies[0]["retryAfter"], 2, "{replies:?}");
+    // What was written stays written, so resending the control is safe.
+    assert!(test.stored(&session).await.broadcast_state.is_paused);
 }
 
 /// Connections older than the handshake window: a 410 for them means closed.

@@ -14,7 +14,8 @@
 //! 429 `LimitExceededException`, as API Gateway does when the account's management API rate is
 //! exceeded (AWS_FACTS 18), and [`ConnectionsApi::fail_posts`] with a 500. With
 //! [`ConnectionsApi::set_delay`], [`ConnectionsApi::max_in_flight`] tells how many requests a
-//! fan-out had in flight at once.
+//! fan-out had in flight at once; [`ConnectionsApi::stall`] leaves one connection's requests
+//! unanswered.
 //!
 //! The stage is any one path segment (the endpoint is `http://127.0.0.1:PORT/test`); paths
 //! without a stage are accepted too. The SDK percent-encodes connection ids (AWS ids such as
@@ -74,6 +75,8 @@ struct Record {
     deleted: Vec<String>,
     requests: Vec<(String, String)>,
     gone: HashSet<String>,
+    /// Connections whose requests are recorded and then never answered.
+    stalled: HashSet<String>,
     /// How many of the next posts answer 429, and how many after those answer 500.
     throttled_posts: usize,
     failed_posts: usize,
@@ -135,6 +138,12 @@ impl ConnectionsApi {
     /// Whether the connection is gone (marked gone, or deleted).
     pub fn is_gone(&self, id: &str) -> bool {
         self.inner.state.record().gone.contains(id)
+    }
+
+    /// A fault for tests: from now on, requests for connection `id` are recorded but never
+    /// answered (as from a congested endpoint), so each attempt of the SDK times out.
+    pub fn stall(&self, id: &str) {
+        self.inner.state.record().stalled.insert(id.to_owned());
     }
 
     /// Delays every later answer by `delay` (after the request is recorded), for tests of
@@ -227,9 +236,16 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
-    let answer = {
+    let stalled = {
         let mut record = state.record();
         record.requests.push((method.to_string(), id.clone()));
+        record.stalled.contains(&id)
+    };
+    if stalled {
+        return std::future::pending().await;
+    }
+    let answer = {
+        let mut record = state.record();
         let gone = record.gone.contains(&id);
         match method {
             _ if gone && matches!(method, Method::POST | Method::GET | Method::DELETE) => gone_answer(),
