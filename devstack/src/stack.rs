@@ -230,6 +230,19 @@ impl DevStack {
         aws_sdk_dynamodb::Client::new(&local_sdk_config(&self.dynamodb_endpoint))
     }
 
+    /// The local gateway's `@connections` API, reached as the functions reach it: for asking
+    /// which connections are still open, as the service's recount does.
+    pub fn connections(&self) -> session_core::fanout::Connections {
+        let endpoint = self.management_endpoint();
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config(&endpoint)).build();
+        let notifier = session_core::fanout::Notifier::new(config, Some(endpoint));
+        notifier.configured().expect("an endpoint is configured")
+    }
+
+    fn management_endpoint(&self) -> String {
+        format!("http://{}/{}", self.websocket_address, self.stage.name)
+    }
+
     /// The stage as it runs locally (JWT settings pointed at the local identity).
     pub fn stage(&self) -> &StageConfig {
         &self.stage
@@ -277,7 +290,7 @@ impl DevStack {
             "websocket_url": self.websocket_url(),
             "http_url": self.http_url(),
             "dynamodb_endpoint": self.dynamodb_endpoint,
-            "management_endpoint": format!("http://{}/{}", self.websocket_address, self.stage.name),
+            "management_endpoint": self.management_endpoint(),
             "faults_url": format!("http://{}/_local/faults", self.websocket_address),
             "jwks_url": self.stage.jwt.jwks_url,
             "region": REGION,
