@@ -239,6 +239,11 @@ impl DevStack {
         notifier.configured().expect("an endpoint is configured")
     }
 
+    /// Where the fault switch is served (`faults`): GET shows it, POST sets faults, DELETE clears them.
+    pub fn faults_url(&self) -> String {
+        format!("http://{}/_local/faults", self.websocket_address)
+    }
+
     fn management_endpoint(&self) -> String {
         format!("http://{}/{}", self.websocket_address, self.stage.name)
     }
@@ -291,7 +296,7 @@ impl DevStack {
             "http_url": self.http_url(),
             "dynamodb_endpoint": self.dynamodb_endpoint,
             "management_endpoint": self.management_endpoint(),
-            "faults_url": format!("http://{}/_local/faults", self.websocket_address),
+            "faults_url": self.faults_url(),
             "jwks_url": self.stage.jwt.jwks_url,
             "region": REGION,
             "tables": self.table_names,

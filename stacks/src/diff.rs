@@ -38,6 +38,19 @@ pub struct PropertyChange {
     pub new: Option<Value>,
 }
 
+/// Whether a change replaces the resource (a new physical resource, the old one deleted or,
+/// with `UpdateReplacePolicy: Retain`, orphaned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Replacement {
+    /// Updated in place (or added, or removed).
+    Never,
+    /// Replaced depending on values known only at deploy time, or on the resource's state.
+    Conditional,
+    /// Replaced.
+    Always,
+}
+
 /// One resource that differs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +58,10 @@ pub struct ResourceChange {
     pub logical_id: String,
     pub resource_type: String,
     pub kind: ChangeKind,
+    /// Whether the change replaces the resource.
+    pub replacement: Replacement,
+    /// What decides `replacement`: property paths, or the replaced resource this one refers to.
+    pub replacement_because: Vec<String>,
     pub properties: Vec<PropertyChange>,
     /// Why this change matters for security, if it does.
     pub security: Vec<String>,
@@ -228,6 +245,8 @@ fn whole(id: &str, resource: &Value, kind: ChangeKind) -> ResourceChange {
         logical_id: id.to_owned(),
         resource_type,
         kind,
+        replacement: Replacement::Never,
+        replacement_because: Vec::new(),
         properties: vec![PropertyChange { path: String::new(), old, new }],
         security: security.into_iter().collect(),
         data_loss,
@@ -278,10 +297,14 @@ fn modified(id: &str, before: &Value, after: &Value) -> ResourceChange {
         };
         format!("{id} is replaced (because of {}): {fate}", replacing.join(", "))
     });
+    let replacement = if replacing.is_empty() { Replacement::Never } else { Replacement::Always };
+    let replacement_because = replacing.iter().map(|path| (*path).to_owned()).collect();
     ResourceChange {
         logical_id: id.to_owned(),
         resource_type,
         kind: ChangeKind::Modified,
+        replacement,
+        replacement_because,
         properties,
         security,
         data_loss,

@@ -112,6 +112,7 @@ fn print_banner(stack: &DevStack) {
     println!("  WebSocket API   {websocket}");
     println!("  HTTP API        {http}");
     println!("  DynamoDB        {}", stack.dynamodb_endpoint());
+    println!("  Fault switch    {} (README, \"Faults\")", stack.faults_url());
     println!();
     println!("  A speaker token:    TOKEN=$(cargo xtask token --stage {})", stack.stage().name);
     println!(
