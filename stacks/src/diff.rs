@@ -7,6 +7,12 @@
 //!   absent), a route removed (an authenticated one, or one whose function may check callers
 //!   itself), a route's `AuthorizationType` or `AuthorizerId` changed, and an unauthenticated
 //!   route's `RouteKey` changed (the same unauthenticated route now answers another key).
+//! - **Replacement** of every resource, decided by [`crate::replacement`] from the
+//!   CloudFormation registry's create-only properties (and DynamoDB's documented rules), and
+//!   carried on to the resources that refer to a replaced one: those appear as "may change"
+//!   (or "may be replaced", when the referring property is create-only) even when their own
+//!   template did not change. Updates CloudFormation would reject (a table's global secondary
+//!   indexes) are named.
 //! - **Stateful replacements**: a table or stream whose change replaces it loses its data,
 //!   unless its `UpdateReplacePolicy` is `Retain` (what CloudFormation does with the old
 //!   physical resource on replacement), in which case the old one is orphaned and the new one
@@ -15,6 +21,7 @@
 //! The diff reads templates as JSON only; contract findings on either side come from
 //! [`crate::verify`], and talking to AWS is the caller's business.
 
+use crate::replacement;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -26,6 +33,9 @@ pub enum ChangeKind {
     Added,
     Removed,
     Modified,
+    /// Its template is the same, but it refers to a resource that is replaced: a value it
+    /// reads (an id, an ARN, a URL) changes.
+    MayChange,
 }
 
 /// One property that differs; `None` is absent on that side.
@@ -67,6 +77,10 @@ pub struct ResourceChange {
     pub security: Vec<String>,
     /// Set when the change replaces or removes a stateful resource.
     pub data_loss: Option<String>,
+    /// Set when CloudFormation would reject the update, with how to split it into releases.
+    pub rejected: Option<String>,
+    /// What else the change means (a replaced API's new URL).
+    pub notes: Vec<String>,
 }
 
 /// Everything that differs between two templates.
@@ -92,21 +106,15 @@ impl TemplateDiff {
     pub fn data_loss(&self) -> impl Iterator<Item = &ResourceChange> {
         self.resources.iter().filter(|change| change.data_loss.is_some())
     }
+
+    /// The changes CloudFormation would reject.
+    pub fn rejected(&self) -> impl Iterator<Item = &ResourceChange> {
+        self.resources.iter().filter(|change| change.rejected.is_some())
+    }
 }
 
 /// Resource types whose data dies with them.
 const STATEFUL: &[&str] = &["AWS::DynamoDB::Table", "AWS::Kinesis::Stream"];
-
-/// Properties whose change replaces a stateful resource (CloudFormation user guide, "Update
-/// requires: Replacement").
-fn replaces(resource_type: &str, path: &str) -> bool {
-    let replacing: &[&str] = match resource_type {
-        "AWS::DynamoDB::Table" => &["Properties.KeySchema", "Properties.TableName", "Properties.LocalSecondaryIndexes"],
-        "AWS::Kinesis::Stream" => &["Properties.Name"],
-        _ => &[],
-    };
-    replacing.iter().any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}.")))
-}
 
 /// Why a change to this type or path is security-relevant, if it is.
 fn security_reason(resource_type: &str, path: &str) -> Option<&'static str> {
@@ -198,12 +206,62 @@ pub fn diff(old: &Value, new: &Value) -> TemplateDiff {
         };
         changes.push(change);
     }
+    carry_replacements(old, new, &mut changes);
     let mut other = Vec::new();
     for section in ["Parameters", "Outputs"] {
         let side = |template: &Value| template.get(section).cloned().unwrap_or(Value::Object(Map::new()));
         compare(section, Some(&side(old)), Some(&side(new)), &mut other);
     }
     TemplateDiff { resources: changes, other }
+}
+
+/// Marks what refers to a replaced resource: a change of its own gets the reason (and may be
+/// replaced in turn), an unchanged resource is added as [`ChangeKind::MayChange`]. Repeated
+/// until nothing new is replaced, since a replacement can carry on further.
+fn carry_replacements(old: &Value, new: &Value, changes: &mut Vec<ResourceChange>) {
+    let mut done = BTreeSet::new();
+    loop {
+        let replaced: Vec<String> = changes
+            .iter()
+            .filter(|change| change.replacement != Replacement::Never && !done.contains(&change.logical_id))
+            .map(|change| change.logical_id.clone())
+            .collect();
+        if replaced.is_empty() {
+            break;
+        }
+        for target in replaced {
+            for referrer in replacement::referrers(new, &target) {
+                let because = format!("{} refers to {target}, which is replaced", referrer.paths.join(", "));
+                match changes.iter_mut().find(|change| change.logical_id == referrer.logical_id) {
+                    Some(change) if change.kind == ChangeKind::Added => {}
+                    Some(change) => {
+                        change.replacement = change.replacement.max(referrer.replacement);
+                        change.replacement_because.push(because);
+                    }
+                    None => changes.push(ResourceChange {
+                        logical_id: referrer.logical_id,
+                        resource_type: referrer.resource_type,
+                        kind: ChangeKind::MayChange,
+                        replacement: referrer.replacement,
+                        replacement_because: vec![because],
+                        properties: Vec::new(),
+                        security: Vec::new(),
+                        data_loss: None,
+                        rejected: None,
+                        notes: Vec::new(),
+                    }),
+                }
+            }
+            done.insert(target);
+        }
+    }
+    let resource =
+        |template: &Value, id: &str| template.get("Resources").and_then(|resources| resources.get(id)).cloned();
+    for change in changes.iter_mut().filter(|change| change.data_loss.is_none()) {
+        let (before, after) = (resource(old, &change.logical_id), resource(new, &change.logical_id));
+        change.data_loss = replaced_data(change, before.as_ref(), after.as_ref());
+    }
+    changes.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
 }
 
 fn type_of(resource: &Value) -> String {
@@ -250,6 +308,8 @@ fn whole(id: &str, resource: &Value, kind: ChangeKind) -> ResourceChange {
         properties: vec![PropertyChange { path: String::new(), old, new }],
         security: security.into_iter().collect(),
         data_loss,
+        rejected: None,
+        notes: Vec::new(),
     }
 }
 
@@ -276,39 +336,49 @@ fn modified(id: &str, before: &Value, after: &Value) -> ResourceChange {
             }
         }
     }
-    let replacing: Vec<&str> = properties
-        .iter()
-        .filter(|change| replaces(&resource_type, &change.path))
-        .map(|change| change.path.as_str())
-        .collect();
-    // CloudFormation deletes the old physical resource after the replacement unless
-    // `UpdateReplacePolicy` says `Retain`. Orphaning is only promised when both templates say
-    // so: a policy added in the same release as the replacement is not relied upon.
-    let data_loss = (STATEFUL.contains(&resource_type.as_str()) && !replacing.is_empty()).then(|| {
-        let fate = match (retained_on_replacement(before), retained_on_replacement(after)) {
-            (true, true) => {
-                "the old one is retained (UpdateReplacePolicy Retain) but orphaned and the new one starts empty"
-            }
-            (false, true) => {
-                "every item in it is lost unless the UpdateReplacePolicy Retain this release adds is in force first: \
-                 deploy the policy on its own before the replacement"
-            }
-            _ => "every item in it is lost",
-        };
-        format!("{id} is replaced (because of {}): {fate}", replacing.join(", "))
-    });
-    let replacement = if replacing.is_empty() { Replacement::Never } else { Replacement::Always };
-    let replacement_because = replacing.iter().map(|path| (*path).to_owned()).collect();
-    ResourceChange {
+    let (replacement, replacement_because) = replacement::of_changes(&resource_type, before, after, &properties);
+    let mut change = ResourceChange {
         logical_id: id.to_owned(),
+        rejected: replacement::rejection(&resource_type, before, after),
+        notes: Vec::new(),
         resource_type,
         kind: ChangeKind::Modified,
         replacement,
         replacement_because,
         properties,
         security,
-        data_loss,
+        data_loss: None,
+    };
+    change.data_loss = replaced_data(&change, Some(before), Some(after));
+    if change.replacement != Replacement::Never
+        && let Some(consequence) = replacement::consequence(&change.resource_type)
+    {
+        change.notes.push(consequence.to_owned());
     }
+    change
+}
+
+/// What a replacement of a stateful resource does to its data, if it is one and is replaced.
+/// CloudFormation deletes the old physical resource after the replacement unless
+/// `UpdateReplacePolicy` says `Retain`. Orphaning is only promised when both templates say
+/// so: a policy added in the same release as the replacement is not relied upon.
+fn replaced_data(change: &ResourceChange, before: Option<&Value>, after: Option<&Value>) -> Option<String> {
+    if !STATEFUL.contains(&change.resource_type.as_str()) || change.replacement == Replacement::Never {
+        return None;
+    }
+    let retained = |side: Option<&Value>| side.is_some_and(retained_on_replacement);
+    let fate = match (retained(before), retained(after)) {
+        (true, true) => {
+            "the old one is retained (UpdateReplacePolicy Retain) but orphaned and the new one starts empty"
+        }
+        (false, true) => {
+            "every item in it is lost unless the UpdateReplacePolicy Retain this release adds is in force first: \
+             deploy the policy on its own before the replacement"
+        }
+        _ => "every item in it is lost",
+    };
+    let verb = if change.replacement == Replacement::Always { "is replaced" } else { "may be replaced" };
+    Some(format!("{} {verb} (because of {}): {fate}", change.logical_id, change.replacement_because.join(", ")))
 }
 
 /// Says how an IAM change widens access, if it does: statements or actions added.
@@ -611,8 +681,9 @@ mod tests {
         assert_eq!(
             serde_json::to_value(diff(&old, &new)).expect("json"),
             json!({"resources": [{"logicalId": "A", "resourceType": "AWS::Logs::LogGroup", "kind": "modified",
+                "replacement": "never", "replacementBecause": [],
                 "properties": [{"path": "Properties.RetentionInDays", "old": 14, "new": 90}],
-                "security": [], "dataLoss": null}], "other": []})
+                "security": [], "dataLoss": null, "rejected": null, "notes": []}], "other": []})
         );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`cfn`]: the typed template model;
 //! - [`diff`]: what a release would change, security and data loss called out;
+//! - [`replacement`]: which changes replace a resource, from [`registry`] (generated);
 //! - [`stages`]: `dev` and `prod`, and the configuration without the `$connect` authorizer;
 //! - [`service`]: the stack, synthesized from the contract and a stage;
 //! - [`naming`]: logical ids shared by the stacks and the verifier;
@@ -11,6 +12,8 @@
 pub mod cfn;
 pub mod diff;
 pub mod naming;
+pub mod registry;
+pub mod replacement;
 pub mod service;
 pub mod stages;
 pub mod verify;

@@ -119,6 +119,14 @@ pub(crate) struct Artifact {
     pub(crate) code_sha256: String,
 }
 
+impl Artifact {
+    /// Where `deploy` uploads the zip in the assets bucket, and so the value of the function's
+    /// `<Function>CodeKey` parameter: addressed by content, so the same build is one object.
+    pub(crate) fn asset_key(&self) -> String {
+        format!("assets/{}/{}.zip", self.function, self.sha256_hex)
+    }
+}
+
 impl std::fmt::Display for Artifact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -201,7 +209,7 @@ pub(crate) fn build(arch: Arch, release: bool, functions: &[&contract::Function]
     Ok(artifacts)
 }
 
-fn artifact(function: &str, arch: Arch, profile: Profile, zip: PathBuf, bytes: &[u8]) -> Artifact {
+pub(crate) fn artifact(function: &str, arch: Arch, profile: Profile, zip: PathBuf, bytes: &[u8]) -> Artifact {
     let digest = Sha256::digest(bytes);
     Artifact {
         function: function.to_owned(),

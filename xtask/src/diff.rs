@@ -2,21 +2,32 @@
 //!
 //! The deployed template (CloudFormation `GetTemplate`) against the synthesized one, resource
 //! by resource and property by property ([`stacks::diff`]), with security-relevant changes,
-//! stateful replacements, and contract findings on **both** sides called out. A stack that does
-//! not exist yet is shown as all-new.
+//! replacements ("replace", "may replace", "may change", from the CloudFormation registry's
+//! create-only properties: `stacks::replacement`), stateful replacements, updates
+//! CloudFormation would reject, and contract findings on **both** sides called out. A stack
+//! that does not exist yet is shown as all-new.
+//!
+//! Code is part of the diff: per function, the deployed `<Function>CodeKey` parameter (the
+//! zip's content-addressed key) against the local build's manifest (`target/lambda`,
+//! `--artifacts` for another directory).
 //!
 //! Exit codes (Terraform `plan -detailed-exitcode` style): 0 no difference; 2 differences;
-//! 1 an error, or any contract finding on either side — so a release pipeline stops on the
-//! seed incident even when the synthesized side is clean.
+//! 1 an error, any contract finding on either side, or an update CloudFormation would reject —
+//! so a release pipeline stops on the seed incident even when the synthesized side is clean.
 
 use crate::aws::AwsArgs;
+use crate::build;
+use crate::project_root;
 use crate::synth::stage_named;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 use stacks::Finding;
-use stacks::diff::{ChangeKind, TemplateDiff};
+use stacks::diff::{ChangeKind, Replacement, TemplateDiff};
+use stacks::naming;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Shows what deploying a stage would change.
@@ -28,6 +39,9 @@ pub(crate) struct Diff {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Where the local build's zips and manifest.json are (default: target/lambda).
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -39,8 +53,34 @@ pub(crate) struct Report {
     pub(crate) stack: String,
     pub(crate) stack_exists: bool,
     pub(crate) diff: TemplateDiff,
+    /// Per function, the deployed code against the local build (empty when not compared).
+    pub(crate) code: Vec<CodeChange>,
     pub(crate) findings: Findings,
     pub(crate) exit_code: u8,
+}
+
+/// One function's code, deployed and built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CodeChange {
+    pub(crate) function: String,
+    /// The deployed `<Function>CodeKey` parameter, if the stack has one.
+    pub(crate) deployed_key: Option<String>,
+    /// The key the local build's zip would be uploaded under, if it was built.
+    pub(crate) local_key: Option<String>,
+    pub(crate) status: CodeStatus,
+}
+
+/// Whether a function's deployed code is the local build's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum CodeStatus {
+    Same,
+    Differs,
+    /// Deployed, but no local build to compare with.
+    NotBuilt,
+    /// Built, but not deployed yet.
+    NotDeployed,
 }
 
 /// Contract findings on each side.
@@ -58,7 +98,11 @@ impl Diff {
         let client = aws_sdk_cloudformation::Client::new(&sdk);
         let deployed = runtime.block_on(deployed_template(&client, &stage.stack_name))?;
         let synthesized = stacks::synthesize(&contract::CONTRACT, &stage)?.to_value();
-        let report = report(&stage.stack_name, deployed.as_ref(), &synthesized);
+        let mut report = report(&stage.stack_name, deployed.as_ref(), &synthesized);
+        let deployed_keys = runtime.block_on(deployed_parameters(&client, &stage.stack_name))?;
+        let dir = self.artifacts.unwrap_or_else(|| project_root().join("target/lambda"));
+        let built = build::read_manifest(&dir).unwrap_or_default();
+        report.with_code(code_changes(&deployed_keys, &built));
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -96,6 +140,49 @@ pub(crate) async fn deployed_template(client: &aws_sdk_cloudformation::Client, s
     Ok(Some(template))
 }
 
+/// The deployed stack's parameters (none if it does not exist).
+async fn deployed_parameters(client: &aws_sdk_cloudformation::Client, stack: &str) -> Result<BTreeMap<String, String>> {
+    let stacks = match client.describe_stacks().stack_name(stack).send().await {
+        Ok(output) => output.stacks.unwrap_or_default(),
+        Err(error)
+            if error
+                .as_service_error()
+                .and_then(|e| e.meta().message())
+                .is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Ok(BTreeMap::new());
+        }
+        Err(error) => {
+            return Err(anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))
+                .with_context(|| format!("reading the parameters of {stack}"));
+        }
+    };
+    let parameters = stacks.into_iter().next().and_then(|stack| stack.parameters).unwrap_or_default();
+    Ok(parameters
+        .into_iter()
+        .filter_map(|parameter| Some((parameter.parameter_key?, parameter.parameter_value?)))
+        .collect())
+}
+
+/// Per function of the contract: its deployed code key against the local build's.
+pub(crate) fn code_changes(deployed: &BTreeMap<String, String>, built: &[build::Artifact]) -> Vec<CodeChange> {
+    contract::functions::ALL
+        .iter()
+        .map(|function| {
+            let deployed_key = deployed.get(&naming::code_key(function.name)).cloned();
+            let local_key =
+                built.iter().find(|artifact| artifact.function == function.name).map(build::Artifact::asset_key);
+            let status = match (&deployed_key, &local_key) {
+                (Some(deployed), Some(local)) if deployed == local => CodeStatus::Same,
+                (Some(_), Some(_)) => CodeStatus::Differs,
+                (Some(_), None) => CodeStatus::NotBuilt,
+                (None, _) => CodeStatus::NotDeployed,
+            };
+            CodeChange { function: function.name.to_owned(), deployed_key, local_key, status }
+        })
+        .collect()
+}
+
 /// Compares the two sides and decides the exit code.
 pub(crate) fn report(stack: &str, deployed: Option<&Value>, synthesized: &Value) -> Report {
     let diff = stacks::diff::diff(deployed.unwrap_or(&Value::Null), synthesized);
@@ -103,14 +190,16 @@ pub(crate) fn report(stack: &str, deployed: Option<&Value>, synthesized: &Value)
         deployed: deployed.map(|template| stacks::verify(template, &contract::CONTRACT)).unwrap_or_default(),
         synthesized: stacks::verify(synthesized, &contract::CONTRACT),
     };
-    let exit_code = if !findings.deployed.is_empty() || !findings.synthesized.is_empty() {
-        1
-    } else if diff.is_empty() {
-        0
-    } else {
-        2
+    let mut report = Report {
+        stack: stack.to_owned(),
+        stack_exists: deployed.is_some(),
+        diff,
+        code: Vec::new(),
+        findings,
+        exit_code: 0,
     };
-    Report { stack: stack.to_owned(), stack_exists: deployed.is_some(), diff, findings, exit_code }
+    report.exit_code = report.decide_exit_code();
+    report
 }
 
 fn show(value: &Option<Value>) -> String {
@@ -122,6 +211,26 @@ fn show(value: &Option<Value>) -> String {
 }
 
 impl Report {
+    /// The report with the code comparison, and the exit code it then has.
+    pub(crate) fn with_code(&mut self, code: Vec<CodeChange>) {
+        self.code = code;
+        self.exit_code = self.decide_exit_code();
+    }
+
+    fn decide_exit_code(&self) -> u8 {
+        let code_differs = self.code.iter().any(|change| matches!(change.status, CodeStatus::Differs));
+        if !self.findings.deployed.is_empty()
+            || !self.findings.synthesized.is_empty()
+            || self.diff.rejected().next().is_some()
+        {
+            1
+        } else if self.diff.is_empty() && !code_differs {
+            0
+        } else {
+            2
+        }
+    }
+
     /// The report without its closing verdict (deploy says what it does instead).
     pub(crate) fn body(&self) -> String {
         Body(self).to_string()
@@ -131,6 +240,7 @@ impl Report {
         match self.exit_code {
             0 => "nothing to deploy",
             2 => "differences (exit 2)",
+            _ if self.diff.rejected().next().is_some() => "CloudFormation would reject this update: split it (exit 1)",
             _ => "contract findings: do not release (exit 1)",
         }
     }
@@ -161,13 +271,45 @@ impl fmt::Display for Body<'_> {
             let mark = match change.kind {
                 ChangeKind::Added => "+",
                 ChangeKind::Removed => "-",
-                ChangeKind::Modified => "~",
+                ChangeKind::Modified | ChangeKind::MayChange => "~",
             };
-            writeln!(f, "{mark} {} ({})", change.logical_id, change.resource_type)?;
+            let verdict = match (change.kind, change.replacement) {
+                (_, Replacement::Always) => "  replace",
+                (_, Replacement::Conditional) => "  may replace",
+                (ChangeKind::MayChange, Replacement::Never) => "  may change",
+                _ => "",
+            };
+            writeln!(f, "{mark} {} ({}){verdict}", change.logical_id, change.resource_type)?;
+            for because in &change.replacement_because {
+                writeln!(f, "    because: {because}")?;
+            }
             if change.kind == ChangeKind::Modified {
                 for property in &change.properties {
                     writeln!(f, "    {}: {} → {}", property.path, show(&property.old), show(&property.new))?;
                 }
+            }
+            for note in &change.notes {
+                writeln!(f, "    note: {note}")?;
+            }
+        }
+        let code: Vec<&CodeChange> = report.code.iter().filter(|change| change.status != CodeStatus::Same).collect();
+        if !code.is_empty() {
+            writeln!(f, "\nCode")?;
+            for change in code {
+                let text = match change.status {
+                    CodeStatus::Differs => format!(
+                        "~ {}: {} → {}",
+                        change.function,
+                        change.deployed_key.as_deref().unwrap_or_default(),
+                        change.local_key.as_deref().unwrap_or_default()
+                    ),
+                    CodeStatus::NotBuilt => {
+                        format!("? {}: deployed, no local build to compare (cargo xtask build)", change.function)
+                    }
+                    CodeStatus::NotDeployed => format!("+ {}: not deployed yet", change.function),
+                    CodeStatus::Same => continue,
+                };
+                writeln!(f, "{text}")?;
             }
         }
         if !report.diff.other.is_empty() {
@@ -183,6 +325,13 @@ impl fmt::Display for Body<'_> {
                 for reason in &change.security {
                     writeln!(f, "! {}: {reason}", change.logical_id)?;
                 }
+            }
+        }
+        let rejected: Vec<_> = report.diff.rejected().collect();
+        if !rejected.is_empty() {
+            writeln!(f, "\nUpdates CloudFormation would reject (split them into releases)")?;
+            for change in rejected {
+                writeln!(f, "✗ {}: {}", change.logical_id, change.rejected.as_deref().unwrap_or_default())?;
             }
         }
         let losses: Vec<_> = report.diff.data_loss().collect();
@@ -263,11 +412,79 @@ mod tests {
     }
 
     #[test]
+    fn each_functions_code_is_compared_with_the_local_build() {
+        let zip = |function: &str, content: &[u8]| {
+            let dir = std::env::temp_dir();
+            build::artifact(function, build::Arch::Arm64, build::Profile::Release, dir.join("x.zip"), content)
+        };
+        let (connection, messages, http) = (zip("connection", b"c"), zip("messages", b"m"), zip("http", b"h"));
+        let deployed = BTreeMap::from([
+            (naming::code_key("authorizer"), "assets/authorizer/old.zip".to_owned()),
+            (naming::code_key("connection"), connection.asset_key()),
+            (naming::code_key("messages"), "assets/messages/old.zip".to_owned()),
+        ]);
+        let changes = code_changes(&deployed, &[connection, messages, http]);
+        let statuses: Vec<(&str, CodeStatus)> =
+            changes.iter().map(|change| (change.function.as_str(), change.status)).collect();
+        assert_eq!(
+            statuses,
+            [
+                ("authorizer", CodeStatus::NotBuilt),
+                ("connection", CodeStatus::Same),
+                ("messages", CodeStatus::Differs),
+                ("http", CodeStatus::NotDeployed)
+            ]
+        );
+        // Only a difference in deployed code is a difference to release.
+        let mut same = report("s", Some(&dev()), &dev());
+        same.with_code(changes.iter().filter(|change| change.status != CodeStatus::Differs).cloned().collect());
+        assert_eq!(same.exit_code, 0);
+        same.with_code(changes);
+        assert_eq!(same.exit_code, 2);
+        let text = same.to_string();
+        assert!(text.contains("~ messages: assets/messages/old.zip → assets/messages/"), "{text}");
+        assert!(text.contains("? authorizer: deployed, no local build"), "{text}");
+    }
+
+    #[test]
+    fn replacements_read_replace_may_replace_and_may_change() {
+        let mut deployed = dev();
+        deployed["Resources"]["WebSocketApi"]["Properties"]["ProtocolType"] = serde_json::json!("HTTP");
+        let text = report("s", Some(&deployed), &dev()).to_string();
+        assert!(text.contains("~ WebSocketApi (AWS::ApiGatewayV2::Api)  replace"), "{text}");
+        assert!(text.contains("~ RouteConnect (AWS::ApiGatewayV2::Route)  may replace"), "{text}");
+        assert!(text.contains("~ MessagesFunction (AWS::Lambda::Function)  may change"), "{text}");
+        assert!(text.contains("MANAGEMENT_ENDPOINT change"), "{text}");
+    }
+
+    #[test]
+    fn an_update_cloudformation_would_reject_is_exit_1() {
+        let deployed = dev();
+        let mut synthesized = dev();
+        let indexes = synthesized["Resources"]["ConnectionsTable"]["Properties"]["GlobalSecondaryIndexes"]
+            .as_array_mut()
+            .expect("indexes");
+        for name in ["a", "b"] {
+            let mut index = indexes[0].clone();
+            index["IndexName"] = serde_json::json!(name);
+            indexes.push(index);
+        }
+        let report = report("s", Some(&deployed), &synthesized);
+        assert_eq!(report.exit_code, 1);
+        assert!(report.to_string().contains("Updates CloudFormation would reject"), "{report}");
+    }
+
+    #[test]
     fn the_json_report_has_a_stable_shape() {
         let value = serde_json::to_value(report("s", None, &dev())).expect("json");
-        for key in ["stack", "stackExists", "diff", "findings", "exitCode"] {
+        for key in ["stack", "stackExists", "diff", "code", "findings", "exitCode"] {
             assert!(value.get(key).is_some(), "{key}");
         }
         assert!(value["findings"]["deployed"].is_array() && value["findings"]["synthesized"].is_array());
+        let first = &value["diff"]["resources"][0];
+        assert_eq!(
+            (first["replacement"].as_str(), first["replacementBecause"].as_array().map(Vec::len)),
+            (Some("never"), Some(0))
+        );
     }
 }

@@ -11,6 +11,7 @@ mod dev;
 mod diff;
 mod fuzz;
 mod python;
+mod registry;
 mod synth;
 mod test;
 mod token;
@@ -40,6 +41,8 @@ enum Command {
     Fuzz(fuzz::Fuzz),
     /// Measure the warm invocation path and each binary's start-to-ready time.
     Bench(bench::Bench),
+    /// Regenerate `stacks/src/registry.rs` from the pinned cfn-lint's registry schemas.
+    Registry(registry::Registry),
     /// Write each stage's template, verified against the contract.
     Synth(synth::Synth),
     /// Set up what the tests need and run every test.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Dev(command) => done(command.run()),
         Command::Diff(command) => command.run(),
         Command::Fuzz(command) => done(command.run()),
+        Command::Registry(command) => done(command.run()),
         Command::Synth(command) => done(command.run()),
         Command::Test(command) => done(command.run()),
         Command::Token(command) => done(command.run()),
