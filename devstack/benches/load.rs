@@ -8,7 +8,8 @@
 //!   mono s16le, 3,200 bytes before base64) while not paused, and one control every
 //!   `LOAD_CONTROL_MS` in the cycle pause, resume, mute, unmute, `setVolume`; the next control
 //!   waits until the previous one has reached every live listener (or 10 s passed). As a
-//!   client should, a speaker told `SERVICE_UNAVAILABLE` resends its control after the
+//!   client should, a speaker told `SERVICE_UNAVAILABLE` (or API Gateway's `Internal server
+//!   error`) resends its control after the
 //!   `retryAfter` it was given, if the control has not yet reached everyone (controls set a
 //!   state, so a listener may then get one twice: counted apart, not as a duplicate);
 //! - the speakers start before the listeners connect (`LOAD_CONNECT_CONCURRENCY` handshakes in
@@ -38,14 +39,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use contract::tables;
 use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
-use session_core::config::Limits;
-use session_core::ids::SessionId;
-use session_core::lifecycle::Lifecycle;
-use session_core::store::{Store, TableNames};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use session_core::config::Limits;
+use session_core::ids::SessionId;
+use session_core::lifecycle::Lifecycle;
+use session_core::store::{Store, TableNames};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -619,7 +620,7 @@ struct Session {
     paused: AtomicBool,
     /// Control messages received by its listeners so far.
     arrivals: AtomicUsize,
-    /// `SERVICE_UNAVAILABLE` errors its speaker was sent so far.
+    /// `SERVICE_UNAVAILABLE` errors and `Internal server error` answers its speaker got so far.
     unavailable: AtomicUsize,
 }
 
@@ -1010,7 +1011,9 @@ async fn speaker_reader(
             let message: Value = serde_json::from_str(&text).unwrap_or_default();
             // API Gateway's own messages (a failed or refused route) have no `type`.
             let kind = message["type"].as_str().or_else(|| message["message"].as_str()).unwrap_or("not JSON");
-            if message["code"] == "SERVICE_UNAVAILABLE" {
+            // Both mean "not done, try again": the service's 503, and API Gateway's answer when
+            // the invocation itself failed (the local stack's too: no process took it in time).
+            if message["code"] == "SERVICE_UNAVAILABLE" || message["message"] == "Internal server error" {
                 session.unavailable.fetch_add(1, Ordering::SeqCst);
             }
             let label = match message["code"].as_str() {

@@ -225,7 +225,15 @@ impl Function {
         let bytes = match tokio::time::timeout(bound, outcome).await {
             Ok(Ok(outcome)) => outcome?,
             Ok(Err(_)) => return Err(InvokeError::new("Runtime.ExitError", "the invocation was lost")),
-            Err(_) => return Err(InvokeError::new("Sandbox.Timedout", "no process took the invocation in time")),
+            Err(_) => {
+                let busy = pool.processes.load(Ordering::SeqCst);
+                let message = format!(
+                    "no process took an invocation within {} s ({busy} processes busy): the client gets Internal server error",
+                    bound.as_secs()
+                );
+                pool.config.logs.line(&pool.config.name, &message);
+                return Err(InvokeError::new("Sandbox.Timedout", "no process took the invocation in time"));
+            }
         };
         serde_json::from_slice(&bytes)
             .map_err(|error| InvokeError::new("Runtime.InvalidResponse", format!("the response is not JSON: {error}")))
