@@ -8,51 +8,29 @@
 //! back to them by the next recount.
 
 use session_core::ids::SessionId;
-use session_core::model::{Connection, Role};
+use session_core::model::Connection;
 use session_core::store::sessions::INDEX_LAG_SECONDS;
-use session_core::store::{ManualClock, NewSession, Store, StoreError, TableNames};
-use session_core::validation::{LanguageCode, QualityTier};
+use session_core::store::{ManualClock, Store, StoreError};
+use session_core::validation::LanguageCode;
 use std::sync::Arc;
 use testkit::OperationRecorder;
 
-const START: i64 = 1_764_000_000_000;
+mod support;
+
+use support::{lang, session, store_with};
 
 async fn store() -> (Store, Arc<ManualClock>, OperationRecorder) {
     let recorder = OperationRecorder::new();
-    let client = testkit::dynamodb_client_recording(&recorder);
-    let tables = testkit::create_tables(&client).await;
-    let names = TableNames::from_lookup(tables.env_lookup()).expect("every table has a name");
-    let clock = ManualClock::starting_at(START);
-    (Store::new(client, names).with_clock(clock.clone()), clock, recorder)
+    let (store, clock) = store_with(testkit::dynamodb_client_recording(&recorder)).await;
+    (store, clock, recorder)
 }
 
 fn de() -> LanguageCode {
-    LanguageCode::parse("de").expect("a language")
-}
-
-async fn session(store: &Store) -> SessionId {
-    let new = NewSession {
-        speaker_user_id: "user-1".into(),
-        source_language: LanguageCode::parse("en").expect("a language"),
-        quality_tier: QualityTier::Standard,
-        lifetime_seconds: 3600,
-    };
-    store.create_session(new).await.expect("created").session_id
+    lang("de")
 }
 
 fn listener(connection_id: &str, session: &SessionId, store: &Store) -> Connection {
-    Connection {
-        connection_id: connection_id.into(),
-        session_id: Some(session.clone()),
-        role: Role::Listener,
-        target_language: Some(de()),
-        user_id: None,
-        connected_at: store.clock().now_millis(),
-        source_ip: "198.51.100.7".into(),
-        ttl: store.clock().now_seconds() + 7200,
-        session_expires_at: None,
-        counted: false,
-    }
+    support::listener(connection_id, session, "de", store)
 }
 
 /// Admits a listener as `$connect` does: its row, then its place.

@@ -7,55 +7,12 @@ use session_core::model::{Connection, Role, SessionStatus};
 use session_core::store::{
     BroadcastPatch, Clock, ManualClock, NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError, TableNames,
 };
-use session_core::validation::{LanguageCode, QualityTier, Volume};
+use session_core::validation::{LanguageCode, Volume};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-const START: i64 = 1_764_000_000_000;
+mod support;
 
-async fn store() -> (Store, Arc<ManualClock>) {
-    let client = testkit::dynamodb_client();
-    let tables = testkit::create_tables(&client).await;
-    let names = TableNames::from_lookup(tables.env_lookup()).expect("every table has a name");
-    let clock = ManualClock::starting_at(START);
-    (Store::new(client, names).with_clock(clock.clone()), clock)
-}
-
-fn id(text: &str) -> SessionId {
-    SessionId::parse(text).expect("test id")
-}
-
-fn lang(code: &str) -> LanguageCode {
-    LanguageCode::parse(code).expect("test language")
-}
-
-fn new_session() -> NewSession {
-    NewSession {
-        speaker_user_id: "user-1".into(),
-        source_language: lang("en"),
-        quality_tier: QualityTier::Premium,
-        lifetime_seconds: 3600,
-    }
-}
-
-async fn session(store: &Store) -> SessionId {
-    store.create_session(new_session()).await.expect("created").session_id
-}
-
-fn listener(connection_id: &str, session: &SessionId, language: &str, store: &Store) -> Connection {
-    Connection {
-        connection_id: connection_id.into(),
-        session_id: Some(session.clone()),
-        role: Role::Listener,
-        target_language: Some(lang(language)),
-        user_id: None,
-        connected_at: store.clock().now_millis(),
-        source_ip: "198.51.100.7".into(),
-        ttl: store.clock().now_seconds() + 7200,
-        session_expires_at: None,
-        counted: false,
-    }
-}
+use support::{START, id, lang, listener, new_session, session, store};
 
 fn speaker(connection_id: &str, session: &SessionId, connected_at: i64, store: &Store) -> Connection {
     Connection {
