@@ -476,6 +476,8 @@ pub struct Deployment {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Stage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log_settings: Option<AccessLogSettings>,
     pub api_id: Expr,
     #[serde(skip_serializing_if = "is_false")]
     pub auto_deploy: bool,
@@ -483,6 +485,14 @@ pub struct Stage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<Expr>,
     pub stage_name: String,
+}
+
+/// Where a stage writes one line per request, and the line's format (`$context` variables).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessLogSettings {
+    pub destination_arn: Expr,
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -2,12 +2,15 @@
 //!
 //! Everything route-, permission- and environment-shaped comes from the contract, so a route
 //! added in code appears here by construction. The WebSocket stage serves an explicit
-//! deployment whose logical id carries a fingerprint of the API's routes, integrations and
-//! authorizer: any change to them is a new deployment resource, so CloudFormation deploys it
-//! and the stage follows (AWS_FACTS 12). This was chosen over `AutoDeploy` because the
-//! deployment is then part of the change set and the diff, and a failed deployment fails the
-//! stack update instead of surfacing later on the stage. The HTTP API uses the `$default`
-//! stage with `AutoDeploy`, its canonical form.
+//! deployment whose logical id carries a fingerprint of the API's own settings, routes,
+//! integrations and authorizer: any change to them is a new deployment resource, so
+//! CloudFormation deploys it and the stage follows (AWS_FACTS 12). This was chosen over
+//! `AutoDeploy` because the deployment is then part of the change set and the diff, and a failed
+//! deployment fails the stack update instead of surfacing later on the stage. The HTTP API uses
+//! the `$default` stage with `AutoDeploy`, its canonical form, created after every route.
+//!
+//! Nothing names a partition: ARNs take `${AWS::Partition}` and URLs `${AWS::URLSuffix}`, so the
+//! same template deploys to `aws`, `aws-cn` and `aws-us-gov`.
 
 use crate::cfn::*;
 use crate::naming;
@@ -17,7 +20,7 @@ use contract::{
     Resource as Target, StreamId, TableId, TableSchema,
 };
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a template cannot be synthesized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,13 +128,20 @@ fn stream_logical_id(id: StreamId) -> &'static str {
     }
 }
 
+/// `{scheme}://{api id}.execute-api.{region}.{URL suffix}{path}` of the API with logical id
+/// `api`. The suffix is the partition's (`amazonaws.com`, `amazonaws.com.cn`), never written out.
+fn api_url(scheme: &str, api: &str, path: &str) -> Expr {
+    Expr::sub(format!("{scheme}://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}{path}"))
+}
+
+/// The WebSocket API's stage, for `wss` (clients) or `https` (`@connections`).
+fn websocket_stage_url(scheme: &str, stage: &StageConfig) -> Expr {
+    api_url(scheme, naming::WEBSOCKET_API, &format!("/{}", stage.name))
+}
+
 /// The management endpoint of the WebSocket API's stage; always `https` (AWS_FACTS 8).
 fn management_endpoint(stage: &StageConfig) -> Expr {
-    Expr::sub(format!(
-        "https://${{{}}}.execute-api.${{AWS::Region}}.amazonaws.com/{}",
-        naming::WEBSOCKET_API,
-        stage.name
-    ))
+    websocket_stage_url("https", stage)
 }
 
 /// The ARN the IAM statements of one contract resource cover.
@@ -329,13 +339,15 @@ fn add_websocket_api(
         &deployment,
         Resource::from(Deployment {
             api_id: api.clone(),
-            description: format!("routes, integrations and authorizer {fingerprint}"),
+            description: format!("API settings, routes, integrations and authorizer {fingerprint}"),
         })
         .depending_on(routes),
     );
+    let access_log_settings = access_logs(template, stage, naming::WEBSOCKET_API, &WEBSOCKET_ACCESS_LOG_FIELDS);
     template.add(
         naming::WEBSOCKET_STAGE,
         Stage {
+            access_log_settings,
             api_id: api,
             auto_deploy: false,
             default_route_settings: RouteSettings {
@@ -348,15 +360,82 @@ fn add_websocket_api(
     );
 }
 
-/// A short hash of the given resources' JSON (logical ids and properties), in order. The
-/// WebSocket deployment's logical id ends with it; the verifier recomputes it.
+/// A short hash of the given resources' JSON (logical ids and properties), in order, preceded
+/// by that of every API they belong to. A deployment snapshots the API as well as its routes,
+/// integrations and authorizers: a changed `RouteSelectionExpression` (or any other property
+/// of the `AWS::ApiGatewayV2::Api`) reaches clients only through a new deployment, so it must
+/// change the fingerprint too. The WebSocket deployment's logical id ends with it; the
+/// verifier recomputes it from the same resources, and so covers the API the same way.
 pub fn fingerprint(resources: &serde_json::Value, logical_ids: &[String]) -> String {
     let mut hasher = Sha256::new();
-    for id in logical_ids {
+    for id in apis_of(resources, logical_ids).iter().chain(logical_ids) {
         hasher.update(id.as_bytes());
         hasher.update(resources.get(id).map(serde_json::Value::to_string).unwrap_or_default().as_bytes());
     }
     hasher.finalize().iter().take(5).map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The logical ids of the APIs the given resources belong to (their `ApiId` references),
+/// sorted, leaving out any that is among them already.
+fn apis_of(resources: &serde_json::Value, logical_ids: &[String]) -> Vec<String> {
+    let apis: BTreeSet<&str> = logical_ids
+        .iter()
+        .filter_map(|id| resources.get(id)?.get("Properties")?.get("ApiId")?.get("Ref")?.as_str())
+        .filter(|api| !logical_ids.iter().any(|id| id == api))
+        .collect();
+    apis.into_iter().map(str::to_owned).collect()
+}
+
+/// What every access log line carries, as (JSON key, `$context` variable): enough to tell
+/// which request API Gateway answered how, and which part (gateway, authorizer, integration)
+/// failed. These variables exist for WebSocket and HTTP APIs alike (API Gateway developer
+/// guide: "Configure logging for WebSocket APIs", "Customizing HTTP API access logs").
+const ACCESS_LOG_FIELDS: [(&str, &str); 7] = [
+    ("requestId", "$context.requestId"),
+    ("requestTimeEpoch", "$context.requestTimeEpoch"),
+    ("routeKey", "$context.routeKey"),
+    ("status", "$context.status"),
+    ("error", "$context.error.message"),
+    ("authorizerError", "$context.authorizer.error"),
+    ("integrationError", "$context.integration.error"),
+];
+
+/// What a WebSocket API's lines carry besides: the connection, so that its `$connect`, messages
+/// and `$disconnect` read as one story, and the event (`CONNECT`, `MESSAGE`, `DISCONNECT`).
+const WEBSOCKET_ACCESS_LOG_FIELDS: [(&str, &str); 2] =
+    [("connectionId", "$context.connectionId"), ("eventType", "$context.eventType")];
+
+/// The access log format: one JSON object per line, so CloudWatch Logs Insights reads the
+/// fields without parsing rules.
+fn access_log_format(extra: &[(&str, &str)]) -> String {
+    let line: serde_json::Map<String, serde_json::Value> = ACCESS_LOG_FIELDS
+        .iter()
+        .chain(extra)
+        .map(|(key, variable)| ((*key).to_owned(), serde_json::Value::from(*variable)))
+        .collect();
+    serde_json::Value::Object(line).to_string()
+}
+
+/// The logical id of the log group `api`'s stage writes its access log to.
+fn access_log_group(api: &str) -> String {
+    format!("{api}AccessLogs")
+}
+
+/// The access log settings of `api`'s stage, after adding the log group they write to; `None`
+/// when the stage does not log access ([`StageConfig::access_logs`], which also says what the
+/// account needs first).
+fn access_logs(
+    template: &mut Template,
+    stage: &StageConfig,
+    api: &str,
+    extra_fields: &[(&str, &str)],
+) -> Option<AccessLogSettings> {
+    if !stage.access_logs {
+        return None;
+    }
+    let logs = access_log_group(api);
+    template.add(&logs, LogGroup { retention_in_days: stage.log_retention_days });
+    Some(AccessLogSettings { destination_arn: Expr::get_att(&logs, "Arn"), format: access_log_format(extra_fields) })
 }
 
 fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contract::Function]) {
@@ -383,6 +462,7 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
             name: format!("{}-jwt", stage.stack_name),
         },
     );
+    let mut routes = Vec::new();
     for function in deployed.iter().filter(|function| !function.http_routes.is_empty()) {
         template.add(
             naming::HTTP_INTEGRATION,
@@ -396,8 +476,9 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
         template.add(naming::HTTP_PERMISSION, invoke_permission(function.name, execute_api_arn(naming::HTTP_API, "*")));
         for route in function.http_routes {
             let jwt = route.auth == HttpAuth::Jwt;
+            let logical_id = naming::http_route(&route.route_key());
             template.add(
-                naming::http_route(&route.route_key()),
+                &logical_id,
                 Route {
                     api_id: api.clone(),
                     authorization_type: if jwt { "JWT" } else { "NONE" },
@@ -409,11 +490,17 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
                     ),
                 },
             );
+            routes.push(logical_id);
         }
     }
+    routes.sort();
+    let access_log_settings = access_logs(template, stage, naming::HTTP_API, &[]);
+    // An auto-deploying stage deploys the API as it is when the stage is created: created
+    // before a route, it serves without that route, and nothing says so. It waits for them all.
     template.add(
         naming::HTTP_STAGE,
-        Stage {
+        Resource::from(Stage {
+            access_log_settings,
             api_id: api,
             auto_deploy: true,
             default_route_settings: RouteSettings {
@@ -422,29 +509,170 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
             },
             deployment_id: None,
             stage_name: "$default".into(),
-        },
+        })
+        .depending_on(routes),
     );
 }
 
 fn add_outputs(template: &mut Template, stage: &StageConfig) {
     let outputs = [
-        (
-            "WebSocketUrl",
-            "Where clients connect",
-            Expr::sub(format!(
-                "wss://${{{}}}.execute-api.${{AWS::Region}}.amazonaws.com/{}",
-                naming::WEBSOCKET_API,
-                stage.name
-            )),
-        ),
+        ("WebSocketUrl", "Where clients connect", websocket_stage_url("wss", stage)),
         ("ManagementEndpoint", "The @connections endpoint (https)", management_endpoint(stage)),
-        (
-            "HttpUrl",
-            "The HTTP session API",
-            Expr::sub(format!("https://${{{}}}.execute-api.${{AWS::Region}}.amazonaws.com", naming::HTTP_API)),
-        ),
+        ("HttpUrl", "The HTTP session API", api_url("https", naming::HTTP_API, "")),
     ];
     for (name, description, value) in outputs {
         template.outputs.insert(name.into(), Output { description: description.into(), value });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages;
+    use contract::CONTRACT;
+    use serde_json::{Value, json};
+
+    fn synthesized(contract: &Contract, stage: &StageConfig) -> Value {
+        synthesize(contract, stage).expect("the stage synthesizes").to_value()
+    }
+
+    fn websocket_deployment(template: &Value) -> String {
+        template["Resources"][naming::WEBSOCKET_STAGE]["Properties"]["DeploymentId"]["Ref"]
+            .as_str()
+            .expect("the stage serves a deployment")
+            .to_owned()
+    }
+
+    /// Every string in `value`, however deep.
+    fn strings(value: &Value) -> Vec<&str> {
+        match value {
+            Value::String(text) => vec![text],
+            Value::Array(items) => items.iter().flat_map(strings).collect(),
+            Value::Object(map) => map.values().flat_map(strings).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_covers_the_api_its_resources_belong_to() {
+        let resources = |expression: &str| {
+            json!({
+                "Api": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"RouteSelectionExpression": expression}},
+                "Route": {"Type": "AWS::ApiGatewayV2::Route", "Properties": {"ApiId": {"Ref": "Api"}}},
+            })
+        };
+        let inputs = ["Route".to_owned()];
+        assert_ne!(
+            fingerprint(&resources("$request.body.action"), &inputs),
+            fingerprint(&resources("$request.body.type"), &inputs)
+        );
+        assert_eq!(apis_of(&resources("x"), &inputs), ["Api"]);
+        assert!(apis_of(&resources("x"), &["Api".to_owned(), "Route".to_owned()]).is_empty());
+    }
+
+    #[test]
+    fn a_new_route_selection_expression_is_a_new_deployment() {
+        let retyped = Contract { route_selection_expression: "$request.body.type", ..CONTRACT };
+        let (before, after) = (synthesized(&CONTRACT, &stages::dev()), synthesized(&retyped, &stages::dev()));
+        assert_eq!(
+            after["Resources"][naming::WEBSOCKET_API]["Properties"]["RouteSelectionExpression"],
+            "$request.body.type"
+        );
+        assert_ne!(
+            websocket_deployment(&before),
+            websocket_deployment(&after),
+            "a stage keeps dispatching on the old expression until it serves a new deployment"
+        );
+    }
+
+    #[test]
+    fn the_http_stage_waits_for_every_http_route() {
+        for stage in [stages::dev(), stages::prod(), stages::without_authorizer(stages::dev())] {
+            let template = synthesized(&CONTRACT, &stage);
+            let resources = template["Resources"].as_object().expect("resources");
+            let routes: BTreeSet<&str> = resources
+                .iter()
+                .filter(|(_, resource)| {
+                    resource["Type"] == "AWS::ApiGatewayV2::Route"
+                        && resource["Properties"]["ApiId"] == json!({"Ref": naming::HTTP_API})
+                })
+                .map(|(id, _)| id.as_str())
+                .collect();
+            assert!(!routes.is_empty(), "{}: the HTTP API has routes", stage.stack_name);
+            let waits_for: BTreeSet<&str> = strings(&resources[naming::HTTP_STAGE]["DependsOn"]).into_iter().collect();
+            assert_eq!(waits_for, routes, "{}", stage.stack_name);
+        }
+    }
+
+    #[test]
+    fn urls_take_the_partitions_suffix_and_arns_its_name() {
+        for stage in [stages::dev(), stages::prod(), stages::without_authorizer(stages::dev())] {
+            let template = synthesized(&CONTRACT, &stage);
+            let configured = [stage.jwt.issuer.as_str(), stage.jwt.jwks_url.as_str()];
+            for text in strings(&template) {
+                assert!(!text.contains("arn:aws:"), "{}: a literal partition in {text}", stage.stack_name);
+                // Service principals (`lambda.amazonaws.com`) are the same in every partition;
+                // the identity provider's URLs are the stage's own configuration.
+                let principal = !text.contains("://") && text.ends_with(".amazonaws.com");
+                assert!(
+                    !text.contains("amazonaws.com") || principal || configured.contains(&text),
+                    "{}: a literal URL suffix in {text}",
+                    stage.stack_name
+                );
+            }
+            for output in ["WebSocketUrl", "ManagementEndpoint", "HttpUrl"] {
+                let url = template["Outputs"][output]["Value"]["Fn::Sub"].as_str().unwrap_or_default();
+                assert!(url.contains(".execute-api.${AWS::Region}.${AWS::URLSuffix}"), "{output}: {url}");
+            }
+        }
+    }
+
+    #[test]
+    fn access_logs_follow_the_stage() {
+        let dev = synthesized(&CONTRACT, &stages::dev());
+        for api in [naming::WEBSOCKET_API, naming::HTTP_API] {
+            assert!(dev["Resources"].get(access_log_group(api)).is_none(), "dev logs no access to {api}");
+        }
+        for stage in [naming::WEBSOCKET_STAGE, naming::HTTP_STAGE] {
+            assert!(dev["Resources"][stage]["Properties"].get("AccessLogSettings").is_none(), "{stage}");
+        }
+
+        let prod = stages::prod();
+        let template = synthesized(&CONTRACT, &prod);
+        for (api, stage, websocket) in
+            [(naming::WEBSOCKET_API, naming::WEBSOCKET_STAGE, true), (naming::HTTP_API, naming::HTTP_STAGE, false)]
+        {
+            let logs = access_log_group(api);
+            assert_eq!(template["Resources"][&logs]["Type"], "AWS::Logs::LogGroup");
+            assert_eq!(template["Resources"][&logs]["Properties"]["RetentionInDays"], prod.log_retention_days);
+            let settings = &template["Resources"][stage]["Properties"]["AccessLogSettings"];
+            assert_eq!(settings["DestinationArn"], json!({"Fn::GetAtt": [logs, "Arn"]}));
+            let format: Value =
+                serde_json::from_str(settings["Format"].as_str().expect("a format")).expect("the format is JSON");
+            let variables = strings(&format);
+            for variable in [
+                "$context.requestId",
+                "$context.routeKey",
+                "$context.status",
+                "$context.error.message",
+                "$context.authorizer.error",
+                "$context.integration.error",
+                "$context.requestTimeEpoch",
+            ] {
+                assert!(variables.contains(&variable), "{stage}: {variable} in {format}");
+            }
+            for variable in ["$context.connectionId", "$context.eventType"] {
+                assert_eq!(variables.contains(&variable), websocket, "{stage}: {variable} in {format}");
+            }
+        }
+    }
+
+    #[test]
+    fn turning_access_logs_on_does_not_redeploy_the_routes() {
+        let logged = StageConfig { access_logs: true, ..stages::dev() };
+        assert_eq!(
+            websocket_deployment(&synthesized(&CONTRACT, &stages::dev())),
+            websocket_deployment(&synthesized(&CONTRACT, &logged))
+        );
     }
 }

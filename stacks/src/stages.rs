@@ -55,6 +55,24 @@ pub struct StageConfig {
     pub memory_mb: u32,
     pub timeout_seconds: u32,
     pub log_retention_days: u32,
+    /// Whether API Gateway writes an access log line for every request of the stage's APIs
+    /// (WebSocket: every connect, message and disconnect; HTTP: every request) to a log group
+    /// per API, kept `log_retention_days`. Those lines are the only record of what API Gateway
+    /// refused or failed before any function's code ran: a `$connect` the authorizer answered
+    /// 401/403/500, a throttled 429, an integration API Gateway could not invoke. Function logs
+    /// never see them, and a browser reports a refused `$connect` only as close 1006.
+    ///
+    /// Off in `dev`, which must deploy to any account and region without prerequisites (see
+    /// below) and is debugged with `cargo xtask dev`; on in `prod`, where such a refusal is an
+    /// outage to explain after the fact, and the retention bounds what the lines cost.
+    ///
+    /// A WebSocket API writes access logs with the account's API Gateway CloudWatch Logs role:
+    /// `AWS::ApiGateway::Account` `CloudWatchRoleArn` must be set once per account and region
+    /// (it is account-wide, so not in this stack), or creating the stage fails with "CloudWatch
+    /// Logs role ARN must be set in account settings to enable logging". An HTTP API needs no
+    /// such role; the principal that deploys needs CloudWatch Logs' log-delivery permissions
+    /// (`logs:CreateLogDelivery` and the like) instead.
+    pub access_logs: bool,
     pub throttling_burst_limit: u32,
     pub throttling_rate_limit: f64,
     /// Whether `$connect` has the REQUEST authorizer. Without it, the `connection` function
@@ -87,6 +105,7 @@ pub fn dev() -> StageConfig {
         memory_mb: 256,
         timeout_seconds: 10,
         log_retention_days: 14,
+        access_logs: false,
         throttling_burst_limit: 100,
         throttling_rate_limit: 50.0,
         connect_authorizer: true,
@@ -107,6 +126,7 @@ pub fn prod() -> StageConfig {
         stack_name: "session-service-prod".into(),
         memory_mb: 512,
         log_retention_days: 90,
+        access_logs: true,
         throttling_burst_limit: 1000,
         throttling_rate_limit: 500.0,
         jwt: JwtSettings {
