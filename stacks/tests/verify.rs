@@ -422,6 +422,7 @@ fn references_written_in_other_intrinsic_forms_are_understood() {
 fn a_different_route_selection_expression() {
     let mut template = dev();
     properties(&mut template, "WebSocketApi")["RouteSelectionExpression"] = json!("$request.body.type");
+    reseal(&mut template);
     let found = assert_findings(
         &template,
         &[(FindingKind::RouteSelectionExpression, "WebSocketApi", "RouteSelectionExpression")],
