@@ -10,25 +10,43 @@
 //!    that cannot be updated (`ROLLBACK_COMPLETE` after a failed first creation, ...) or that
 //!    is busy (`*_IN_PROGRESS`) stops the release here, saying what to run or wait for.
 //! 4. Uploads each zip to the assets bucket under its content hash, skipping what is already
-//!    there; the bucket is created on first use, in the region the release goes to.
+//!    there; the bucket is created on first use, in the region the release goes to
+//!    ([`assets`]).
 //! 5. Says "no changes" and stops when the deployed template and parameters already match.
-//! 6. Prints the diff, asks for approval when it has security-relevant changes or replaces
-//!    stateful resources (`--yes` skips the question; without a terminal it refuses instead),
-//!    creates a change set, executes it, and streams the stack's events.
-//! 7. Prints the outputs; on failure, the failing events and the stack's state.
+//! 6. Uploads the template to the same bucket (`templates/<sha256>.json`, skipped when there)
+//!    and creates a change set from its `TemplateURL` (always by URL, whatever the template's
+//!    size: see [`Assets::upload_template`]), without executing it; waits until CloudFormation
+//!    has worked it out. One that holds no changes is deleted: nothing to do.
+//! 7. Reads the change set ([`change_set::describe`], every page) and prints it beside our own
+//!    diff, with a warning wherever the two disagree on whether a resource is replaced
+//!    ([`review`]).
+//! 8. Refuses to replace a stateful resource (table, stream) that either view says is replaced,
+//!    unless `--allow-replacement LOGICAL_ID` names it.
+//! 9. Asks for approval when the release has security-relevant changes, replaces stateful
+//!    resources or removes them (`--yes` skips the question; without a terminal it refuses
+//!    instead). A refusal at 8 or 9 deletes the change set: nothing is executed.
+//! 10. Executes the change set and streams the stack's events; prints the outputs, or on
+//!     failure the failing events and the stack's state.
 //!
 //! Exit codes: 0 released, or nothing to change; 1 anything else, the message saying what to
 //! do next — among them a stack in `ROLLBACK_COMPLETE` (the message gives the exact
-//! `aws cloudformation delete-stack` command to run before deploying again) and a stack with
-//! an operation in progress (wait for it, then deploy again).
+//! `aws cloudformation delete-stack` command to run before deploying again), a stack with an
+//! operation in progress (wait for it, then deploy again), a stateful replacement not allowed
+//! (what is lost, and how to replace deliberately), and an approval refused or not askable.
+
+mod assets;
+mod change_set;
+mod review;
 
 use crate::aws::{self, AwsArgs};
 use crate::build::{self, Arch, Artifact};
-use crate::diff::{deployed_template, report};
+use crate::diff::{Report, deployed_template, report};
 use crate::synth::stage_named;
 use crate::{project_root, step};
 use anyhow::{Context, Result, bail};
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, StackStatus};
+use assets::Assets;
+use aws_sdk_cloudformation::types::{ChangeSetType, StackStatus};
+use change_set::Pending;
 use stacks::naming;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -44,6 +62,10 @@ pub(crate) struct Deploy {
     /// Do not ask for approval of security-relevant changes or stateful replacements.
     #[arg(long)]
     yes: bool,
+    /// Let this release replace the stateful resource (table, stream) with this logical id,
+    /// losing its data; repeat for each. Without it such a release is refused.
+    #[arg(long = "allow-replacement", value_name = "LOGICAL_ID")]
+    allow_replacement: Vec<String>,
     /// Use the zips already built (see --artifacts) instead of building.
     #[arg(long)]
     no_build: bool,
@@ -109,7 +131,8 @@ impl Deploy {
         let s3 = aws_sdk_s3::Client::new(&sdk);
         // The bucket lives where the stack does (Lambda reads code only from its own
         // region): the region the SDK talks to, which `--region` may have changed.
-        let keys = upload_assets(&s3, &bucket, &region, artifacts).await?;
+        let assets = Assets::open(&s3, &bucket, &region).await?;
+        let keys = assets.upload_zips(artifacts).await?;
         let mut parameters = BTreeMap::from([(naming::ASSETS_BUCKET.to_owned(), bucket.clone())]);
         for (logical_id, _) in template.parameters.iter().filter(|(id, _)| id.ends_with("CodeKey")) {
             let function = contract::functions::ALL
@@ -133,25 +156,24 @@ impl Deploy {
             return Ok(());
         }
         let report = report(stack, deployed.as_ref(), &synthesized);
-        print!("{}", report.body());
-        if !report.findings.deployed.is_empty() {
-            println!("(the deployed template's findings above are what this release fixes)");
-        }
-        let risky = report.diff.security().next().is_some() || report.diff.data_loss().next().is_some();
-        if risky && !self.yes {
-            approve()?;
-        }
-        let change_set = create_change_set(&cloudformation, stack, &template.to_json(), &parameters, kind).await?;
-        let Some((change_set, stack_id)) = change_set else {
+
+        // Always by URL, never inline: why is on `upload_template`.
+        let template_url = assets.upload_template(&template.to_json()).await?;
+        let request = change_set::Request { stack, kind, template_url: &template_url, parameters: &parameters };
+        let Some(pending) = change_set::create(&cloudformation, &request).await? else {
             println!("No changes: CloudFormation found nothing to change.");
             return Ok(());
         };
+        if let Err(refused) = self.review(&cloudformation, &pending, &report).await {
+            change_set::delete(&cloudformation, &pending).await;
+            return Err(refused);
+        }
         let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
-        step(format!("executing change set {change_set}"));
-        cloudformation.execute_change_set().stack_name(&stack_id).change_set_name(&change_set).send().await?;
+        change_set::execute(&cloudformation, &pending).await?;
         // From here on the stack is named by its id: the one this change set belongs to.
-        let status = follow(&cloudformation, &stack_id, started).await?;
-        let description = describe(&cloudformation, &stack_id).await?;
+        let stack_id = &pending.stack_id;
+        let status = follow(&cloudformation, stack_id, started).await?;
+        let description = describe(&cloudformation, stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             bail!(
                 "{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
@@ -163,6 +185,30 @@ impl Deploy {
         println!("{stack} is {}.", status.as_str());
         for output in description.map(|stack| stack.outputs.unwrap_or_default()).unwrap_or_default() {
             println!("  {} = {}", output.output_key.unwrap_or_default(), output.output_value.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Shows our diff and the change set side by side, then decides: a stateful replacement
+    /// not allowed is refused; a risky release is asked about. An error here means the change
+    /// set must not be executed.
+    async fn review(&self, client: &aws_sdk_cloudformation::Client, pending: &Pending, report: &Report) -> Result<()> {
+        let plan = change_set::describe(client, pending).await?;
+        print!("{}", report.body());
+        if !report.findings.deployed.is_empty() {
+            println!("(the deployed template's findings above are what this release fixes)");
+        }
+        print!("{plan}");
+        let review = review::review(&report.diff, &plan, &self.allow_replacement);
+        for warning in review.warnings() {
+            println!("warning: {warning}");
+        }
+        review.check()?;
+        let risky = report.diff.security().next().is_some()
+            || report.diff.data_loss().next().is_some()
+            || review.replaces_stateful();
+        if risky && !self.yes {
+            approve()?;
         }
         Ok(())
     }
@@ -204,76 +250,6 @@ fn change_set_type(stack: &str, status: Option<&StackStatus>, cli_options: &str)
     }
 }
 
-/// Refuses a bucket S3 places in another region than the release's.
-fn same_region(bucket: &str, found: Option<&str>, region: &str) -> Result<()> {
-    match found {
-        Some(elsewhere) if elsewhere != region => bail!(
-            "the assets bucket {bucket} is in {elsewhere}, but this release goes to {region} and Lambda reads \
-             code only from a bucket in its own region: pass --assets-bucket with a bucket in {region}"
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// Uploads each zip under its content hash unless it is there already; returns the keys.
-async fn upload_assets(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    region: &str,
-    artifacts: &[Artifact],
-) -> Result<BTreeMap<String, String>> {
-    let exists = match s3.head_bucket().bucket(bucket).send().await {
-        Ok(found) => {
-            same_region(bucket, found.bucket_region(), region)?;
-            true
-        }
-        Err(error) => {
-            // S3 names the region of a bucket that exists elsewhere (301) in this header.
-            let elsewhere = error.raw_response().and_then(|raw| raw.headers().get("x-amz-bucket-region"));
-            same_region(bucket, elsewhere, region)?;
-            false
-        }
-    };
-    if !exists {
-        step(format!("creating the assets bucket {bucket} in {region}"));
-        let mut create = s3.create_bucket().bucket(bucket);
-        if region != "us-east-1" {
-            create = create.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
-                    .build(),
-            );
-        }
-        create
-            .send()
-            .await
-            .map_err(|error| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(error)))
-            .with_context(|| format!("creating the assets bucket {bucket}; pass --assets-bucket to use another"))?;
-    }
-    let mut keys = BTreeMap::new();
-    for artifact in artifacts {
-        let key = format!("assets/{}/{}.zip", artifact.function, artifact.sha256_hex);
-        if s3.head_object().bucket(bucket).key(&key).send().await.is_ok() {
-            println!("  {} unchanged ({key})", artifact.function);
-        } else {
-            let body = aws_sdk_s3::primitives::ByteStream::from_path(&artifact.zip)
-                .await
-                .with_context(|| format!("reading {}", artifact.zip.display()))?;
-            s3.put_object()
-                .bucket(bucket)
-                .key(&key)
-                .body(body)
-                .send()
-                .await
-                .map_err(|error| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(error)))
-                .with_context(|| format!("uploading {}", artifact.zip.display()))?;
-            println!("  {} uploaded ({key}, {:.2} MB)", artifact.function, artifact.size as f64 / 1e6);
-        }
-        keys.insert(artifact.function.clone(), key);
-    }
-    Ok(keys)
-}
-
 async fn describe(
     client: &aws_sdk_cloudformation::Client,
     stack: &str,
@@ -305,61 +281,17 @@ fn parameters_of(stack: Option<aws_sdk_cloudformation::types::Stack>) -> BTreeMa
 fn approve() -> Result<()> {
     if !std::io::stdin().is_terminal() {
         bail!(
-            "this release has security-relevant changes or replaces stateful resources (listed above); \
-               not on a terminal to ask, so refusing: review them and rerun with --yes"
+            "this release has security-relevant changes, or replaces or removes stateful resources (listed \
+             above); not on a terminal to ask, so refusing: review them and rerun with --yes"
         );
     }
     eprint!("Deploy these changes? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        bail!("not deployed");
+        bail!("not deployed: the answer was no");
     }
     Ok(())
-}
-
-/// Creates a change set and waits for it; returns its name and its stack's id, or `None` when
-/// it holds no changes.
-async fn create_change_set(
-    client: &aws_sdk_cloudformation::Client,
-    stack: &str,
-    body: &str,
-    parameters: &BTreeMap<String, String>,
-    kind: ChangeSetType,
-) -> Result<Option<(String, String)>> {
-    let name = format!("xtask-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
-    step(format!("creating change set {name}"));
-    let mut request = client
-        .create_change_set()
-        .stack_name(stack)
-        .change_set_name(&name)
-        .template_body(body)
-        .capabilities(Capability::CapabilityIam)
-        .change_set_type(kind);
-    for (key, value) in parameters {
-        request = request.parameters(Parameter::builder().parameter_key(key).parameter_value(value).build());
-    }
-    let created = request
-        .send()
-        .await
-        .map_err(|error| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))?;
-    let stack_id = created.stack_id.unwrap_or_else(|| stack.to_owned());
-    for _ in 0..300 {
-        let described = client.describe_change_set().stack_name(&stack_id).change_set_name(&name).send().await?;
-        match described.status {
-            Some(ChangeSetStatus::CreateComplete) => return Ok(Some((name, stack_id))),
-            Some(ChangeSetStatus::Failed) => {
-                let reason = described.status_reason.unwrap_or_default();
-                if reason.contains("didn't contain changes") || reason.contains("No updates") {
-                    client.delete_change_set().stack_name(&stack_id).change_set_name(&name).send().await.ok();
-                    return Ok(None);
-                }
-                bail!("the change set failed: {reason}");
-            }
-            _ => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
-    bail!("the change set {name} was not ready after 5 minutes")
 }
 
 /// Prints the stack's new events until it settles; returns its final status.
@@ -461,11 +393,53 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_bucket_in_another_region_is_refused() {
-        assert!(same_region("b", Some("eu-west-1"), "eu-west-1").is_ok());
-        assert!(same_region("b", None, "eu-west-1").is_ok());
-        let error = same_region("b", Some("eu-west-1"), "us-west-2").expect_err("refused").to_string();
-        assert!(error.contains("is in eu-west-1") && error.contains("--assets-bucket"), "{error}");
+    /// CloudFormation's limit on an inline `TemplateBody`, in bytes.
+    const INLINE_LIMIT: usize = 51_200;
+
+    /// A template over the inline limit deploys: through its `TemplateURL` on the assets
+    /// bucket, as every template does (against the local endpoint, in a region of its own).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_template_over_the_inline_limit_deploys_through_its_url() {
+        let region = "eu-north-1";
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .endpoint_url(testkit::local_endpoint())
+            .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let template = serde_json::json!({
+            "Metadata": {"Padding": "x".repeat(INLINE_LIMIT)},
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        });
+        let body = serde_json::to_string_pretty(&template).expect("JSON");
+        assert!(body.len() > INLINE_LIMIT, "{} bytes", body.len());
+
+        let s3 = aws_sdk_s3::Client::new(&sdk);
+        let bucket = format!("xtask-template-url-{}", std::process::id());
+        let assets = Assets::open(&s3, &bucket, region).await.expect("bucket");
+        let url = assets.upload_template(&body).await.expect("uploaded");
+        assert!(url.starts_with(&format!("https://{bucket}.s3.{region}.amazonaws.com/templates/")), "{url}");
+        // Content-addressed: the same template again is not uploaded again, and has the same URL.
+        assert_eq!(assets.upload_template(&body).await.expect("unchanged"), url);
+
+        let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+        let stack = "xtask-template-url";
+        let parameters = BTreeMap::new();
+        let request =
+            change_set::Request { stack, kind: ChangeSetType::Create, template_url: &url, parameters: &parameters };
+        let pending = change_set::create(&cloudformation, &request).await.expect("created").expect("changes");
+        let plan = change_set::describe(&cloudformation, &pending).await.expect("described");
+        assert_eq!(
+            plan.changes.iter().map(|change| (change.action.as_str(), change.logical_id.as_str())).collect::<Vec<_>>(),
+            [("Add", "Topic")]
+        );
+        let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
+        change_set::execute(&cloudformation, &pending).await.expect("executed");
+        let status = follow(&cloudformation, &pending.stack_id, started).await.expect("settled");
+        assert_eq!(status, StackStatus::CreateComplete);
+        let deployed = deployed_template(&cloudformation, stack).await.expect("read").expect("deployed");
+        assert_eq!(deployed, template);
     }
 }

@@ -1,7 +1,10 @@
 //! The release workflow end to end, against a local AWS-compatible endpoint (moto's server):
-//! `deploy` creates the stack, its tables and its functions with the given code; a second
-//! `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff` exit 2
-//! and show exactly that change; a deployed seed incident makes `diff` exit 1 and name it.
+//! `deploy` creates the stack, its tables and its functions with the given code, from a
+//! template it uploaded to the assets bucket (`TemplateURL`) and a change set it printed; a
+//! second `deploy` is a no-op; `diff` is quiet; a changed deployed configuration makes `diff`
+//! exit 2 and show exactly that change; a deployed seed incident makes `diff` exit 1 and name
+//! it, and `deploy` refuses it without a terminal, deleting its change set; a release that
+//! replaces a table is refused, even with `--yes`, until `--allow-replacement` names it.
 //! Beside that workflow: `--region` decides where the assets bucket is made; a stack that
 //! only holds a change set never executed (`REVIEW_IN_PROGRESS`) is created; and
 //! `--no-build` refuses zips that were not built for the stage.
@@ -112,8 +115,23 @@ async fn deploy_then_diff_against_a_local_endpoint() {
 
     // First release: everything is new.
     let first = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir, "--yes"]);
-    assert!(first.status.success(), "{}", text(&first));
-    assert!(text(&first).contains("CREATE_COMPLETE"), "{}", text(&first));
+    let output = text(&first);
+    assert!(first.status.success(), "{output}");
+    assert!(output.contains("CREATE_COMPLETE"), "{output}");
+    // The change set was read and shown beside our diff.
+    assert!(
+        output.contains("not deployed yet") && output.contains("Change set (what CloudFormation will do)"),
+        "{output}"
+    );
+    let first_table = contract::CONTRACT.tables[0].logical_id;
+    assert!(output.contains(&format!("+ Add {first_table} (AWS::DynamoDB::Table)")), "{output}");
+    // The template went by URL: uploaded to the assets bucket under its hash.
+    let synthesized = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("synthesizes").to_json();
+    let key = format!("templates/{:x}.json", Sha256::digest(synthesized.as_bytes()));
+    assert!(output.contains(&format!("template uploaded ({key}")), "{output}");
+    let bucket = format!("{STACK}-assets-{}", account(&endpoint).await);
+    let region = stacks::stages::dev().region;
+    s3(&endpoint, &region).head_object().bucket(&bucket).key(&key).send().await.expect("the template is in the bucket");
 
     let client = cloudformation(&endpoint).await;
     let resources = client.describe_stack_resources().stack_name(STACK).send().await.expect("resources");
@@ -152,11 +170,20 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     let changed = xtask(&endpoint, &["diff", "--stage", "dev", "--json"]);
     assert_eq!(changed.status.code(), Some(2), "{}", text(&changed));
     let report: Value = serde_json::from_slice(&changed.stdout).expect("JSON report");
+    // The fields a release reads (the report has more; `diff`'s own tests pin its whole shape).
+    let fields = ["logicalId", "resourceType", "kind", "replacement", "properties", "security", "dataLoss"];
+    let resources: Vec<Value> = report["diff"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|change| fields.iter().map(|field| (field.to_string(), change[field].clone())).collect())
+        .collect();
     assert_eq!(
-        report["diff"]["resources"],
-        json!([{"logicalId": "MessagesFunction", "resourceType": "AWS::Lambda::Function", "kind": "modified",
+        resources,
+        [json!({"logicalId": "MessagesFunction", "resourceType": "AWS::Lambda::Function", "kind": "modified",
+            "replacement": "never",
             "properties": [{"path": "Properties.Environment.Variables.MAX_LISTENERS_PER_SESSION", "old": "900", "new": "500"}],
-            "security": [], "dataLoss": null}])
+            "security": [], "dataLoss": null})]
     );
 
     // The seed incident deployed: exit 1, named.
@@ -171,9 +198,63 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     assert!(output.contains("$connect") && output.contains("IdentitySource") && output.contains("401"), "{output}");
     // A deploy would fix it, but it changes an authorizer: without a terminal it asks for --yes.
     let refused = xtask(&endpoint, &["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir]);
-    assert!(!refused.status.success());
-    assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    let output = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    assert!(output.contains("--yes") && output.contains("Change set (what CloudFormation will do)"), "{output}");
+    assert!(output.contains("deleted change set"), "{output}");
+    assert_eq!(executable_change_sets(&client).await, Vec::<String>::new());
+
+    // A table with a name the template does not give it: the release would replace it. Refused
+    // even with --yes, saying what is lost and how to go ahead; nothing executed.
+    redeploy_edited(&client, |template| {
+        template["Resources"][first_table]["Properties"]["TableName"] = json!("renamed-by-hand");
+    })
+    .await;
+    let release = ["deploy", "--stage", "dev", "--no-build", "--artifacts", artifacts_dir, "--yes"];
+    let replacing = xtask(&endpoint, &release);
+    let output = text(&replacing);
+    assert_eq!(replacing.status.code(), Some(1), "{output}");
+    assert!(output.contains("refusing to replace stateful resources"), "{output}");
+    assert!(output.contains(&format!("{first_table} (AWS::DynamoDB::Table)")), "{output}");
+    assert!(output.contains("UpdateReplacePolicy: Retain"), "{output}");
+    assert!(output.contains(&format!("deploy again with --allow-replacement {first_table}")), "{output}");
+    assert!(output.contains("deleted change set") && !output.contains("executing change set"), "{output}");
+    assert_eq!(executable_change_sets(&client).await, Vec::<String>::new());
+    let deployed = client.get_template().stack_name(STACK).send().await.expect("template");
+    assert!(deployed.template_body().unwrap_or_default().contains("renamed-by-hand"), "nothing was executed");
+
+    // Named by --allow-replacement, it goes ahead (and fixes the seed incident with it).
+    let allowed = xtask(&endpoint, &[&release[..], &["--allow-replacement", first_table]].concat());
+    let output = text(&allowed);
+    assert!(allowed.status.success(), "{output}");
+    assert!(output.contains("UPDATE_COMPLETE"), "{output}");
+    let quiet = xtask(&endpoint, &["diff", "--stage", "dev"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The change sets of the stack that could still be executed.
+async fn executable_change_sets(client: &aws_sdk_cloudformation::Client) -> Vec<String> {
+    let listed = client.list_change_sets().stack_name(STACK).send().await.expect("change sets");
+    listed
+        .summaries()
+        .iter()
+        .filter(|summary| summary.stack_name() == Some(STACK))
+        .filter(|summary| summary.execution_status().map(|status| status.as_str()) == Some("AVAILABLE"))
+        .map(|summary| summary.change_set_name().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The account the local endpoint answers as (it names the default assets bucket).
+async fn account(endpoint: &str) -> String {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(stacks::stages::dev().region))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let identity = aws_sdk_sts::Client::from_conf(config).get_caller_identity().send().await.expect("identity");
+    identity.account().unwrap_or_default().to_owned()
 }
 
 fn s3(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
