@@ -16,7 +16,7 @@
 //!   listeners before any code runs, AWS_FACTS 2 and 3); an authorizer exactly when the
 //!   connection function's `CONNECT_AUTH` says so; and that authorizer a REQUEST authorizer
 //!   invoking the contract's authorizer function, whose context keys the handlers read;
-//! - the stages: each serves a deployment of the current routes, integrations and authorizer
+//! - the stages: each serves a deployment of the current API settings, routes, integrations and authorizer
 //!   (the deployment's logical id ends with their fingerprint, recomputed here), or
 //!   auto-deploys (AWS_FACTS 12);
 //! - the HTTP API: a route per HTTP route of the code, on the right function, behind the JWT

@@ -353,8 +353,8 @@ fn check_websocket_stages(
                 stage,
                 "DeploymentId",
                 format!(
-                    "serves {deployment}, but the routes, integrations and authorizer now fingerprint as \
-                     {fingerprint}: route or authorizer changes are not deployed; clients keep the old routes \
+                    "serves {deployment}, but the API's settings, routes, integrations and authorizer now \
+                     fingerprint as {fingerprint}: those changes are not deployed; clients keep the old routes \
                      (AWS_FACTS 12)"
                 ),
             ),
