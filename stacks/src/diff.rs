@@ -114,7 +114,7 @@ impl TemplateDiff {
 }
 
 /// Resource types whose data dies with them.
-const STATEFUL: &[&str] = &["AWS::DynamoDB::Table", "AWS::Kinesis::Stream"];
+pub const STATEFUL: &[&str] = &["AWS::DynamoDB::Table", "AWS::Kinesis::Stream"];
 
 /// Why a change to this type or path is security-relevant, if it is.
 fn security_reason(resource_type: &str, path: &str) -> Option<&'static str> {

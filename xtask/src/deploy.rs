@@ -12,7 +12,9 @@
 //! 4. Uploads each zip to the assets bucket under its content hash, skipping what is already
 //!    there; the bucket is created on first use, in the region the release goes to
 //!    ([`assets`]).
-//! 5. Says "no changes" and stops when the deployed template and parameters already match.
+//! 5. Says "no changes" and stops when the deployed template and parameters already match;
+//!    refuses, before any change set exists, an update CloudFormation would reject (a table's
+//!    global secondary indexes: `stacks::replacement::rejection`), saying how to split it.
 //! 6. Uploads the template to the same bucket (`templates/<sha256>.json`, skipped when there)
 //!    and creates a change set from its `TemplateURL` (always by URL, whatever the template's
 //!    size: see [`Assets::upload_template`]), without executing it; waits until CloudFormation
@@ -31,8 +33,9 @@
 //! Exit codes: 0 released, or nothing to change; 1 anything else, the message saying what to
 //! do next — among them a stack in `ROLLBACK_COMPLETE` (the message gives the exact
 //! `aws cloudformation delete-stack` command to run before deploying again), a stack with an
-//! operation in progress (wait for it, then deploy again), a stateful replacement not allowed
-//! (what is lost, and how to replace deliberately), and an approval refused or not askable.
+//! operation in progress (wait for it, then deploy again), an update CloudFormation would
+//! reject (how to split it), a stateful replacement not allowed (what is lost, and how to
+//! replace deliberately), and an approval refused or not askable.
 
 mod assets;
 mod change_set;
@@ -156,6 +159,7 @@ impl Deploy {
             return Ok(());
         }
         let report = report(stack, deployed.as_ref(), &synthesized);
+        refuse_rejected(&report)?;
 
         // Always by URL, never inline: why is on `upload_template`.
         let template_url = assets.upload_template(&template.to_json()).await?;
@@ -277,6 +281,20 @@ fn parameters_of(stack: Option<aws_sdk_cloudformation::types::Stack>) -> BTreeMa
         .collect()
 }
 
+/// Refuses, before any change set exists, an update CloudFormation would reject (a table's
+/// global secondary indexes changed more than one at a time, or in place), saying how to split it.
+fn refuse_rejected(report: &Report) -> Result<()> {
+    let rejected: Vec<String> = report
+        .diff
+        .rejected()
+        .map(|change| format!("{}: {}", change.logical_id, change.rejected.as_deref().unwrap_or_default()))
+        .collect();
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    bail!("CloudFormation would reject this update, so no change set was made:\n  {}", rejected.join("\n  "))
+}
+
 /// Asks on the terminal; refuses without one.
 fn approve() -> Result<()> {
     if !std::io::stdin().is_terminal() {
@@ -331,6 +349,23 @@ mod tests {
     use super::*;
 
     const CLI: &str = " --region eu-west-1 --profile ops";
+
+    #[test]
+    fn an_update_cloudformation_would_reject_is_refused_before_any_change_set() {
+        let dev = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("synthesizes").to_value();
+        assert!(refuse_rejected(&report("s", Some(&dev), &dev)).is_ok());
+        let mut two_indexes = dev.clone();
+        let indexes = two_indexes["Resources"]["ConnectionsTable"]["Properties"]["GlobalSecondaryIndexes"]
+            .as_array_mut()
+            .expect("indexes");
+        for name in ["a", "b"] {
+            let mut index = indexes[0].clone();
+            index["IndexName"] = serde_json::json!(name);
+            indexes.push(index);
+        }
+        let refused = refuse_rejected(&report("s", Some(&dev), &two_indexes)).expect_err("refused");
+        assert!(refused.to_string().contains("ConnectionsTable") && refused.to_string().contains("one at a time"));
+    }
 
     fn decide(status: Option<StackStatus>) -> Result<ChangeSetType> {
         change_set_type("session-service-dev", status.as_ref(), CLI)

@@ -13,12 +13,9 @@
 
 use super::change_set::{ChangeSetSummary, replacement_word};
 use anyhow::{Result, bail};
-use stacks::diff::{Replacement, ResourceChange, TemplateDiff};
+use stacks::diff::{Replacement, ResourceChange, STATEFUL, TemplateDiff};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-
-/// Resource types whose data goes with them (the same list as [`stacks::diff`]'s).
-const STATEFUL: &[&str] = &["AWS::DynamoDB::Table", "AWS::Kinesis::Stream"];
 
 /// The decisions about one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
