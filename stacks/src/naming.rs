@@ -45,6 +45,11 @@ pub fn log_group(name: &str) -> String {
     format!("{}Logs", pascal(name))
 }
 
+/// The log group the stage of API `api` (a logical id) writes its access log to.
+pub fn access_log_group(api: &str) -> String {
+    format!("{api}AccessLogs")
+}
+
 pub fn code_key(name: &str) -> String {
     format!("{}CodeKey", pascal(name))
 }

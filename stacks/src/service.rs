@@ -416,11 +416,6 @@ fn access_log_format(extra: &[(&str, &str)]) -> String {
     serde_json::Value::Object(line).to_string()
 }
 
-/// The logical id of the log group `api`'s stage writes its access log to.
-fn access_log_group(api: &str) -> String {
-    format!("{api}AccessLogs")
-}
-
 /// The access log settings of `api`'s stage, after adding the log group they write to; `None`
 /// when the stage does not log access ([`StageConfig::access_logs`], which also says what the
 /// account needs first).
@@ -433,7 +428,7 @@ fn access_logs(
     if !stage.access_logs {
         return None;
     }
-    let logs = access_log_group(api);
+    let logs = naming::access_log_group(api);
     template.add(&logs, LogGroup { retention_in_days: stage.log_retention_days });
     Some(AccessLogSettings { destination_arn: Expr::get_att(&logs, "Arn"), format: access_log_format(extra_fields) })
 }
@@ -631,7 +626,7 @@ mod tests {
     fn access_logs_follow_the_stage() {
         let dev = synthesized(&CONTRACT, &stages::dev());
         for api in [naming::WEBSOCKET_API, naming::HTTP_API] {
-            assert!(dev["Resources"].get(access_log_group(api)).is_none(), "dev logs no access to {api}");
+            assert!(dev["Resources"].get(naming::access_log_group(api)).is_none(), "dev logs no access to {api}");
         }
         for stage in [naming::WEBSOCKET_STAGE, naming::HTTP_STAGE] {
             assert!(dev["Resources"][stage]["Properties"].get("AccessLogSettings").is_none(), "{stage}");
@@ -642,7 +637,7 @@ mod tests {
         for (api, stage, websocket) in
             [(naming::WEBSOCKET_API, naming::WEBSOCKET_STAGE, true), (naming::HTTP_API, naming::HTTP_STAGE, false)]
         {
-            let logs = access_log_group(api);
+            let logs = naming::access_log_group(api);
             assert_eq!(template["Resources"][&logs]["Type"], "AWS::Logs::LogGroup");
             assert_eq!(template["Resources"][&logs]["Properties"]["RetentionInDays"], prod.log_retention_days);
             let settings = &template["Resources"][stage]["Properties"]["AccessLogSettings"];

@@ -172,10 +172,14 @@ impl Lifecycle<'_> {
     /// Tells the speaker (if connected) how many listeners there are, per language.
     ///
     /// `session` is the session as the write that changed its counts left it (the store's
-    /// count updates return it), so the counts cost no further read: one query finds the
-    /// speaker's connection, whatever the size of the audience.
+    /// count updates return it), so the counts cost no further read, and it names the
+    /// speaker's current connection: one `GetItem` of that row finds it, whatever the size of
+    /// the audience (not a query of the fan-out index, which lags its table and costs more).
     pub async fn tell_speaker_audience(&self, session: &Session) -> Result<(), StoreError> {
-        let Some(speaker) = self.store.speaker_connection(&session.session_id).await? else {
+        let Some(speaker_id) = &session.speaker_connection_id else {
+            return Ok(());
+        };
+        let Some(speaker) = self.store.get_connection(speaker_id).await? else {
             return Ok(());
         };
         let language_distribution = self.store.language_distribution(session).await?;

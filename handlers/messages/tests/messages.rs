@@ -765,7 +765,7 @@ async fn aws_calls_per_action() {
         ),
         (
             "changeLanguage",
-            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.Query DynamoDB.UpdateItem DynamoDB.UpdateItem",
+            "ApiGatewayManagementApi.PostToConnection ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem DynamoDB.GetItem DynamoDB.UpdateItem DynamoDB.UpdateItem",
         ),
         ("getSessionStatus", "ApiGatewayManagementApi.PostToConnection DynamoDB.GetItem DynamoDB.GetItem"),
         (
