@@ -354,15 +354,7 @@ mod tests {
     fn an_update_cloudformation_would_reject_is_refused_before_any_change_set() {
         let dev = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("synthesizes").to_value();
         assert!(refuse_rejected(&report("s", Some(&dev), &dev)).is_ok());
-        let mut two_indexes = dev.clone();
-        let indexes = two_indexes["Resources"]["ConnectionsTable"]["Properties"]["GlobalSecondaryIndexes"]
-            .as_array_mut()
-            .expect("indexes");
-        for name in ["a", "b"] {
-            let mut index = indexes[0].clone();
-            index["IndexName"] = serde_json::json!(name);
-            indexes.push(index);
-        }
+        let two_indexes = crate::diff::with_two_indexes_more(&dev);
         let refused = refuse_rejected(&report("s", Some(&dev), &two_indexes)).expect_err("refused");
         assert!(refused.to_string().contains("ConnectionsTable") && refused.to_string().contains("one at a time"));
     }
