@@ -9,6 +9,7 @@ mod build;
 mod deploy;
 mod dev;
 mod diff;
+mod doctor;
 mod fuzz;
 mod python;
 mod registry;
@@ -37,6 +38,8 @@ enum Command {
     Dev(dev::Dev),
     /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
     Diff(diff::Diff),
+    /// Check a live stage against the contract: stack, WebSocket API, a listener probe (exit 1 on a failure).
+    Doctor(doctor::Doctor),
     /// Run every property test (`tests/properties.rs`) with many cases (20,000 by default).
     Fuzz(fuzz::Fuzz),
     /// Measure the warm invocation path and each binary's start-to-ready time.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Deploy(command) => done(command.run()),
         Command::Dev(command) => done(command.run()),
         Command::Diff(command) => command.run(),
+        Command::Doctor(command) => command.run(),
         Command::Fuzz(command) => done(command.run()),
         Command::Registry(command) => done(command.run()),
         Command::Synth(command) => done(command.run()),
