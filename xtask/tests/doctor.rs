@@ -12,26 +12,20 @@
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod support;
+
+use support::{text, xtask};
 
 const STACK: &str = "session-service-dev";
 
 /// Runs `cargo xtask doctor --stage dev` with the test's credentials, endpoint and region.
 fn doctor(endpoint: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    testkit::isolate_aws_environment(&mut command)
-        .args(["doctor", "--stage", "dev"])
-        .args(args)
-        .args(["--endpoint-url", endpoint, "--region", REGION])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("xtask runs")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    let mut all = vec!["doctor", "--stage", "dev"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--region", REGION]);
+    xtask(endpoint, &all)
 }
 
 /// A region no other test uses: `cargo xtask test` runs one local endpoint for every test

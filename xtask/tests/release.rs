@@ -18,27 +18,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod support;
+
+use support::{text, xtask};
 
 const STACK: &str = "session-service-dev";
-
-/// Runs `cargo xtask` with the test's credentials and endpoint, blind to the caller's AWS
-/// settings: without `--region`, the stage's region is the one it uses.
-fn xtask(endpoint: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    testkit::isolate_aws_environment(&mut command)
-        .args(args)
-        .args(["--endpoint-url", endpoint])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("xtask runs")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
 
 /// One zip per function, as `cargo xtask build` leaves them, with its manifest.
 fn artifacts(dir: &Path) -> Vec<(String, String)> {
