@@ -315,7 +315,7 @@ async fn a_speaker_without_a_session_is_stored_but_not_indexed() {
     pending.session_id = None;
     store.put_connection(&pending).await.expect("stored");
     assert_eq!(store.get_connection("pending").await.expect("read"), Some(pending));
-    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
+    assert_eq!(store.speaker_connections(&session).await.expect("query").into_iter().next(), None);
 }
 
 #[tokio::test]
@@ -375,11 +375,11 @@ async fn session_other(store: &Store) -> SessionId {
 async fn the_speakers_row_is_found_newest_first() {
     let (store, _) = store().await;
     let session = session(&store).await;
-    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
+    assert_eq!(store.speaker_connections(&session).await.expect("query").into_iter().next(), None);
     store.put_connection(&listener("l-1", &session, "de", &store)).await.expect("stored");
     store.put_connection(&speaker("speaker-old", &session, START, &store)).await.expect("stored");
     store.put_connection(&speaker("speaker-new", &session, START + 5_000, &store)).await.expect("stored");
-    let found = store.speaker_connection(&session).await.expect("query").expect("present");
+    let found = store.speaker_connections(&session).await.expect("query").into_iter().next().expect("present");
     assert_eq!(found.connection_id, "speaker-new");
     assert_eq!(found.role, Role::Speaker);
     let all = store.speaker_connections(&session).await.expect("query");
@@ -403,7 +403,7 @@ async fn expired_connections_are_ignored_everywhere() {
     assert_eq!(store.get_connection("stale").await.expect("read"), None);
     let listeners = store.listeners(&session, Some(lang("de"))).await.expect("query");
     assert_eq!(listeners.iter().map(|c| c.connection_id.as_str()).collect::<Vec<_>>(), ["fresh"]);
-    assert_eq!(store.speaker_connection(&session).await.expect("query"), None);
+    assert_eq!(store.speaker_connections(&session).await.expect("query").into_iter().next(), None);
     assert_eq!(store.delete_connection("stale").await.expect("deleted"), None);
 
     // Time passes: the fresh row expires too.

@@ -328,11 +328,6 @@ impl Store {
         Ok(all)
     }
 
-    /// The speaker's newest live connection, if any.
-    pub async fn speaker_connection(&self, session: &SessionId) -> Result<Option<Connection>, StoreError> {
-        Ok(self.speaker_connections(session).await?.into_iter().next())
-    }
-
     /// Every connection of the pages `page` returns, following each page's token.
     async fn all_pages<F, Fut>(&self, page: F) -> Result<Vec<Connection>, StoreError>
     where
