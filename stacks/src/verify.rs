@@ -18,7 +18,7 @@
 //!   invoking the contract's authorizer function, whose context keys the handlers read;
 //! - the stages: each serves a deployment of the current API settings, routes, integrations and authorizer
 //!   (the deployment's logical id ends with their fingerprint, recomputed here), or
-//!   auto-deploys (AWS_FACTS 12);
+//!   auto-deploys (AWS_FACTS 12); an auto-deploying HTTP stage waits for every route;
 //! - the HTTP API: a route per HTTP route of the code, on the right function, behind the JWT
 //!   authorizer exactly when the code expects it;
 //! - API Gateway's permission to invoke each function it integrates;

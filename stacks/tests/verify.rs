@@ -513,6 +513,16 @@ fn a_deployment_that_does_not_wait_for_every_route() {
 }
 
 #[test]
+fn an_auto_deploying_http_stage_that_does_not_wait_for_every_route() {
+    let mut template = dev();
+    let depends_on = resource(&mut template, "HttpStage")["DependsOn"].as_array_mut().expect("depends on");
+    depends_on.retain(|id| id != "HttpRoutePOSTSessions");
+    let found = assert_findings(&template, &[(FindingKind::StageStale, "HttpStage", "DependsOn")]);
+    assert!(found[0].consequence.contains("HttpRoutePOSTSessions"), "{}", found[0]);
+    assert!(found[0].consequence.contains("404"), "{}", found[0]);
+}
+
+#[test]
 fn a_function_api_gateway_may_not_invoke() {
     let mut template = dev();
     template["Resources"].as_object_mut().expect("resources").remove("ConnectionWebSocketPermission");

@@ -358,7 +358,13 @@ fn check_websocket_stages(
                      (AWS_FACTS 12)"
                 ),
             ),
-            Some(deployment) => check_deployment_waits(view, deployment, &route_ids, report),
+            Some(deployment) => check_waits_for_routes(
+                view,
+                deployment,
+                &route_ids,
+                "the deployment may be taken before those routes exist, and clients never reach them",
+                report,
+            ),
         }
     }
 }
@@ -375,20 +381,24 @@ fn deployment_fingerprint(view: &View<'_>, api: &str, routes: &BTreeSet<&str>, a
     service::fingerprint(view.resources.section(), &inputs)
 }
 
-/// A deployment taken before a route exists does not contain it: it must depend on every route.
-fn check_deployment_waits(view: &View<'_>, deployment: &str, routes: &BTreeSet<&str>, report: &mut Report) {
-    let waits_for = template::strings(view.resources.attribute(deployment, "DependsOn"));
+/// A deployment taken before a route exists does not contain it: whatever takes one (an
+/// explicit deployment, an auto-deploying stage) must depend on every route; `consequence` says
+/// what clients see otherwise.
+fn check_waits_for_routes(
+    view: &View<'_>,
+    waiting: &str,
+    routes: &BTreeSet<&str>,
+    consequence: &str,
+    report: &mut Report,
+) {
+    let waits_for = template::strings(view.resources.attribute(waiting, "DependsOn"));
     let missing: Vec<&str> = routes.iter().copied().filter(|route| !waits_for.iter().any(|id| id == route)).collect();
     if !missing.is_empty() {
         report.add(
             FindingKind::StageStale,
-            deployment,
+            waiting,
             "DependsOn",
-            format!(
-                "does not wait for {}: the deployment may be taken before those routes exist, and clients never \
-                 reach them",
-                missing.join(", ")
-            ),
+            format!("does not wait for {}: {consequence}", missing.join(", ")),
         );
     }
 }
@@ -453,7 +463,8 @@ fn check_http(view: &View<'_>, report: &mut Report) {
 fn check_http_api(view: &View<'_>, api: &str, report: &mut Report) {
     let routes = routes(view, api);
     check_http_routes(view, api, &routes, report);
-    check_http_stages(view, api, report);
+    let route_ids: BTreeSet<&str> = routes.iter().map(|route| route.id).collect();
+    check_http_stages(view, api, &route_ids, report);
     check_invoke_permissions(view, api, Vec::new(), report);
 }
 
@@ -493,15 +504,27 @@ fn check_http_routes(view: &View<'_>, api: &str, routes: &[Route<'_>], report: &
     }
 }
 
-/// The HTTP API has a stage, and each auto-deploys or serves a deployment.
-fn check_http_stages(view: &View<'_>, api: &str, report: &mut Report) {
+/// The HTTP API has a stage, and each auto-deploys or serves a deployment; an auto-deploying
+/// stage waits for every route (its first deployment is made when the stage is created).
+fn check_http_stages(view: &View<'_>, api: &str, routes: &BTreeSet<&str>, report: &mut Report) {
     let stages = of_api(view, STAGE, api);
     if stages.is_empty() {
         report.add(FindingKind::StageStale, api, "Stage", "the API has no stage: there is no URL speakers can call");
     }
     for (stage, properties) in stages {
-        let deployed = template::is_true(prop(properties, "AutoDeploy"))
-            || view.resources.referenced(Some(prop(properties, "DeploymentId")), DEPLOYMENT).is_some();
+        let auto_deploys = template::is_true(prop(properties, "AutoDeploy"));
+        if auto_deploys {
+            check_waits_for_routes(
+                view,
+                stage,
+                routes,
+                "its automatic deployment may be made before those routes exist, silently without them: \
+                 speakers get 404 Not Found until the next change redeploys",
+                report,
+            );
+        }
+        let deployed =
+            auto_deploys || view.resources.referenced(Some(prop(properties, "DeploymentId")), DEPLOYMENT).is_some();
         if !deployed {
             report.add(
                 FindingKind::StageStale,
