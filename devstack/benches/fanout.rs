@@ -10,7 +10,7 @@
 //! Timings are printed, never asserted. Environment: `FANOUT_LISTENERS` (default 1000),
 //! `FANOUT_ROUNDS` (default 20).
 
-use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
+use devstack::{DevConfig, DevStack, LogSink, TokenRequest};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -38,20 +38,7 @@ async fn main() -> anyhow::Result<()> {
     stage.limits.max_listeners_per_session = u32::try_from(listeners * 2).unwrap_or(u32::MAX);
     stage.limits.connects_per_minute_per_ip = 1_000_000;
     let log = devstack::binaries::target_directory(&testkit::workspace_root()).join("devstack-bench.log");
-    let stack = DevStack::start(DevConfig {
-        stage,
-        edit_template: None,
-        binaries,
-        websocket_port: 0,
-        http_port: 0,
-        limits: GatewayLimits::default(),
-        identity: LocalIdentity::generate()?,
-        aws_endpoint: None,
-        python: testkit::venv_python(),
-        logs: LogSink::file(&log)?,
-        max_concurrency: 16,
-    })
-    .await?;
+    let stack = DevStack::start(DevConfig::local(stage, binaries, LogSink::file(&log)?)?).await?;
     let token = stack.token(&TokenRequest { sub: "bench".into(), email: None, expires_in_seconds: 3600 })?;
     let created: Value = reqwest::Client::new()
         .post(format!("{}/sessions", stack.http_url()))

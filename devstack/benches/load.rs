@@ -38,7 +38,7 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use contract::tables;
-use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
+use devstack::{DevConfig, DevStack, LogSink, TokenRequest};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -207,20 +207,7 @@ async fn coordinate() -> Result<()> {
     }
     let log = devstack::binaries::target_directory(&testkit::workspace_root()).join("devstack-load.log");
     let _ = std::fs::remove_file(&log);
-    let stack = DevStack::start(DevConfig {
-        stage,
-        edit_template: None,
-        binaries,
-        websocket_port: 0,
-        http_port: 0,
-        limits: GatewayLimits::default(),
-        identity: LocalIdentity::generate()?,
-        aws_endpoint: None,
-        python: testkit::venv_python(),
-        logs: LogSink::file(&log)?,
-        max_concurrency: 16,
-    })
-    .await?;
+    let stack = DevStack::start(DevConfig::local(stage, binaries, LogSink::file(&log)?)?).await?;
     let result = run(
         &stack,
         &log,

@@ -50,6 +50,28 @@ pub struct DevConfig {
     pub max_concurrency: usize,
 }
 
+impl DevConfig {
+    /// A stack of `stage` from `binaries`, logging to `logs`: free ports, the gateway's
+    /// default limits, a new local identity, its own moto started from the project's Python
+    /// environment, and at most 16 processes per function. Tests and benchmarks start from
+    /// this and change what they need.
+    pub fn local(stage: StageConfig, binaries: PathBuf, logs: LogSink) -> Result<DevConfig> {
+        Ok(DevConfig {
+            stage,
+            edit_template: None,
+            binaries,
+            websocket_port: 0,
+            http_port: 0,
+            limits: GatewayLimits::default(),
+            identity: LocalIdentity::generate()?,
+            aws_endpoint: None,
+            python: testkit::venv_python(),
+            logs,
+            max_concurrency: 16,
+        })
+    }
+}
+
 impl std::fmt::Debug for DevConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("DevConfig").field("stage", &self.stage.name).field("binaries", &self.binaries).finish()

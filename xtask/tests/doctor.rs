@@ -288,18 +288,12 @@ async fn dev_stack(test: &str, edit: Option<devstack::stack::TemplateEdit>) -> d
     let endpoint = tokio::task::spawn_blocking(testkit::local_endpoint).await.expect("moto is up");
     let log =
         devstack::binaries::target_directory(&testkit::workspace_root()).join(format!("devstack-tests/{test}.log"));
+    let logs = devstack::LogSink::file(&log).expect("a log file");
     let config = devstack::DevConfig {
-        stage: stacks::stages::dev(),
         edit_template: edit,
-        binaries,
-        websocket_port: 0,
-        http_port: 0,
-        limits: devstack::GatewayLimits::default(),
-        identity: devstack::LocalIdentity::generate().expect("a local key"),
         aws_endpoint: Some(endpoint),
-        python: testkit::venv_python(),
-        logs: devstack::LogSink::file(&log).expect("a log file"),
         max_concurrency: 2,
+        ..devstack::DevConfig::local(stacks::stages::dev(), binaries, logs).expect("a local key")
     };
     devstack::DevStack::start(config).await.expect("the local stack starts")
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a part of these helpers")]
 
 use devstack::stack::TemplateEdit;
-use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink, TokenRequest};
+use devstack::{DevConfig, DevStack, GatewayLimits, LogSink, TokenRequest};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -36,18 +36,13 @@ pub(crate) async fn start(test: &str, limits: GatewayLimits, edit: Option<Templa
     let log =
         devstack::binaries::target_directory(&testkit::workspace_root()).join(format!("devstack-tests/{test}.log"));
     let _ = std::fs::remove_file(&log);
+    let logs = LogSink::file(&log).expect("a log file");
     let config = DevConfig {
-        stage: stacks::stages::dev(),
         edit_template: edit,
-        binaries,
-        websocket_port: 0,
-        http_port: 0,
         limits,
-        identity: LocalIdentity::generate().expect("a local key"),
         aws_endpoint: Some(endpoint),
-        python: testkit::venv_python(),
-        logs: LogSink::file(&log).expect("a log file"),
         max_concurrency: 8,
+        ..DevConfig::local(stacks::stages::dev(), binaries, logs).expect("a local key")
     };
     DevStack::start(config).await.expect("the local stack starts")
 }
