@@ -9,23 +9,42 @@
 //! - `websocket` ([`websocket`]): the live WebSocket API, read through the API Gateway v2 API:
 //!   every contract route with its integration, `$connect`'s authorization and its authorizer
 //!   (type REQUEST, no identity source), judged by [`stacks::verify`] itself;
+//! - `functions` ([`functions`]): each contract function's live configuration (state, runtime,
+//!   architecture, code against the local build manifest, environment, resource policy);
+//! - `permissions` ([`permissions`]): each function role's live policies grant the contract's
+//!   actions on the right resources;
+//! - `tables` ([`tables`]): each table's keys, fan-out index, TTL and point-in-time recovery;
 //! - `probe` ([`probe`]): a tokenless listener handshake for a session that cannot exist must
-//!   be answered by the `$connect` function with 404 (skipped with `--no-probe`).
+//!   be answered by the `$connect` function with 404; with `--token`, a speaker connects and
+//!   heartbeats; the HTTP API's `GET /health` answers 200 (all skipped with `--no-probe`);
+//! - `errors` ([`errors`]): each function's log group over `--since`: errors, timeouts and
+//!   runtime exits, with the latest lines.
+//!
+//! A group that cannot read what it judges (no permission, a throttled call) reports that as a
+//! failed check naming the API call, rather than stopping the checklist.
 //!
 //! Each check is `{id, group, status, message, fix}`; a failure says what it means for clients
 //! and the exact fix. Exit codes: 0 when no check fails (warnings and skips allowed), 1
 //! otherwise (and on errors such as missing credentials).
 
+mod errors;
+mod functions;
+mod permissions;
 mod probe;
 mod stack;
+mod tables;
 mod websocket;
 
 use crate::aws::AwsArgs;
 use crate::synth::stage_named;
 use anyhow::Result;
 use serde::Serialize;
+use serde_json::Value;
+use stacks::StageConfig;
 use std::fmt;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Checks a deployed stage against the contract, live.
 #[derive(Debug, clap::Args)]
@@ -39,9 +58,21 @@ pub(crate) struct Doctor {
     /// The WebSocket URL the probe connects to (default: the stack's `WebSocketUrl` output).
     #[arg(long, value_name = "URL")]
     websocket_url: Option<String>,
+    /// The HTTP API's base URL the `/health` probe requests (default: the stack's `HttpUrl` output).
+    #[arg(long, value_name = "URL")]
+    http_url: Option<String>,
+    /// A speaker token: the probe then also connects as a speaker and heartbeats.
+    #[arg(long, value_name = "JWT")]
+    token: Option<String>,
     /// Skip the network probes.
     #[arg(long)]
     no_probe: bool,
+    /// How far back the `errors` group reads the functions' logs (`30m`, `1h`, `2d`).
+    #[arg(long, default_value = "1h", value_parser = parse_since)]
+    since: Duration,
+    /// The build manifest's directory, to compare deployed code with (default: target/lambda, when it exists).
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -144,6 +175,53 @@ impl fmt::Display for Report {
     }
 }
 
+/// What every check group reads: the stage, its synthesized template, the SDK configuration
+/// and what the live stack says about itself.
+pub(crate) struct Context {
+    pub(crate) stage: StageConfig,
+    pub(crate) synthesized: Value,
+    pub(crate) sdk: aws_config::SdkConfig,
+    /// The live stack, when it exists.
+    pub(crate) stack: Option<stack::LiveStack>,
+    /// How far back `errors` reads.
+    pub(crate) since: Duration,
+    /// The build manifest's directory.
+    pub(crate) artifacts: PathBuf,
+}
+
+impl Context {
+    /// The physical id of the template's resource `logical` (`DescribeStackResources`), if
+    /// the stack lists it.
+    pub(crate) fn physical(&self, logical: &str) -> Option<&str> {
+        self.stack.as_ref().and_then(|stack| stack.resources.get(logical)).map(String::as_str)
+    }
+
+    /// The stack's output `name`.
+    pub(crate) fn output(&self, name: &str) -> Option<&str> {
+        self.stack.as_ref().and_then(|stack| stack.outputs.get(name)).map(String::as_str)
+    }
+
+    /// The region the SDK configuration talks to.
+    pub(crate) fn region(&self) -> String {
+        self.sdk.region().map(ToString::to_string).unwrap_or_else(|| self.stage.region.clone())
+    }
+}
+
+/// `30s`, `10m`, `1h`, `2d`.
+pub(crate) fn parse_since(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration such as 30m, 1h or 2d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number * seconds))
+}
+
 impl Doctor {
     pub(crate) fn run(self) -> Result<ExitCode> {
         let stage = stage_named(&self.stage)?;
@@ -151,22 +229,45 @@ impl Doctor {
         let runtime = tokio::runtime::Runtime::new()?;
         let sdk = runtime.block_on(self.aws.load(&stage.region))?;
         let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
-        let apigateway = aws_sdk_apigatewayv2::Client::new(&sdk);
-
-        let mut checks = Vec::new();
         let live_stack = runtime.block_on(stack::read(&cloudformation, &stage.stack_name))?;
-        checks.extend(stack::judge(&stage, &synthesized, live_stack.as_ref()));
+        let context = Context {
+            stage,
+            synthesized,
+            sdk,
+            stack: live_stack,
+            since: self.since,
+            artifacts: self.artifacts.clone().unwrap_or_else(|| crate::project_root().join("target/lambda")),
+        };
+        let checks = runtime.block_on(self.checks(&context))?;
+        let report = Report::new(&context.stage.name, checks);
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{report}");
+        }
+        Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
 
-        let physical = live_stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
-        let api = runtime.block_on(websocket::read(&apigateway, &synthesized, &physical))?;
-        checks.extend(websocket::judge(&stage, &synthesized, api.as_ref()));
+    /// Every group's checks, in the order of the runbook.
+    async fn checks(&self, context: &Context) -> Result<Vec<Check>> {
+        let stage = &context.stage;
+        let mut checks = stack::judge(stage, &context.synthesized, context.stack.as_ref());
+
+        let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
+        let physical = context.stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
+        let api = websocket::read(&apigateway, &context.synthesized, &physical).await?;
+        checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref()));
+
+        checks.extend(functions::checks(context).await);
+        checks.extend(permissions::checks(context).await);
+        checks.extend(tables::checks(context).await);
 
         if self.no_probe {
             checks.push(Check::skip(probe::GROUP, "probe.listener", "skipped (--no-probe)"));
         } else {
-            let output = live_stack.as_ref().and_then(|live| live.outputs.get(stack::WEBSOCKET_URL).cloned());
-            match self.websocket_url.or(output) {
-                Some(url) => checks.push(runtime.block_on(probe::listener(&stage, &url))),
+            let output = context.output(stack::WEBSOCKET_URL).map(str::to_owned);
+            match self.websocket_url.clone().or(output) {
+                Some(url) => checks.push(probe::listener(stage, &url).await),
                 None => checks.push(Check::fail(
                     probe::GROUP,
                     "probe.listener",
@@ -176,13 +277,8 @@ impl Doctor {
             }
         }
 
-        let report = Report::new(&stage.name, checks);
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{report}");
-        }
-        Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        checks.extend(errors::checks(context).await);
+        Ok(checks)
     }
 }
 
@@ -211,6 +307,16 @@ mod tests {
         let json = serde_json::to_value(&report).expect("JSON");
         assert_eq!(json["checks"][1]["status"], "fail");
         assert_eq!(json["ok"], false);
+    }
+
+    #[test]
+    fn since_reads_the_usual_units() {
+        assert_eq!(parse_since("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_since("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_since("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_since("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_since("1w").is_err());
+        assert!(parse_since("h").is_err());
     }
 
     #[test]

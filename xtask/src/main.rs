@@ -11,6 +11,7 @@ mod dev;
 mod diff;
 mod doctor;
 mod fuzz;
+mod logs;
 mod python;
 mod registry;
 mod synth;
@@ -38,8 +39,10 @@ enum Command {
     Dev(dev::Dev),
     /// Show what deploying a stage would change (exit 0 none, 2 changes, 1 error or finding).
     Diff(diff::Diff),
-    /// Check a live stage against the contract: stack, WebSocket API, a listener probe (exit 1 on a failure).
+    /// Check a live stage against the contract: stack, API, functions, tables, probes, recent errors (exit 1 on a failure).
     Doctor(doctor::Doctor),
+    /// Print the stage's function logs interleaved in time order (`--follow` keeps printing).
+    Logs(logs::Logs),
     /// Run every property test (`tests/properties.rs`) with many cases (20,000 by default).
     Fuzz(fuzz::Fuzz),
     /// Measure the warm invocation path and each binary's start-to-ready time.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Diff(command) => command.run(),
         Command::Doctor(command) => command.run(),
         Command::Fuzz(command) => done(command.run()),
+        Command::Logs(command) => done(command.run()),
         Command::Registry(command) => done(command.run()),
         Command::Synth(command) => done(command.run()),
         Command::Test(command) => done(command.run()),

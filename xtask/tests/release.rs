@@ -13,48 +13,14 @@
 //! is enough: `diff` and the verifier read templates.
 
 use aws_sdk_cloudformation::types::Parameter;
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::path::Path;
 
 mod support;
 
-use support::{text, xtask};
+use support::{artifacts, temp_dir, text, xtask};
 
 const STACK: &str = "session-service-dev";
-
-/// One zip per function, as `cargo xtask build` leaves them, with its manifest.
-fn artifacts(dir: &Path) -> Vec<(String, String)> {
-    let mut manifest = Vec::new();
-    let mut hashes = Vec::new();
-    for function in contract::functions::ALL {
-        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        writer.start_file("bootstrap", zip::write::SimpleFileOptions::default()).expect("entry");
-        writer.write_all(format!("#!/bin/sh\necho {}\n", function.name).as_bytes()).expect("written");
-        let bytes = writer.finish().expect("zip").into_inner();
-        let path = dir.join(format!("{}.zip", function.name));
-        std::fs::write(&path, &bytes).expect("zip written");
-        let digest = Sha256::digest(&bytes);
-        let code_sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
-        manifest.push(json!({
-            "function": function.name, "arch": "arm64", "profile": "release", "zip": path, "size": bytes.len(),
-            "sha256_hex": digest.iter().map(|b| format!("{b:02x}")).collect::<String>(), "code_sha256": code_sha256,
-        }));
-        hashes.push((function.name.to_owned(), code_sha256));
-    }
-    std::fs::write(dir.join("manifest.json"), Value::from(manifest).to_string()).expect("manifest written");
-    hashes
-}
-
-/// A fresh directory for one test's zips.
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-release-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// CloudFormation in the `dev` stage's region, where a deploy without `--region` goes.
 async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
@@ -258,7 +224,7 @@ fn s3(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_assets_bucket_is_made_in_the_region_asked_for() {
     let endpoint = testkit::local_endpoint();
-    let dir = temp_dir("region");
+    let dir = temp_dir("release-region");
     artifacts(&dir);
     let bucket = format!("xtask-region-{}", std::process::id());
     let deploy = |region: &str| {
@@ -282,7 +248,7 @@ async fn the_assets_bucket_is_made_in_the_region_asked_for() {
 async fn a_stack_that_only_holds_a_change_set_is_created() {
     let endpoint = testkit::local_endpoint();
     let region = "us-east-2";
-    let dir = temp_dir("review");
+    let dir = temp_dir("release-review");
     artifacts(&dir);
     let client = cloudformation_in(&endpoint, region).await;
     client
@@ -311,7 +277,7 @@ async fn a_stack_that_only_holds_a_change_set_is_created() {
 #[test]
 fn zips_that_do_not_fit_the_stage_are_refused() {
     let endpoint = testkit::local_endpoint();
-    let dir = temp_dir("misfit");
+    let dir = temp_dir("release-misfit");
     artifacts(&dir);
     let path = dir.join("manifest.json");
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("manifest")).expect("JSON");

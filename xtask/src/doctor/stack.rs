@@ -16,12 +16,12 @@ pub(super) const WEBSOCKET_URL: &str = "WebSocketUrl";
 
 /// What the live stack says about itself.
 #[derive(Debug, Clone, Default)]
-pub(super) struct LiveStack {
-    pub(super) status: String,
-    pub(super) status_reason: Option<String>,
-    pub(super) outputs: BTreeMap<String, String>,
+pub(crate) struct LiveStack {
+    pub(crate) status: String,
+    pub(crate) status_reason: Option<String>,
+    pub(crate) outputs: BTreeMap<String, String>,
     /// Logical id → physical id, for the resources CloudFormation lists.
-    pub(super) resources: BTreeMap<String, String>,
+    pub(crate) resources: BTreeMap<String, String>,
 }
 
 /// Reads `stack`, or `None` when it does not exist.
