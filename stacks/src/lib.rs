@@ -14,6 +14,7 @@ pub mod diff;
 pub mod naming;
 pub mod registry;
 pub mod replacement;
+pub mod served_routes;
 pub mod service;
 pub mod stages;
 pub mod verify;

@@ -8,12 +8,15 @@
 //! `AutoDeploy` because the deployment is then part of the change set and the diff, and a failed
 //! deployment fails the stack update instead of surfacing later on the stage. The HTTP API uses
 //! the `$default` stage with `AutoDeploy`, its canonical form, created after every route.
+//! The deployment's description also carries the fingerprint of the routes it serves
+//! ([`served_routes`]), which `cargo xtask doctor` compares with the live routes.
 //!
 //! Nothing names a partition: ARNs take `${AWS::Partition}` and URLs `${AWS::URLSuffix}`, so the
 //! same template deploys to `aws`, `aws-cn` and `aws-us-gov`.
 
 use crate::cfn::*;
 use crate::naming;
+use crate::served_routes;
 use crate::stages::StageConfig;
 use contract::{
     AttributeType, CONNECT_ROUTE, Contract, EnvSource, HttpAuth, KeyAttribute, Projection as IndexProjection,
@@ -332,14 +335,16 @@ fn add_websocket_api(
         }
     }
     deployment_inputs.sort();
-    let fingerprint = fingerprint(&template.to_value()["Resources"], &deployment_inputs);
+    let so_far = template.to_value();
+    let fingerprint = fingerprint(&so_far["Resources"], &deployment_inputs);
+    let served = served_routes::fingerprint(&served_routes::of_template(&so_far, naming::WEBSOCKET_API));
     let deployment = format!("{}{fingerprint}", naming::WEBSOCKET_DEPLOYMENT_PREFIX);
     let routes: Vec<String> = deployment_inputs.iter().filter(|id| id.starts_with("Route")).cloned().collect();
     template.add(
         &deployment,
         Resource::from(Deployment {
             api_id: api.clone(),
-            description: format!("API settings, routes, integrations and authorizer {fingerprint}"),
+            description: served_routes::description(&fingerprint, &served),
         })
         .depending_on(routes),
     );
