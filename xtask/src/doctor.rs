@@ -255,8 +255,8 @@ impl Doctor {
 
         let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
         let physical = context.stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
-        let api = websocket::read(&apigateway, &context.synthesized, &physical).await?;
-        checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref()));
+        let api = websocket::read(&apigateway, &context.synthesized, &physical, &stage.name).await?;
+        checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref(), &physical));
 
         checks.extend(functions::checks(context).await);
         checks.extend(permissions::checks(context).await);
