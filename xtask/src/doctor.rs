@@ -24,7 +24,8 @@
 //! failed check naming the API call, rather than stopping the checklist.
 //!
 //! Each check is `{id, group, status, message, fix}`; a failure says what it means for clients
-//! and the exact fix. Exit codes: 0 when no check fails (warnings and skips allowed), 1
+//! and the exact fix. On a terminal the marks are coloured (unless `NO_COLOR` is set); piped,
+//! the lines are plain; `--json` prints `{"stage", "ok", "checks": [...]}` for scripts. Exit codes: 0 when no check fails (warnings and skips allowed), 1
 //! otherwise (and on errors such as missing credentials).
 
 mod errors;
@@ -152,27 +153,53 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Stage {}", self.stage)?;
+impl Report {
+    /// The checklist as text; `color` marks each line's status in ANSI colour (on a terminal).
+    pub(crate) fn render(&self, color: bool) -> String {
+        let paint = |status: Status, text: &str| {
+            let code = match status {
+                Status::Pass => "32",
+                Status::Fail => "31",
+                Status::Warn => "33",
+                Status::Skip => "2",
+            };
+            if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        };
+        let mut out = format!("Stage {}\n", self.stage);
         let mut group = "";
         for check in &self.checks {
             if check.group != group {
                 group = check.group;
-                writeln!(f, "\n{group}")?;
+                out.push_str(&format!("\n{group}\n"));
             }
-            writeln!(f, "{} {}: {}", check.status.mark(), check.id, check.message)?;
+            out.push_str(&format!("{} {}: {}\n", paint(check.status, check.status.mark()), check.id, check.message));
             if !check.fix.is_empty() && matches!(check.status, Status::Fail | Status::Warn) {
-                writeln!(f, "    fix: {}", check.fix)?;
+                out.push_str(&format!("    fix: {}\n", check.fix));
             }
         }
         let failed = self.checks.iter().filter(|check| check.status == Status::Fail).count();
-        if failed == 0 {
-            writeln!(f, "\nHealthy: no check failed.")
-        } else {
-            writeln!(f, "\n{failed} check(s) failed.")
-        }
+        let warned = self.checks.iter().filter(|check| check.status == Status::Warn).count();
+        out.push('\n');
+        out.push_str(&match (failed, warned) {
+            (0, 0) => "Healthy: no check failed.".to_owned(),
+            (0, warned) => format!("Healthy: no check failed ({warned} warning(s))."),
+            (failed, _) => paint(Status::Fail, &format!("{failed} check(s) failed.")),
+        });
+        out.push('\n');
+        out
     }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+/// Whether standard output is a terminal that wants colour (`NO_COLOR` unset).
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// What every check group reads: the stage, its synthesized template, the SDK configuration
@@ -243,7 +270,7 @@ impl Doctor {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print!("{report}");
+            print!("{}", report.render(colour_wanted()));
         }
         Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
@@ -326,5 +353,9 @@ mod tests {
             vec![Check::warn("stack", "stack.x", "odd", "look"), Check::skip("probe", "probe.listener", "skipped")],
         );
         assert!(report.ok);
+        assert!(report.to_string().ends_with("Healthy: no check failed (1 warning(s)).\n"), "{report}");
+        let coloured = report.render(true);
+        assert!(coloured.contains("\x1b[33m!\x1b[0m stack.x: odd"), "{coloured}");
+        assert!(!report.to_string().contains('\x1b'));
     }
 }
