@@ -165,17 +165,23 @@ impl<'a> View<'a> {
 
     /// What users see when `function` cannot run at all.
     fn outage(&self, function: &Function) -> String {
-        if self.authorizer_function() == Some(function.name) {
-            AUTHORIZER_OUTAGE.to_owned()
-        } else if function.websocket_routes.contains(&CONNECT_ROUTE) {
-            "every connection is refused with 500; browsers see close 1006".to_owned()
-        } else if !function.websocket_routes.is_empty() {
-            "every frame it serves gets \"Internal server error\" and no reply".to_owned()
-        } else if !function.http_routes.is_empty() {
-            "every request to its HTTP routes gets 500".to_owned()
-        } else {
-            "every invocation fails".to_owned()
-        }
+        outage(self.contract, function)
+    }
+}
+
+/// What users see when `function` of `contract` cannot run at all (it is missing, fails to
+/// start, or API Gateway may not invoke it).
+pub fn outage(contract: &Contract, function: &Function) -> String {
+    if contract.authorizer.map(|authorizer| authorizer.function) == Some(function.name) {
+        AUTHORIZER_OUTAGE.to_owned()
+    } else if function.websocket_routes.contains(&CONNECT_ROUTE) {
+        "every connection is refused with 500; browsers see close 1006".to_owned()
+    } else if !function.websocket_routes.is_empty() {
+        "every frame it serves gets \"Internal server error\" and no reply".to_owned()
+    } else if !function.http_routes.is_empty() {
+        "every request to its HTTP routes gets 500".to_owned()
+    } else {
+        "every invocation fails".to_owned()
     }
 }
 
