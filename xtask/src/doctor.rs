@@ -289,20 +289,13 @@ impl Doctor {
         checks.extend(permissions::checks(context).await);
         checks.extend(tables::checks(context).await);
 
-        if self.no_probe {
-            checks.push(Check::skip(probe::GROUP, "probe.listener", "skipped (--no-probe)"));
-        } else {
-            let output = context.output(stack::WEBSOCKET_URL).map(str::to_owned);
-            match self.websocket_url.clone().or(output) {
-                Some(url) => checks.push(probe::listener(stage, &url).await),
-                None => checks.push(Check::fail(
-                    probe::GROUP,
-                    "probe.listener",
-                    "no WebSocket URL to probe: the stack has no WebSocketUrl output",
-                    format!("pass --websocket-url, or deploy the stage: cargo xtask deploy --stage {}", stage.name),
-                )),
-            }
-        }
+        let targets = probe::Targets {
+            websocket_url: self.websocket_url.as_deref(),
+            http_url: self.http_url.as_deref(),
+            token: self.token.as_deref(),
+            skip: self.no_probe,
+        };
+        checks.extend(probe::checks(context, &targets).await);
 
         checks.extend(errors::checks(context).await);
         Ok(checks)
