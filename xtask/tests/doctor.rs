@@ -1,98 +1,341 @@
-//! `cargo xtask doctor` against a local AWS-compatible endpoint (moto's server).
+//! `cargo xtask doctor` against a stage deployed to a local AWS-compatible endpoint (moto's
+//! server): the real `dev` template, deployed by `cargo xtask deploy` with fake zips.
 //!
-//! moto does not create API Gateway v2 resources from CloudFormation, but it serves the API
-//! Gateway v2 API itself, so [`build_live_api`] builds the live WebSocket API through that API
-//! from the synthesized `dev` template (API, integrations, authorizer, routes, stage), and the
-//! stack record is a small stack with the template's outputs. Then the live API is broken one
-//! way at a time and doctor names each break: a route deleted, the incident's identity source
-//! on the `$connect` authorizer. The probe runs against a local server that answers the
-//! handshake with a chosen status (`doctor_probe.rs` runs it against the local stack).
+//! moto does not apply everything of that template, so [`as_aws_deploys_it`] first makes the
+//! live stage what AWS would have made of the same deploy (each step names the moto 5.2.5
+//! limit it makes up for): the stack's outputs; the WebSocket API built through the API Gateway v2 API (moto does
+//! not create API Gateway v2 resources from CloudFormation), its integrations and authorizer
+//! invoking the deployed functions; the HTTP API; the functions on arm64 with
+//! `MANAGEMENT_ENDPOINT` naming that API; API Gateway's invoke permissions with that API's
+//! source ARNs; the roles' policies as JSON naming that API; TTL and point-in-time recovery.
+//!
+//! Then the healthy stage passes, and the live stage is broken one way at a time (each break
+//! undone before the next) and doctor names exactly the check that judges it, with what it
+//! means for clients and the fix: `MANAGEMENT_ENDPOINT` written as `wss://`, a missing
+//! environment variable, a missing invoke permission, a role policy without an action the
+//! code calls, a route deleted, and the incident (an identity source on the `$connect`
+//! authorizer). The probes run against local servers that answer with a chosen status
+//! (`doctor_probe.rs` runs them against the local stack).
 
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use aws_sdk_lambda::primitives::Blob;
+use serde_json::Value;
+use stacks::naming;
+use stacks::template::{self, Resources};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Output;
 
 mod support;
 
-use support::{text, xtask};
+use support::{artifacts, temp_dir, text, xtask};
 
 const STACK: &str = "session-service-dev";
-
-/// Runs `cargo xtask doctor --stage dev` with the test's credentials, endpoint and region.
-fn doctor(endpoint: &str, args: &[&str]) -> Output {
-    let mut all = vec!["doctor", "--stage", "dev"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--region", REGION]);
-    xtask(endpoint, &all)
-}
 
 /// A region no other test uses: `cargo xtask test` runs one local endpoint for every test
 /// binary, and the release tests deploy `session-service-dev` in the stage's region.
 const REGION: &str = "sa-east-1";
 
-fn region() -> String {
-    REGION.to_owned()
+/// Runs `cargo xtask doctor --stage dev` in the test's region, comparing code with `dir`'s manifest.
+fn doctor(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
+    let mut all =
+        vec!["doctor", "--stage", "dev", "--region", REGION, "--artifacts", dir.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    xtask(endpoint, &all)
+}
+
+/// `doctor --no-probe --json`: its exit code and its checks by id.
+fn doctor_json(endpoint: &str, dir: &Path) -> (Option<i32>, BTreeMap<String, Value>) {
+    let run = doctor(endpoint, dir, &["--no-probe", "--json"]);
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|_| panic!("a JSON report: {}", text(&run)));
+    let checks = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|check| (check["id"].as_str().expect("id").to_owned(), check.clone()))
+        .collect();
+    (run.status.code(), checks)
+}
+
+/// The ids of the failed checks.
+fn failed(checks: &BTreeMap<String, Value>) -> Vec<&str> {
+    checks.iter().filter(|(_, check)| check["status"] == "fail").map(|(id, _)| id.as_str()).collect()
+}
+
+/// Asserts that doctor fails exactly the check `id`, and returns its message and fix.
+fn only_failure(endpoint: &str, dir: &Path, id: &str) -> (String, String) {
+    let (code, checks) = doctor_json(endpoint, dir);
+    assert_eq!(failed(&checks), [id], "{checks:#?}");
+    assert_eq!(code, Some(1));
+    let check = &checks[id];
+    (check["message"].as_str().unwrap_or_default().to_owned(), check["fix"].as_str().unwrap_or_default().to_owned())
 }
 
 fn credentials() -> aws_sdk_cloudformation::config::Credentials {
     aws_sdk_cloudformation::config::Credentials::new("testing", "testing", None, None, "test")
 }
 
-fn apigateway(endpoint: &str) -> aws_sdk_apigatewayv2::Client {
-    let config = aws_sdk_apigatewayv2::Config::builder()
-        .behavior_version(aws_sdk_apigatewayv2::config::BehaviorVersion::latest())
-        .region(aws_sdk_apigatewayv2::config::Region::new(region()))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .build();
-    aws_sdk_apigatewayv2::Client::from_conf(config)
+/// One SDK client of the local endpoint in the test's region.
+macro_rules! client {
+    ($sdk:ident, $endpoint:expr) => {{
+        let config = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new(REGION))
+            .endpoint_url($endpoint)
+            .credentials_provider(credentials())
+            .build();
+        $sdk::Client::from_conf(config)
+    }};
 }
 
-fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
-    let config = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudformation::config::Region::new(region()))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .build();
-    aws_sdk_cloudformation::Client::from_conf(config)
-}
-
-/// The live WebSocket API the test built: its id and its objects' ids by logical id.
+/// The live stage: what the test reads, breaks and restores.
 #[derive(Debug)]
-struct LiveApi {
-    id: String,
+struct LiveStage {
+    /// Logical id → physical id, as the stack lists them.
+    physical: BTreeMap<String, String>,
+    /// The WebSocket API's id.
+    api: String,
+    /// Route key → route id.
     routes: BTreeMap<String, String>,
+    /// The `$connect` authorizer's id.
     authorizer: String,
+    /// Contract function name → its environment as AWS has it.
+    environments: BTreeMap<&'static str, BTreeMap<String, String>>,
+    /// What `${...}` stands for in the template's `Fn::Sub` texts.
+    values: BTreeMap<String, String>,
+    /// (Role, policy name) → the inline policy as AWS holds it.
+    policies: BTreeMap<(String, String), Value>,
 }
 
-/// The logical id a `{"Ref": X}` names.
-fn referenced(value: &Value) -> Option<&str> {
-    value.get("Ref").and_then(Value::as_str)
+impl LiveStage {
+    fn function(&self, name: &str) -> &str {
+        &self.physical[&naming::function(name)]
+    }
+
+    fn role(&self, name: &str) -> &str {
+        &self.physical[&naming::role(name)]
+    }
 }
 
-/// The logical id of the integration a route's `Target` (`integrations/${X}`) names.
-fn target_integration(target: &Value) -> Option<&str> {
-    target["Fn::Join"][1].as_array()?.iter().find_map(referenced)
+/// `Fn::Sub` text (as [`template::render`] writes any expression) with every `${...}` replaced.
+fn resolve(text: &str, values: &BTreeMap<String, String>) -> String {
+    let resolved =
+        values.iter().fold(text.to_owned(), |text, (name, value)| text.replace(&format!("${{{name}}}"), value));
+    assert!(!resolved.contains("${"), "{resolved} has a reference the test does not know");
+    resolved
 }
 
-/// Builds the WebSocket API of the synthesized `dev` template through the API Gateway v2 API.
-async fn build_live_api(client: &aws_sdk_apigatewayv2::Client) -> LiveApi {
+/// Makes the stage `cargo xtask deploy` left on moto what AWS would have made of it.
+async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
     let template = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("dev synthesizes").to_value();
-    let resources = template["Resources"].as_object().expect("resources");
-    let of_api = |kind: &str| {
-        let kind = format!("AWS::ApiGatewayV2::{kind}");
-        resources
+    let resources = Resources::of(&template);
+    let cloudformation = client!(aws_sdk_cloudformation, endpoint);
+    // moto gives a stack the outputs of the template it was created with, and a stack that a
+    // change set created was created empty (it never recomputes them when a change set runs):
+    // the stack is updated once with its own template, which makes moto read its outputs (and
+    // make its resources again, with new physical ids).
+    let deployed = cloudformation.get_template().stack_name(STACK).send().await.expect("template");
+    let body: Value = serde_json::from_str(deployed.template_body().expect("body")).expect("JSON");
+    let mut update = cloudformation
+        .update_stack()
+        .stack_name(STACK)
+        .template_body(serde_json::to_string_pretty(&body).expect("JSON"))
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam);
+    for key in body["Parameters"].as_object().expect("parameters").keys() {
+        update = update.parameters(
+            aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).use_previous_value(true).build(),
+        );
+    }
+    update.send().await.expect("updated");
+    let listed = cloudformation.describe_stack_resources().stack_name(STACK).send().await.expect("resources");
+    let physical: BTreeMap<String, String> = listed
+        .stack_resources()
+        .iter()
+        .filter_map(|resource| {
+            Some((resource.logical_resource_id()?.to_owned(), resource.physical_resource_id()?.to_owned()))
+        })
+        .collect();
+    let lambda = client!(aws_sdk_lambda, endpoint);
+    let mut configurations = BTreeMap::new();
+    for function in contract::CONTRACT.functions {
+        let name = &physical[&naming::function(function.name)];
+        let configuration = lambda.get_function_configuration().function_name(name).send().await.expect("function");
+        configurations.insert(function.name, configuration);
+    }
+    let arn = configurations["connection"].function_arn().expect("ARN").to_owned();
+    let account = arn.split(':').nth(4).expect("account").to_owned();
+    let mut values: BTreeMap<String, String> = [
+        ("AWS::Partition", "aws".to_owned()),
+        ("AWS::Region", REGION.to_owned()),
+        ("AWS::AccountId", account),
+        ("AWS::URLSuffix", "amazonaws.com".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    for (function, configuration) in &configurations {
+        values.insert(
+            format!("{}.Arn", naming::function(function)),
+            configuration.function_arn().expect("ARN").to_owned(),
+        );
+    }
+
+    // moto does not create API Gateway v2 resources from CloudFormation: the APIs are built
+    // through the API Gateway v2 API, invoking the deployed functions.
+    let apigateway = client!(aws_sdk_apigatewayv2, endpoint);
+    let (api, routes, authorizer) = build_live_api(&apigateway, &template, &mut values).await;
+    let http = apigateway
+        .create_api()
+        .name(template["Resources"][naming::HTTP_API]["Properties"]["Name"].as_str().expect("HTTP API name"))
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
+        .send()
+        .await
+        .expect("HTTP API created");
+    values.insert(naming::HTTP_API.to_owned(), http.api_id().expect("HTTP API id").to_owned());
+
+    // moto creates functions from CloudFormation on x86_64 whatever `Architectures` says, and
+    // ignores `Architectures` in UpdateFunctionCode: each function is made again, on the
+    // template's architecture, with the same code; its `MANAGEMENT_ENDPOINT` (moto leaves
+    // `${WebSocketApi}` in it) names the API.
+    let mut environments = BTreeMap::new();
+    for function in contract::CONTRACT.functions {
+        let configuration = &configurations[function.name];
+        let name = configuration.function_name().expect("name");
+        let logical = naming::function(function.name);
+        let variables: BTreeMap<String, String> = configuration
+            .environment()
+            .and_then(|environment| environment.variables())
+            .expect("variables")
             .iter()
-            .filter(move |(_, resource)| {
-                resource["Type"] == kind.as_str()
-                    && referenced(&resource["Properties"]["ApiId"]) == Some(stacks::naming::WEBSOCKET_API)
-            })
-            .map(|(id, resource)| (id.clone(), resource["Properties"].clone()))
-            .collect::<Vec<_>>()
-    };
-    let api = &resources[stacks::naming::WEBSOCKET_API]["Properties"];
+            .map(|(key, value)| (key.clone(), resolve(value, &values)))
+            .collect();
+        let architectures = template::strings(&resources.properties(&logical)["Architectures"]);
+        lambda.delete_function().function_name(name).send().await.expect("deleted");
+        let zip = std::fs::read(dir.join(format!("{}.zip", function.name))).expect("zip");
+        lambda
+            .create_function()
+            .function_name(name)
+            .runtime(configuration.runtime().expect("runtime").clone())
+            .role(configuration.role().expect("role"))
+            .handler(configuration.handler().expect("handler"))
+            .set_timeout(configuration.timeout())
+            .set_memory_size(configuration.memory_size())
+            .set_description(configuration.description().map(str::to_owned))
+            .set_architectures(Some(architectures.iter().map(|a| a.as_str().into()).collect()))
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables.clone().into_iter().collect()))
+                    .build(),
+            )
+            .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .send()
+            .await
+            .expect("function made again");
+        environments.insert(function.name, variables);
+    }
+
+    // moto leaves `${WebSocketApi}` (and `${ConnectAuthorizer}`, `${HttpApi}`) in the
+    // permissions' source ARNs, and they went with the functions: API Gateway's permissions
+    // are given again, as the template writes them, naming the built APIs.
+    for (logical, properties) in resources.of_type(template::LAMBDA_PERMISSION) {
+        let function = resources.referenced(Some(&properties["FunctionName"]), template::LAMBDA).expect("function");
+        let source = template::render(&properties["SourceArn"]).expect("source ARN");
+        lambda
+            .add_permission()
+            .function_name(&physical[function])
+            .statement_id(logical)
+            .action(properties["Action"].as_str().expect("action"))
+            .principal(properties["Principal"].as_str().expect("principal"))
+            .source_arn(resolve(&source, &values))
+            .send()
+            .await
+            .expect("permission given");
+    }
+
+    // moto returns a role's policies created by CloudFormation as Python reprs (single quotes),
+    // not JSON, with `${WebSocketApi}` left in the @connections ARN: each is put again as AWS
+    // holds it.
+    let iam = client!(aws_sdk_iam, endpoint);
+    let mut policies = BTreeMap::new();
+    for function in contract::CONTRACT.functions {
+        let role = &physical[&naming::role(function.name)];
+        let names = iam.list_role_policies().role_name(role).send().await.expect("policies").policy_names;
+        for policy in names {
+            let got = iam.get_role_policy().role_name(role).policy_name(&policy).send().await.expect("policy");
+            let document = resolve(&got.policy_document.replace('\'', "\""), &values);
+            let parsed: Value = serde_json::from_str(&document).expect("the policy reads as JSON");
+            iam.put_role_policy()
+                .role_name(role)
+                .policy_name(&policy)
+                .policy_document(document)
+                .send()
+                .await
+                .expect("put");
+            policies.insert((role.clone(), policy), parsed);
+        }
+    }
+
+    // moto creates tables from CloudFormation without their `TimeToLiveSpecification` and
+    // `PointInTimeRecoverySpecification`: both are turned on as the template says.
+    let dynamodb = client!(aws_sdk_dynamodb, endpoint);
+    for schema in contract::CONTRACT.tables {
+        let table = &physical[schema.logical_id];
+        let attribute = schema.ttl_attribute.expect("every table expires its rows");
+        dynamodb
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()
+                    .expect("specification"),
+            )
+            .send()
+            .await
+            .expect("TTL enabled");
+        dynamodb
+            .update_continuous_backups()
+            .table_name(table)
+            .point_in_time_recovery_specification(
+                aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .build()
+                    .expect("specification"),
+            )
+            .send()
+            .await
+            .expect("point-in-time recovery enabled");
+    }
+
+    LiveStage { physical, api, routes, authorizer, environments, values, policies }
+}
+
+/// The template's API Gateway v2 resources of `kind` on the WebSocket API: (logical id, properties).
+fn of_api<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    let kind = format!("AWS::ApiGatewayV2::{kind}");
+    let resources = template["Resources"].as_object().expect("resources");
+    resources
+        .iter()
+        .filter(|(_, resource)| {
+            resource["Type"] == kind.as_str()
+                && template::references(&resource["Properties"]["ApiId"]).first().map(|r| r.id.as_str())
+                    == Some(naming::WEBSOCKET_API)
+        })
+        .map(|(id, resource)| (id.as_str(), &resource["Properties"]))
+        .collect()
+}
+
+/// Builds the WebSocket API of the template through the API Gateway v2 API (integrations and
+/// authorizer invoking the functions `values` names), with its stage; records the API's and
+/// the authorizer's ids in `values`. Returns the API's id, its routes by key, and the
+/// `$connect` authorizer's id.
+async fn build_live_api(
+    client: &aws_sdk_apigatewayv2::Client,
+    template: &Value,
+    values: &mut BTreeMap<String, String>,
+) -> (String, BTreeMap<String, String>, String) {
+    let api = &template["Resources"][naming::WEBSOCKET_API]["Properties"];
     let created = client
         .create_api()
         .name(api["Name"].as_str().expect("name"))
@@ -102,55 +345,51 @@ async fn build_live_api(client: &aws_sdk_apigatewayv2::Client) -> LiveApi {
         .await
         .expect("API created");
     let api_id = created.api_id.expect("API id");
-    let function_uri = |logical: &str| {
-        format!(
-            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/arn:aws:lambda:{}:123456789012:function:{logical}/invocations",
-            region(),
-            region()
-        )
-    };
+    values.insert(naming::WEBSOCKET_API.to_owned(), api_id.clone());
     let mut integrations = BTreeMap::new();
-    for (logical, _) in of_api("Integration") {
+    for (logical, properties) in of_api(template, "Integration") {
+        let uri = template::render(&properties["IntegrationUri"]).expect("integration URI");
         let integration = client
             .create_integration()
             .api_id(&api_id)
             .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::AwsProxy)
-            .integration_uri(function_uri(&logical))
+            .integration_uri(resolve(&uri, values))
             .send()
             .await
             .expect("integration created");
         integrations.insert(logical, integration.integration_id.expect("integration id"));
     }
     let mut authorizers = BTreeMap::new();
-    for (logical, properties) in of_api("Authorizer") {
-        let sources: Vec<String> = properties["IdentitySource"]
-            .as_array()
-            .map(|sources| sources.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
+    for (logical, properties) in of_api(template, "Authorizer") {
+        let uri = template::render(&properties["AuthorizerUri"]).expect("authorizer URI");
         let authorizer = client
             .create_authorizer()
             .api_id(&api_id)
             .name(properties["Name"].as_str().expect("authorizer name"))
             .authorizer_type(aws_sdk_apigatewayv2::types::AuthorizerType::Request)
-            .authorizer_uri(function_uri(&logical))
-            .set_identity_source(Some(sources))
+            .authorizer_uri(resolve(&uri, values))
+            .set_identity_source(Some(template::strings(&properties["IdentitySource"])))
             .send()
             .await
             .expect("authorizer created");
-        authorizers.insert(logical, authorizer.authorizer_id.expect("authorizer id"));
+        let id = authorizer.authorizer_id.expect("authorizer id");
+        values.insert(logical.to_owned(), id.clone());
+        authorizers.insert(logical, id);
     }
     let mut routes = BTreeMap::new();
-    for (_, properties) in of_api("Route") {
+    for (_, properties) in of_api(template, "Route") {
         let key = properties["RouteKey"].as_str().expect("route key").to_owned();
-        let integration = target_integration(&properties["Target"]).and_then(|logical| integrations.get(logical));
-        let authorizer = referenced(&properties["AuthorizerId"]).and_then(|logical| authorizers.get(logical));
+        let integration = template::references(&properties["Target"])
+            .first()
+            .and_then(|reference| integrations.get(reference.id.as_str()));
+        let authorizer = template::references(&properties["AuthorizerId"])
+            .first()
+            .and_then(|reference| authorizers.get(reference.id.as_str()));
         let route = client
             .create_route()
             .api_id(&api_id)
             .route_key(&key)
-            .authorization_type(aws_sdk_apigatewayv2::types::AuthorizationType::from(
-                properties["AuthorizationType"].as_str().unwrap_or("NONE"),
-            ))
+            .authorization_type(properties["AuthorizationType"].as_str().unwrap_or("NONE").into())
             .set_authorizer_id(authorizer.cloned())
             .set_target(integration.map(|id| format!("integrations/{id}")))
             .send()
@@ -158,27 +397,15 @@ async fn build_live_api(client: &aws_sdk_apigatewayv2::Client) -> LiveApi {
             .expect("route created");
         routes.insert(key, route.route_id.expect("route id"));
     }
+    // moto serves no deployments: the stage has none (doctor skips that check on such an endpoint).
     client.create_stage().api_id(&api_id).stage_name("dev").send().await.expect("stage created");
-    let authorizer =
-        authorizers.get(stacks::naming::CONNECT_AUTHORIZER).expect("dev has the $connect authorizer").clone();
-    LiveApi { id: api_id, routes, authorizer }
+    let authorizer = authorizers.get(naming::CONNECT_AUTHORIZER).expect("dev has the $connect authorizer").clone();
+    (api_id, routes, authorizer)
 }
 
-/// The stack record: a stack holding the synthesized template's outputs, pointing at `api`.
-async fn create_stack(client: &aws_sdk_cloudformation::Client, api: &str) {
-    let template = json!({
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {
-            "WebSocketUrl": {"Value": format!("wss://{api}.execute-api.{}.amazonaws.com/dev", region())},
-            "ManagementEndpoint": {"Value": format!("https://{api}.execute-api.{}.amazonaws.com/dev", region())},
-            "HttpUrl": {"Value": format!("https://http.execute-api.{}.amazonaws.com", region())},
-        },
-    });
-    client.create_stack().stack_name(STACK).template_body(template.to_string()).send().await.expect("stack created");
-}
-
-/// A local server that answers every WebSocket handshake with `status`; its `ws://` URL.
-fn answering(status: u16) -> String {
+/// A local server that answers every request (a WebSocket handshake, `GET /health`) with
+/// `status`; its address.
+fn answering(status: u16) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
     let address = listener.local_addr().expect("address");
     std::thread::spawn(move || {
@@ -189,36 +416,67 @@ fn answering(status: u16) -> String {
             let _ = write!(stream, "HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
-    format!("ws://{address}/dev")
+    address
+}
+
+async fn set_environment(lambda: &aws_sdk_lambda::Client, function: &str, variables: &BTreeMap<String, String>) {
+    lambda
+        .update_function_configuration()
+        .function_name(function)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(variables.clone().into_iter().collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("environment updated");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn doctor_names_each_break_of_the_live_api() {
+async fn doctor_names_each_break_of_a_live_stage() {
     let endpoint = testkit::local_endpoint();
-    let client = apigateway(&endpoint);
+    let dir = temp_dir("doctor");
+    artifacts(&dir);
 
     // No stack and no API yet: exit 1, saying to deploy.
-    let output = doctor(&endpoint, &["--no-probe"]);
+    let output = doctor(&endpoint, &dir, &["--no-probe"]);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(report.contains("✗ stack.exists"), "{report}");
     assert!(report.contains("cargo xtask deploy --stage dev"), "{report}");
 
-    let api = build_live_api(&client).await;
-    create_stack(&cloudformation(&endpoint), &api.id).await;
+    // A bucket of its own: bucket names are global, and the release tests make the default one elsewhere.
+    let bucket = format!("xtask-doctor-{}", std::process::id());
+    let deploy = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", REGION, "--assets-bucket", &bucket];
+    let deployed = xtask(&endpoint, &[&deploy[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat());
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let live = as_aws_deploys_it(&endpoint, &dir).await;
 
-    // Healthy: every check passes, the probe is skipped.
-    let output = doctor(&endpoint, &["--no-probe"]);
+    // Healthy: no check fails; the probe is skipped.
+    let output = doctor(&endpoint, &dir, &["--no-probe"]);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(0), "{report}");
-    assert!(report.contains("✓ stack.status: CREATE_COMPLETE"), "{report}");
-    assert!(report.contains("✓ websocket.route.joinSession"), "{report}");
-    assert!(report.contains("✓ websocket.connect-authorizer"), "{report}");
-    assert!(report.contains("- probe.listener: skipped (--no-probe)"), "{report}");
+    for line in [
+        "✓ stack.status: UPDATE_COMPLETE",
+        "✓ stack.outputs",
+        "✓ websocket.route.joinSession",
+        "✓ websocket.connect-authorizer",
+        "✓ functions.connection.state",
+        "✓ functions.messages.architecture: arm64",
+        "✓ functions.http.code",
+        "✓ functions.messages.environment",
+        "✓ functions.authorizer.invoke-permission",
+        "✓ functions.http.invoke-permission",
+        "✓ permissions.messages",
+        "- probe.listener: skipped (--no-probe)",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
     assert!(!report.contains('✗'), "{report}");
 
     // The same, for scripts.
-    let output = doctor(&endpoint, &["--no-probe", "--json"]);
+    let output = doctor(&endpoint, &dir, &["--no-probe", "--json"]);
     let json: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(json["stage"], "dev");
     assert_eq!(json["ok"], true);
@@ -227,21 +485,119 @@ async fn doctor_names_each_break_of_the_live_api() {
     let probe = checks.iter().find(|check| check["id"] == "probe.listener").expect("probe listed");
     assert_eq!(probe["status"], "skip");
     assert_eq!(probe["group"], "probe");
+    let groups: BTreeSet<&str> = checks.iter().filter_map(|check| check["group"].as_str()).collect();
+    for group in ["stack", "websocket", "functions", "permissions", "tables", "probe", "errors"] {
+        assert!(groups.contains(group), "{group}: {groups:?}");
+    }
 
-    // The probe: 404 from $connect is healthy; 401 is the identity source.
-    let output = doctor(&endpoint, &["--websocket-url", &answering(404)]);
+    // The probes: 404 from $connect is healthy; 401 is the identity source.
+    let health = format!("http://{}", answering(200));
+    let probe = |status: u16| {
+        let websocket = format!("ws://{}/dev", answering(status));
+        doctor(&endpoint, &dir, &["--websocket-url", &websocket, "--http-url", &health])
+    };
+    let output = probe(404);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(0), "{report}");
     assert!(report.contains("✓ probe.listener"), "{report}");
-    let output = doctor(&endpoint, &["--websocket-url", &answering(401)]);
+    let output = probe(401);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(report.contains("✗ probe.listener"), "{report}");
     assert!(report.contains("identity source refused it before any function ran"), "{report}");
 
+    let lambda = client!(aws_sdk_lambda, &endpoint);
+    let iam = client!(aws_sdk_iam, &endpoint);
+
+    // MANAGEMENT_ENDPOINT written as wss://: named, with what listeners miss and the environment to set.
+    let messages = live.function("messages");
+    let healthy_messages = &live.environments["messages"];
+    let right = healthy_messages[contract::env::MANAGEMENT_ENDPOINT].clone();
+    assert_eq!(right, format!("https://{}.execute-api.{REGION}.amazonaws.com/dev", live.api));
+    let mut broken = healthy_messages.clone();
+    broken.insert(contract::env::MANAGEMENT_ENDPOINT.to_owned(), right.replace("https://", "wss://"));
+    set_environment(&lambda, messages, &broken).await;
+    let output = doctor(&endpoint, &dir, &["--no-probe"]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(report.contains("✗ functions.messages.environment: MANAGEMENT_ENDPOINT is wss://"), "{report}");
+    assert!(report.contains("@connections calls fail: listeners never receive audio/controls"), "{report}");
+    assert!(
+        report.contains(&format!("aws lambda update-function-configuration --function-name {messages}")),
+        "{report}"
+    );
+    assert!(report.contains(&format!("\"MANAGEMENT_ENDPOINT\":\"{right}\"")), "{report}");
+    set_environment(&lambda, messages, healthy_messages).await;
+
+    // A variable the code reads, removed.
+    let http = live.function("http");
+    let mut broken = live.environments["http"].clone();
+    broken.remove(contract::env::SESSIONS_TABLE);
+    set_environment(&lambda, http, &broken).await;
+    let (message, fix) = only_failure(&endpoint, &dir, "functions.http.environment");
+    assert!(message.contains("SESSIONS_TABLE is not set: the cold start of `http` fails"), "{message}");
+    assert!(message.contains("every request to its HTTP routes gets 500"), "{message}");
+    assert!(fix.contains(&format!("\"SESSIONS_TABLE\":\"{}\"", live.physical["SessionsTable"])), "{fix}");
+    set_environment(&lambda, http, &live.environments["http"]).await;
+
+    // API Gateway's permission to invoke $connect's function, removed.
+    let connection = live.function("connection");
+    let statement = naming::websocket_permission("connection");
+    lambda.remove_permission().function_name(connection).statement_id(&statement).send().await.expect("removed");
+    let (message, fix) = only_failure(&endpoint, &dir, "functions.connection.invoke-permission");
+    assert!(message.contains("API Gateway may not invoke"), "{message}");
+    assert!(message.contains("$connect, $disconnect"), "{message}");
+    assert!(message.contains("AccessDenied"), "{message}");
+    assert!(message.contains("browsers see close 1006"), "{message}");
+    let source = resolve("arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/dev/*", &live.values);
+    assert!(fix.contains(&format!("aws lambda add-permission --function-name {connection}")), "{fix}");
+    assert!(fix.contains(&format!("--source-arn '{source}'")), "{fix}");
+    lambda
+        .add_permission()
+        .function_name(connection)
+        .statement_id(&statement)
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(&source)
+        .send()
+        .await
+        .expect("permission given back");
+
+    // The messages role without kinesis:PutRecord.
+    let role = live.role("messages");
+    let policy = "messages-contract";
+    let document = &live.policies[&(role.to_owned(), policy.to_owned())];
+    let mut without = document.clone();
+    without["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .retain(|statement| !template::strings(&statement["Action"]).contains(&"kinesis:PutRecord".to_owned()));
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .policy_document(without.to_string())
+        .send()
+        .await
+        .expect("put");
+    let (message, fix) = only_failure(&endpoint, &dir, "permissions.messages");
+    assert!(message.contains("does not allow kinesis:PutRecord on the Audio stream"), "{message}");
+    assert!(message.contains("sendAudio fails and listeners hear nothing"), "{message}");
+    assert!(fix.contains(&format!("aws iam put-role-policy --role-name {role} --policy-name {policy}")), "{fix}");
+    assert!(fix.contains(&live.physical[naming::AUDIO_STREAM]), "{fix}");
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .expect("put");
+    let (code, checks) = doctor_json(&endpoint, &dir);
+    assert_eq!((code, failed(&checks)), (Some(0), Vec::<&str>::new()), "every break undone: {checks:#?}");
+
     // A route deleted: named by its key.
-    client.delete_route().api_id(&api.id).route_id(&api.routes["joinSession"]).send().await.expect("deleted");
-    let output = doctor(&endpoint, &["--no-probe"]);
+    let apigateway = client!(aws_sdk_apigatewayv2, &endpoint);
+    apigateway.delete_route().api_id(&live.api).route_id(&live.routes["joinSession"]).send().await.expect("deleted");
+    let output = doctor(&endpoint, &dir, &["--no-probe"]);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(
@@ -251,15 +607,15 @@ async fn doctor_names_each_break_of_the_live_api() {
     assert!(report.contains("✓ websocket.connect-authorizer"), "{report}");
 
     // The incident: an identity source on the $connect authorizer.
-    client
+    apigateway
         .update_authorizer()
-        .api_id(&api.id)
-        .authorizer_id(&api.authorizer)
+        .api_id(&live.api)
+        .authorizer_id(&live.authorizer)
         .identity_source("route.request.querystring.token")
         .send()
         .await
         .expect("authorizer edited");
-    let output = doctor(&endpoint, &["--no-probe", "--json"]);
+    let output = doctor(&endpoint, &dir, &["--no-probe", "--json"]);
     let json: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert_eq!(json["ok"], false);
@@ -275,4 +631,5 @@ async fn doctor_names_each_break_of_the_live_api() {
     let fix = check["fix"].as_str().unwrap_or_default();
     assert!(fix.contains("remove the IdentitySource"), "{fix}");
     assert!(fix.contains("cargo xtask deploy --stage dev"), "{fix}");
+    std::fs::remove_dir_all(&dir).ok();
 }

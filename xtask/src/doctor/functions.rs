@@ -994,7 +994,11 @@ fn invoke_check(
     let outage = stacks::verify::outage(&contract::CONTRACT, function);
     let whats: Vec<&str> = denied.iter().map(|source| source.what.as_str()).collect();
     let grants = granted_sources(&policy);
-    let allowed = if grants.is_empty() { "nothing".to_owned() } else { grants.join(", ") };
+    let allowed = if grants.is_empty() {
+        "lets API Gateway invoke it from no source".to_owned()
+    } else {
+        format!("lets API Gateway invoke it only from {}", grants.join(", "))
+    };
     let mut grant: Vec<&str> = denied.iter().map(|source| source.grant.as_str()).collect();
     grant.dedup();
     let commands: Vec<String> = grant
@@ -1013,7 +1017,7 @@ fn invoke_check(
         GROUP,
         id,
         format!(
-            "API Gateway may not invoke {name} for {} (for example from {}): its resource policy allows it from {allowed}; \
+            "API Gateway may not invoke {name} for {} (for example from {}): its resource policy {allowed}; \
              API Gateway gets AccessDenied invoking it, so {outage}",
             whats.join(", "),
             denied[0].arn
@@ -1336,7 +1340,7 @@ mod tests {
         );
 
         let checks = judged(&expected, function, &live, None);
-        assert!(only_failure(&checks, "functions.connection.invoke-permission").message.contains("from nothing"));
+        assert!(only_failure(&checks, "functions.connection.invoke-permission").message.contains("from no source"));
 
         // Wider grants are fine; another stage of the API, another account or a deny are not.
         for (source, allowed) in [
