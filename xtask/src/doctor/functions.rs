@@ -318,13 +318,13 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
     for function in deployed(&context.stage) {
         let logical = naming::function(function.name);
         let Some(physical) = expected.physical.get(&logical).cloned() else {
-            checks.push(judge(&expected, function, Live::NotInStack));
+            checks.push(absent_check(&expected, function, Absent::NotInStack));
             continue;
         };
         let live = match read_function(&lambda, &physical).await {
             Ok(Some(live)) => live,
             Ok(None) => {
-                checks.push(judge(&expected, function, Live::Deleted(&physical)));
+                checks.push(absent_check(&expected, function, Absent::Deleted(&physical)));
                 continue;
             }
             Err(unreadable) => {
@@ -338,9 +338,9 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
     checks
 }
 
-/// A function that could not be judged because it is not there.
+/// How a function is not there.
 #[derive(Debug, Clone, Copy)]
-enum Live<'a> {
+enum Absent<'a> {
     /// The stack does not list it.
     NotInStack,
     /// The stack lists it under this name, and Lambda has no such function.
@@ -348,18 +348,18 @@ enum Live<'a> {
 }
 
 /// The single failed check of a function that is not there.
-fn judge(expected: &Expected<'_>, function: &Function, live: Live<'_>) -> Check {
+fn absent_check(expected: &Expected<'_>, function: &Function, absent: Absent<'_>) -> Check {
     let id = format!("functions.{}.state", function.name);
     let outage = stacks::verify::outage(&contract::CONTRACT, function);
     let logical = naming::function(function.name);
-    match live {
-        Live::NotInStack => Check::fail(
+    match absent {
+        Absent::NotInStack => Check::fail(
             GROUP,
             id,
             format!("the stack has no {logical}: `{}` is not deployed, so {outage}", function.name),
             expected.deploy(),
         ),
-        Live::Deleted(physical) => Check::fail(
+        Absent::Deleted(physical) => Check::fail(
             GROUP,
             id,
             format!(
@@ -368,9 +368,16 @@ fn judge(expected: &Expected<'_>, function: &Function, live: Live<'_>) -> Check 
             ),
             format!(
                 "CloudFormation does not recreate a resource deleted behind its back (`aws cloudformation \
-                 detect-stack-drift --stack-name {}` shows it DELETED): recreate the stack (delete it, then {})",
-                expected.stage.stack_name,
-                expected.deploy()
+                 detect-stack-drift --stack-name {stack}` shows it DELETED), and a deploy with no change to it does \
+                 nothing: recreate it under the same name, as the template declares it (aws lambda create-function \
+                 --function-name {physical} --role ARN_OF_{role} --runtime {runtime} --handler bootstrap --architectures \
+                 {architectures} --zip-file fileb://target/lambda/{name}.zip, with the template's environment), so \
+                 the stack finds it again",
+                stack = expected.stage.stack_name,
+                role = naming::role(function.name),
+                runtime = expected.properties(&logical)["Runtime"].as_str().unwrap_or("provided.al2023"),
+                architectures = template::strings(&expected.properties(&logical)["Architectures"]).join(" "),
+                name = function.name,
             ),
         ),
     }
@@ -1379,9 +1386,9 @@ mod tests {
         assert!(check.message.contains("GetPolicy(f) failed (AccessDeniedException"), "{}", check.message);
         assert!(check.fix.contains("lambda:GetPolicy"), "{}", check.fix);
 
-        let check = judge(&expected, function, Live::NotInStack);
+        let check = absent_check(&expected, function, Absent::NotInStack);
         assert!(check.message.contains("the stack has no HttpFunction"), "{}", check.message);
-        let check = judge(&expected, function, Live::Deleted("gone"));
+        let check = absent_check(&expected, function, Absent::Deleted("gone"));
         assert!(check.message.contains("Lambda has no such function"), "{}", check.message);
     }
 

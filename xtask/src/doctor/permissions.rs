@@ -564,13 +564,23 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
     let lambda = aws_sdk_lambda::Client::new(&context.sdk);
     let iam = aws_sdk_iam::Client::new(&context.sdk);
     let physical = context.stack.as_ref().map(|stack| stack.resources.clone()).unwrap_or_default();
+    let mut unlisted = None;
     let websocket_api = match context.physical(naming::WEBSOCKET_API) {
         Some(id) => Some(id.to_owned()),
         None => {
             let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
             let name = websocket::template_name(&context.synthesized).unwrap_or_default();
-            // Unreadable: @connections grants are then judged without the API's id.
-            websocket::find_by_name(&apigateway, name).await.ok().flatten()
+            match websocket::find_by_name(&apigateway, name).await {
+                Ok(found) => found,
+                Err(error) => {
+                    // @connections grants are then judged without the API's id, and the checks say so.
+                    unlisted = Some(format!(
+                        " (GetApis failed, {error:#}: @connections grants were not tied to the API's id; the \
+                         doctor's credentials need apigateway:GET)"
+                    ));
+                    None
+                }
+            }
         }
     };
     let mut checks = Vec::new();
@@ -607,7 +617,11 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
             arn,
         };
         match read_role(&iam, &live.role).await {
-            Ok(Some(role)) => checks.push(judge(&stack, function, &role)),
+            Ok(Some(role)) => {
+                let mut check = judge(&stack, function, &role);
+                check.message.push_str(unlisted.as_deref().unwrap_or_default());
+                checks.push(check);
+            }
             Ok(None) => checks.push(Check::fail(
                 GROUP,
                 id,
