@@ -8,24 +8,28 @@
 //!   (a bootstrap built for arm64 cannot execute on x86_64);
 //! - `functions.<name>.code`: the deployed `CodeSha256` against the local build manifest, when
 //!   there is one; a difference is a warning (the deployed code is not your last build);
-//! - `functions.<name>.environment`: every variable the contract declares is set, and its value
-//!   is checked where the contract knows it: a table name is the stack's table, `AUDIO_STREAM`
-//!   the stack's stream, `MANAGEMENT_ENDPOINT` the `https://` endpoint of this API and stage,
-//!   a stage setting the template's literal;
-//! - `functions.<name>.invoke-permission`: its resource policy lets API Gateway invoke it from
-//!   this stack's APIs, for every WebSocket route it serves, as the `$connect` authorizer, and
-//!   for every HTTP route it serves (the source ARNs API Gateway invokes with).
+//! - `functions.<name>.environment` ([`environment`]): every variable the contract declares is
+//!   set, and its value is checked where the contract knows it: a table name is the stack's
+//!   table, `AUDIO_STREAM` the stack's stream, `MANAGEMENT_ENDPOINT` the `https://` endpoint of
+//!   this API and stage, a stage setting the template's literal;
+//! - `functions.<name>.invoke-permission` ([`invoke_permission`]): its resource policy lets API
+//!   Gateway invoke it from this stack's APIs, for every WebSocket route it serves, as the
+//!   `$connect` authorizer, and for every HTTP route it serves (the source ARNs API Gateway
+//!   invokes with).
 //!
 //! Physical names come from `DescribeStackResources`; the APIs, which the local AWS endpoint
 //! does not list there, are found by the names the template gives them. The authorizer
 //! function is judged only on a stage with the `$connect` authorizer.
 
+mod environment;
+mod invoke_permission;
+
 use super::{Check, Context, websocket};
 use crate::build::{Artifact, read_manifest};
-use contract::{EnvSource, EnvVar, Function, env};
+use contract::Function;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use stacks::template::{self, glob, glob_ignore_case};
+use serde_json::Value;
+use stacks::template;
 use stacks::{StageConfig, naming};
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -197,40 +201,23 @@ pub(super) async fn read_function(
     }
 }
 
-/// Reads a function's resource policy; `None` when it has none.
-async fn read_policy(client: &aws_sdk_lambda::Client, name: &str) -> Result<Option<Value>, Unreadable> {
-    let call = format!("GetPolicy({name})");
-    match client.get_policy().function_name(name).send().await {
-        Ok(output) => match output.policy {
-            None => Ok(None),
-            Some(text) => serde_json::from_str(&text).map(Some).map_err(|error| {
-                Unreadable::new(&call, "lambda:GetPolicy", format!("the policy is not JSON: {error}"))
-            }),
-        },
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
-        Err(error) => {
-            Err(Unreadable::new(&call, "lambda:GetPolicy", aws_sdk_lambda::error::DisplayErrorContext(error)))
-        }
-    }
-}
-
 /// What the live functions are compared with, read once for every function.
 #[derive(Debug)]
-pub(super) struct Expected<'a> {
-    pub(super) stage: &'a StageConfig,
-    pub(super) synthesized: &'a Value,
+struct Expected<'a> {
+    stage: &'a StageConfig,
+    synthesized: &'a Value,
     /// Logical id → physical id, as the stack lists them.
-    pub(super) physical: BTreeMap<String, String>,
+    physical: BTreeMap<String, String>,
     /// The region the doctor talks to (used where a function's ARN does not say).
-    pub(super) region: String,
+    region: String,
     /// The live WebSocket API's id.
-    pub(super) websocket_api: Result<Option<String>, Unreadable>,
+    websocket_api: Result<Option<String>, Unreadable>,
     /// The id of the authorizer the live `$connect` route names.
-    pub(super) connect_authorizer: Option<String>,
+    connect_authorizer: Option<String>,
     /// The live HTTP API's id.
-    pub(super) http_api: Result<Option<String>, Unreadable>,
+    http_api: Result<Option<String>, Unreadable>,
     /// The last build's zips, or why there is nothing to compare the deployed code with.
-    pub(super) manifest: Result<Vec<Artifact>, String>,
+    manifest: Result<Vec<Artifact>, String>,
 }
 
 impl<'a> Expected<'a> {
@@ -332,7 +319,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
                 continue;
             }
         };
-        let policy = read_policy(&lambda, &physical).await;
+        let policy = invoke_permission::read_policy(&lambda, &physical).await;
         checks.extend(judge_function(&expected, function, &live, &policy));
     }
     checks
@@ -395,8 +382,8 @@ fn judge_function(
         runtime_check(expected, function, live),
         architecture_check(expected, function, live),
         code_check(expected, function, live),
-        environment_check(expected, function, live),
-        invoke_check(expected, function, live, policy),
+        environment::check(expected, function, live),
+        invoke_permission::check(expected, function, live, policy),
     ]
 }
 
@@ -594,469 +581,29 @@ fn code_check(expected: &Expected<'_>, function: &Function, live: &LiveFunction)
     }
 }
 
-/// One thing wrong with a function's environment.
-#[derive(Debug)]
-struct EnvProblem {
-    /// What is wrong and what clients see.
-    message: String,
-    /// Whether clients are hurt (a failure), rather than a setting drifting (a warning).
-    breaks_clients: bool,
-    /// The right value, when it is known.
-    right: Option<String>,
-}
-
-/// Settings that decide who may speak: a wrong value refuses speakers or accepts strangers.
-const AUTH_SETTINGS: [&str; 5] =
-    [env::CONNECT_AUTH, env::JWT_ISSUER, env::JWT_AUDIENCE, env::JWKS_SOURCE, env::JWT_TOKEN_USE];
-
-/// `https://{api}.execute-api.{region}.{suffix}/{stage}` of the live WebSocket API.
-fn management_endpoint(expected: &Expected<'_>, region: &str) -> Option<String> {
-    let api = expected.websocket_api.as_ref().ok()?.as_ref()?;
-    Some(format!("https://{api}.execute-api.{region}.{}/{}", url_suffix(region), expected.stage.name))
-}
-
-/// Whether `url` is `https://{api id}.execute-api.{region}.{suffix}/{stage}` for some API id.
-fn is_management_endpoint(url: &str, region: &str, stage: &str) -> bool {
-    let Some((host, path)) = url.strip_prefix("https://").and_then(|rest| rest.split_once('/')) else {
-        return false;
-    };
-    let Some(api) = host.strip_suffix(&format!(".execute-api.{region}.{}", url_suffix(region))) else {
-        return false;
-    };
-    !api.is_empty() && api.chars().all(|c| c.is_ascii_alphanumeric()) && path.trim_end_matches('/') == stage
-}
-
-/// What is wrong with the value of `var`, if anything.
-fn env_problem(
-    expected: &Expected<'_>,
-    function: &Function,
-    var: &EnvVar,
-    value: &str,
-    region: &str,
-) -> Option<EnvProblem> {
-    let name = var.name;
-    match var.source {
-        EnvSource::TableName(table) => {
-            let schema = contract::CONTRACT.tables.iter().find(|schema| schema.id == table)?;
-            let physical = expected.physical.get(schema.logical_id)?;
-            (value != physical).then(|| EnvProblem {
-                message: format!(
-                    "{name} is {value}, not this stack's {} ({physical}): `{}` reads and writes another table, so its \
-                     requests fail (ResourceNotFoundException, AccessDenied) or see another stage's data",
-                    schema.logical_id, function.name
-                ),
-                breaks_clients: true,
-                right: Some(physical.clone()),
-            })
-        }
-        EnvSource::StreamName(_) => {
-            let declared = &expected.properties(&naming::function(function.name))["Environment"]["Variables"][name];
-            let stream = template::references(declared).into_iter().next()?;
-            let physical = expected.physical.get(&stream.id)?;
-            (value != physical).then(|| EnvProblem {
-                message: format!(
-                    "{name} is {value}, not this stack's {} ({physical}): speakers' audio chunks go to another stream \
-                     or are refused, so listeners hear nothing",
-                    stream.id
-                ),
-                breaks_clients: true,
-                right: Some(physical.clone()),
-            })
-        }
-        EnvSource::ManagementEndpoint => {
-            let right = management_endpoint(expected, region);
-            if !value.starts_with("https://") {
-                return Some(EnvProblem {
-                    message: format!(
-                        "{name} is {value}, not an https:// URL: @connections calls fail: listeners never receive \
-                         audio/controls, and no client gets a reply"
-                    ),
-                    breaks_clients: true,
-                    right,
-                });
-            }
-            let Some(right) = right else {
-                // No live API to name: at least the shape of this region's and stage's endpoints.
-                return (!is_management_endpoint(value, region, &expected.stage.name)).then(|| EnvProblem {
-                    message: format!(
-                        "{name} is {value}, not the @connections endpoint of an API of this region and stage \
-                         (https://{{api id}}.execute-api.{region}.{}/{}): @connections calls fail: listeners never \
-                         receive audio/controls, and no client gets a reply",
-                        url_suffix(region),
-                        expected.stage.name
-                    ),
-                    breaks_clients: true,
-                    right: None,
-                });
-            };
-            (value.trim_end_matches('/') != right).then(|| EnvProblem {
-                message: format!(
-                    "{name} is {value}, not this API and stage ({right}): @connections calls go to another API or \
-                     stage and fail (GoneException, Forbidden): listeners never receive audio/controls, and no \
-                     client gets a reply"
-                ),
-                breaks_clients: true,
-                right: Some(right),
-            })
-        }
-        EnvSource::StageSetting(_) => {
-            let declared =
-                expected.properties(&naming::function(function.name))["Environment"]["Variables"][name].as_str()?;
-            if value == declared {
-                return None;
-            }
-            let breaks_clients = AUTH_SETTINGS.contains(&name);
-            let meaning = if name == env::CONNECT_AUTH {
-                "`$connect` and the stage's authorizer disagree on who verifies speaker tokens: speakers are refused, \
-                 or connect unverified"
-                    .to_owned()
-            } else if breaks_clients {
-                "speaker tokens are checked against another issuer, audience or key set than the stage's: valid \
-                 speakers are refused (close 1006, or 401 from the HTTP API), or other tokens accepted"
-                    .to_owned()
-            } else {
-                format!("`{}` runs with another limit than the stage declares", function.name)
-            };
-            Some(EnvProblem {
-                message: format!("{name} is {value}, the stage declares {declared}: {meaning}"),
-                breaks_clients,
-                right: Some(declared.to_owned()),
-            })
-        }
-    }
-}
-
-/// Every variable the contract declares, with its value where the contract knows it.
-fn environment_check(expected: &Expected<'_>, function: &Function, live: &LiveFunction) -> Check {
-    let id = format!("functions.{}.environment", function.name);
-    let name = &live.function_name;
-    let region = region_of(expected, live);
-    let outage = stacks::verify::outage(&contract::CONTRACT, function);
-    if let Some(error) = &live.environment.error {
-        return Check::fail(
-            GROUP,
-            id,
-            format!(
-                "Lambda cannot apply {name}'s environment ({}: {}): the function cannot start, so {outage}",
-                error.error_code, error.message
-            ),
-            format!(
-                "fix the cause (usually the function's KMS key or its role's access to it), then {}",
-                expected.deploy()
-            ),
-        );
-    }
-    let variables = &live.environment.variables;
-    let mut problems: Vec<(&str, EnvProblem)> = Vec::new();
-    for var in function.environment {
-        let problem = match variables.get(var.name) {
-            None => Some(EnvProblem {
-                message: format!("{} is not set: the cold start of `{}` fails, so {outage}", var.name, function.name),
-                breaks_clients: true,
-                right: right_value(expected, function, var, &region),
-            }),
-            Some(value) => env_problem(expected, function, var, value, &region),
-        };
-        problems.extend(problem.map(|problem| (var.name, problem)));
-    }
-    if problems.is_empty() {
-        let endpoint = variables.get(env::MANAGEMENT_ENDPOINT).map(|url| format!(", MANAGEMENT_ENDPOINT {url}"));
-        let unread = match &expected.websocket_api {
-            Err(unreadable) => {
-                format!(" (the WebSocket API could not be read, {}: its id is not compared)", unreadable.call)
-            }
-            Ok(None) if endpoint.is_some() => {
-                " (no live WebSocket API to compare MANAGEMENT_ENDPOINT's id with)".to_owned()
-            }
-            Ok(_) => String::new(),
-        };
-        return Check::pass(
-            GROUP,
-            id,
-            format!(
-                "the {} variables the contract declares, with this stack's resources{}{unread}",
-                function.environment.len(),
-                endpoint.unwrap_or_default()
-            ),
-        );
-    }
-    let message = problems.iter().map(|(_, problem)| problem.message.as_str()).collect::<Vec<_>>().join("; ");
-    let corrections: Option<Vec<(&str, &String)>> =
-        problems.iter().map(|(name, problem)| problem.right.as_ref().map(|right| (*name, right))).collect();
-    let fix = match corrections {
-        Some(corrections) => {
-            let mut corrected = variables.clone();
-            for (name, right) in corrections {
-                corrected.insert(name.to_owned(), right.clone());
-            }
-            // `update-function-configuration` replaces the whole environment: every variable is given.
-            let document = json!({ "Variables": corrected }).to_string().replace('\'', "'\\''");
-            expected.deploy_or_live(&format!(
-                "aws lambda update-function-configuration --function-name {name} --region {region} --environment '{document}'"
-            ))
-        }
-        None => expected.deploy(),
-    };
-    let breaks_clients = problems.iter().any(|(_, problem)| problem.breaks_clients);
-    if breaks_clients { Check::fail(GROUP, id, message, fix) } else { Check::warn(GROUP, id, message, fix) }
-}
-
-/// The value `var` must have, when the contract and the stack say it.
-fn right_value(expected: &Expected<'_>, function: &Function, var: &EnvVar, region: &str) -> Option<String> {
-    match var.source {
-        EnvSource::TableName(table) => {
-            let schema = contract::CONTRACT.tables.iter().find(|schema| schema.id == table)?;
-            expected.physical.get(schema.logical_id).cloned()
-        }
-        EnvSource::ManagementEndpoint => management_endpoint(expected, region),
-        EnvSource::StreamName(_) | EnvSource::StageSetting(_) => {
-            let declared = &expected.properties(&naming::function(function.name))["Environment"]["Variables"][var.name];
-            match declared.as_str() {
-                Some(literal) => Some(literal.to_owned()),
-                None => expected.physical.get(&template::references(declared).into_iter().next()?.id).cloned(),
-            }
-        }
-    }
-}
-
-/// One source API Gateway invokes a function from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Source {
-    /// What it is, for messages (`$connect`, `the $connect authorizer`, `GET /health`).
-    what: String,
-    /// The `SourceArn` API Gateway invokes with.
-    arn: String,
-    /// The `--source-arn` that lets every source of its kind invoke the function, as the template grants it.
-    grant: String,
-}
-
-/// Every source API Gateway invokes `function` from; `Err` is the check to report instead.
-fn invoke_sources(
-    expected: &Expected<'_>,
-    function: &Function,
-    arn: &ArnParts,
-    id: &str,
-) -> Result<Vec<Source>, Check> {
-    let mut sources = Vec::new();
-    let stage = &expected.stage.name;
-    let api_id = |lookup: &Result<Option<String>, Unreadable>, what: &str, check: &str| match lookup {
-        Ok(Some(api)) => Ok(api.clone()),
-        Ok(None) => Err(Check::skip(GROUP, id, format!("no live {what} to compare with (see {check})"))),
-        Err(unreadable) => Err(unreadable.check(GROUP, id, what)),
-    };
-    if !function.websocket_routes.is_empty() {
-        let api = api_id(&expected.websocket_api, "WebSocket API", "websocket.api")?;
-        for route in function.websocket_routes {
-            sources.push(Source {
-                what: (*route).to_owned(),
-                arn: arn.execute_api(&format!("{api}/{stage}/{route}")),
-                grant: arn.execute_api(&format!("{api}/{stage}/*")),
-            });
-        }
-    }
-    if contract::CONTRACT.authorizer.is_some_and(|authorizer| authorizer.function == function.name) {
-        let api = api_id(&expected.websocket_api, "WebSocket API", "websocket.api")?;
-        let Some(authorizer) = &expected.connect_authorizer else {
-            return Err(Check::skip(
-                GROUP,
-                id,
-                "the live $connect route names no authorizer to compare with (see websocket.connect-authorizer)",
-            ));
-        };
-        let arn = arn.execute_api(&format!("{api}/authorizers/{authorizer}"));
-        sources.push(Source { what: "the $connect authorizer".to_owned(), arn: arn.clone(), grant: arn });
-    }
-    if !function.http_routes.is_empty() {
-        let api = api_id(&expected.http_api, "HTTP API", "the stack's HttpUrl output")?;
-        let http_stage = expected.properties(naming::HTTP_STAGE)["StageName"].as_str().unwrap_or("$default");
-        for route in function.http_routes {
-            sources.push(Source {
-                what: route.route_key(),
-                arn: arn.execute_api(&format!("{api}/{http_stage}/{}{}", route.method.as_str(), route.path)),
-                grant: arn.execute_api(&format!("{api}/*")),
-            });
-        }
-    }
-    Ok(sources)
-}
-
-/// The statements of a policy document (`Statement` may be one object or a list).
-pub(super) fn statements(document: &Value) -> Vec<&Value> {
-    match &document["Statement"] {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![&document["Statement"]],
-        _ => Vec::new(),
-    }
-}
-
-/// Whether a resource policy statement's principal includes API Gateway.
-fn names_api_gateway(principal: &Value) -> bool {
-    match principal {
-        Value::String(text) => text == "*",
-        Value::Object(map) => {
-            map.get("Service").is_some_and(|services| {
-                template::strings(services).iter().any(|service| service == "apigateway.amazonaws.com")
-            }) || map.get("AWS").is_some_and(|aws| template::strings(aws).iter().any(|who| who == "*"))
-        }
-        _ => false,
-    }
-}
-
-/// Whether every condition of a statement holds for an invocation from `source` in `account`.
-/// Only the conditions `add-permission` writes are understood; any other makes the statement
-/// count as not applying (the check stays on the safe side).
-fn conditions_hold(conditions: &Value, source: &str, account: &str) -> bool {
-    let Some(operators) = conditions.as_object() else {
-        return conditions.is_null();
-    };
-    operators.iter().all(|(operator, keys)| {
-        keys.as_object().is_some_and(|keys| {
-            keys.iter().all(|(key, values)| {
-                let values = template::strings(values);
-                let subject = match key.to_ascii_lowercase().as_str() {
-                    "aws:sourcearn" => source,
-                    "aws:sourceaccount" => account,
-                    _ => return false,
-                };
-                match operator.as_str() {
-                    "ArnLike" | "ArnEquals" | "StringLike" => values.iter().any(|pattern| glob(pattern, subject)),
-                    "StringEquals" => values.iter().any(|value| value == subject),
-                    _ => false,
-                }
-            })
-        })
-    })
-}
-
-/// Whether a function's resource policy lets API Gateway invoke it from `source`.
-fn policy_allows(policy: &Value, source: &str, account: &str) -> bool {
-    let applies = |effect: &str| {
-        statements(policy).into_iter().any(|statement| {
-            statement["Effect"] == effect
-                && names_api_gateway(&statement["Principal"])
-                && template::strings(&statement["Action"])
-                    .iter()
-                    .any(|action| glob_ignore_case(action, "lambda:InvokeFunction"))
-                && conditions_hold(&statement["Condition"], source, account)
-        })
-    };
-    applies("Allow") && !applies("Deny")
-}
-
-/// The source ARNs a policy lets API Gateway invoke from, for messages.
-fn granted_sources(policy: &Value) -> Vec<String> {
-    statements(policy)
-        .into_iter()
-        .filter(|statement| statement["Effect"] == "Allow" && names_api_gateway(&statement["Principal"]))
-        .flat_map(|statement| {
-            let conditions = statement["Condition"].as_object().cloned().unwrap_or_default();
-            let arns: Vec<String> = conditions
-                .values()
-                .filter_map(Value::as_object)
-                .flat_map(|keys| keys.iter().filter(|(key, _)| key.eq_ignore_ascii_case("aws:SourceArn")))
-                .flat_map(|(_, values)| template::strings(values))
-                .collect();
-            if arns.is_empty() { vec!["any source".to_owned()] } else { arns }
-        })
-        .collect()
-}
-
-/// The resource policy lets API Gateway invoke the function from every source it serves.
-fn invoke_check(
-    expected: &Expected<'_>,
-    function: &Function,
-    live: &LiveFunction,
-    policy: &Result<Option<Value>, Unreadable>,
-) -> Check {
-    let id = format!("functions.{}.invoke-permission", function.name);
-    let name = &live.function_name;
-    let Some(arn) = ArnParts::of(&live.function_arn) else {
-        return Check::skip(
-            GROUP,
-            id,
-            format!("{name}: its ARN {:?} names no account to build source ARNs with", live.function_arn),
-        );
-    };
-    let sources = match invoke_sources(expected, function, &arn, &id) {
-        Ok(sources) if sources.is_empty() => {
-            return Check::skip(GROUP, id, format!("`{}` is not invoked by API Gateway", function.name));
-        }
-        Ok(sources) => sources,
-        Err(check) => return check,
-    };
-    let policy = match policy {
-        Ok(policy) => policy.clone().unwrap_or(Value::Null),
-        Err(unreadable) => return unreadable.check(GROUP, id, &format!("{name}'s resource policy")),
-    };
-    let denied: Vec<&Source> =
-        sources.iter().filter(|source| !policy_allows(&policy, &source.arn, &arn.account)).collect();
-    if denied.is_empty() {
-        let grants = granted_sources(&policy);
-        return Check::pass(
-            GROUP,
-            id,
-            format!("API Gateway may invoke it from all {} of its sources ({})", sources.len(), grants.join(", ")),
-        );
-    }
-    let outage = stacks::verify::outage(&contract::CONTRACT, function);
-    let whats: Vec<&str> = denied.iter().map(|source| source.what.as_str()).collect();
-    let grants = granted_sources(&policy);
-    let allowed = if grants.is_empty() {
-        "lets API Gateway invoke it from no source".to_owned()
-    } else {
-        format!("lets API Gateway invoke it only from {}", grants.join(", "))
-    };
-    let mut grant: Vec<&str> = denied.iter().map(|source| source.grant.as_str()).collect();
-    grant.dedup();
-    let commands: Vec<String> = grant
-        .iter()
-        .enumerate()
-        .map(|(index, source)| {
-            format!(
-                "aws lambda add-permission --function-name {name} --statement-id apigateway-invoke-{} --action \
-                 lambda:InvokeFunction --principal apigateway.amazonaws.com --source-arn '{source}' --region {}",
-                index + 1,
-                arn.region
-            )
-        })
-        .collect();
-    Check::fail(
-        GROUP,
-        id,
-        format!(
-            "API Gateway may not invoke {name} for {} (for example from {}): its resource policy {allowed}; \
-             API Gateway gets AccessDenied invoking it, so {outage}",
-            whats.join(", "),
-            denied[0].arn
-        ),
-        format!(
-            "{} (a permission removed or changed live: `{}` does not restore it, CloudFormation does not see it)",
-            commands.join(" && "),
-            expected.deploy()
-        ),
-    )
-}
-
+/// A healthy deployment of the template, as the functions checks read it, and what the tests
+/// of its checks share.
 #[cfg(test)]
-mod tests {
+mod fixtures {
     use super::*;
-    use crate::build::{Arch, Profile};
     use crate::doctor::Status;
+    use contract::env;
+    use serde_json::json;
 
-    const ACCOUNT: &str = "123456789012";
-    const API: &str = "a1b2c3d4e5";
-    const AUTHORIZER: &str = "abc123";
-    const HTTP_API: &str = "h7t7p7a7p7";
+    pub(super) const ACCOUNT: &str = "123456789012";
+    pub(super) const API: &str = "a1b2c3d4e5";
+    pub(super) const AUTHORIZER: &str = "abc123";
+    pub(super) const HTTP_API: &str = "h7t7p7a7p7";
 
-    fn synthesized(stage: &StageConfig) -> Value {
+    pub(super) fn synthesized(stage: &StageConfig) -> Value {
         stacks::synthesize(&contract::CONTRACT, stage).expect("synthesizes").to_value()
     }
 
-    fn physical_name(logical: &str) -> String {
+    pub(super) fn physical_name(logical: &str) -> String {
         format!("session-service-dev-{logical}-ABC123")
     }
 
-    fn expected<'a>(stage: &'a StageConfig, synthesized: &'a Value) -> Expected<'a> {
+    pub(super) fn expected<'a>(stage: &'a StageConfig, synthesized: &'a Value) -> Expected<'a> {
         let physical = synthesized["Resources"]
             .as_object()
             .expect("resources")
@@ -1078,7 +625,7 @@ mod tests {
 
     /// The live configuration of `function` as a healthy deployment of the template leaves it,
     /// in the shape of Lambda's `GetFunctionConfiguration` response.
-    fn healthy(expected: &Expected<'_>, function: &Function) -> LiveFunction {
+    pub(super) fn healthy(expected: &Expected<'_>, function: &Function) -> LiveFunction {
         let logical = naming::function(function.name);
         let name = physical_name(&logical);
         let declared = &expected.properties(&logical)["Environment"]["Variables"];
@@ -1116,11 +663,11 @@ mod tests {
     }
 
     /// The resource policy a healthy deployment gives `function` (as `GetPolicy` returns it).
-    fn healthy_policy(function: &Function) -> Value {
+    pub(super) fn healthy_policy(function: &Function) -> Value {
         healthy_policy_of(&stacks::stages::dev(), function)
     }
 
-    fn healthy_policy_of(stage: &StageConfig, function: &Function) -> Value {
+    pub(super) fn healthy_policy_of(stage: &StageConfig, function: &Function) -> Value {
         let source = match function.name {
             "authorizer" => format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/authorizers/{AUTHORIZER}"),
             "http" => format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{HTTP_API}/*"),
@@ -1129,7 +676,7 @@ mod tests {
         policy_from(&source)
     }
 
-    fn policy_from(source: &str) -> Value {
+    pub(super) fn policy_from(source: &str) -> Value {
         json!({
             "Version": "2012-10-17",
             "Id": "default",
@@ -1144,20 +691,35 @@ mod tests {
         })
     }
 
-    fn judged(expected: &Expected<'_>, function: &Function, live: &LiveFunction, policy: Option<Value>) -> Vec<Check> {
+    pub(super) fn judged(
+        expected: &Expected<'_>,
+        function: &Function,
+        live: &LiveFunction,
+        policy: Option<Value>,
+    ) -> Vec<Check> {
         judge_function(expected, function, live, &Ok(policy))
     }
 
-    fn failures(checks: &[Check]) -> Vec<&Check> {
+    pub(super) fn failures(checks: &[Check]) -> Vec<&Check> {
         checks.iter().filter(|check| check.status == Status::Fail).collect()
     }
 
-    fn only_failure<'a>(checks: &'a [Check], id: &str) -> &'a Check {
+    pub(super) fn only_failure<'a>(checks: &'a [Check], id: &str) -> &'a Check {
         let failed = failures(checks);
         assert_eq!(failed.len(), 1, "{checks:#?}");
         assert_eq!(failed[0].id, id, "{checks:#?}");
         failed[0]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{
+        expected, failures, healthy, healthy_policy, healthy_policy_of, judged, only_failure, synthesized,
+    };
+    use super::*;
+    use crate::build::{Arch, Profile};
+    use crate::doctor::Status;
 
     #[test]
     fn every_function_as_every_stage_deploys_it_passes() {
@@ -1268,109 +830,6 @@ mod tests {
         assert!(check.message.contains("the deployed code is not your last build"), "{}", check.message);
         expected.manifest = Ok(Vec::new());
         assert_eq!(code_check(&expected, function, &live).status, Status::Skip);
-    }
-
-    #[test]
-    fn a_wss_or_foreign_management_endpoint_a_missing_variable_and_a_wrong_table_fail() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
-        let function = &contract::functions::MESSAGES;
-        let right = format!("https://{API}.execute-api.eu-west-1.amazonaws.com/dev");
-
-        let mut live = healthy(&expected, function);
-        live.environment.variables.insert(env::MANAGEMENT_ENDPOINT.into(), right.replace("https://", "wss://"));
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
-        let check = only_failure(&checks, "functions.messages.environment");
-        assert!(check.message.contains("not an https:// URL"), "{}", check.message);
-        assert!(check.message.contains("@connections calls fail: listeners never receive audio/controls"));
-        assert!(check.fix.contains(&format!("\"MANAGEMENT_ENDPOINT\":\"{right}\"")), "{}", check.fix);
-        assert!(check.fix.contains("aws lambda update-function-configuration"), "{}", check.fix);
-
-        live.environment.variables.insert(env::MANAGEMENT_ENDPOINT.into(), right.replace(API, "otherapi99"));
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
-        assert!(only_failure(&checks, "functions.messages.environment").message.contains("not this API and stage"));
-
-        // Without a live API to name, the endpoint's shape is still judged (moto leaves `${WebSocketApi}` in it).
-        let unknown = Expected { websocket_api: Ok(None), ..super::tests::expected(&stage, &synthesized) };
-        live.environment.variables.insert(
-            env::MANAGEMENT_ENDPOINT.into(),
-            "https://${WebSocketApi}.execute-api.eu-west-1.amazonaws.com/dev".into(),
-        );
-        let check = environment_check(&unknown, function, &live);
-        assert_eq!(check.status, Status::Fail, "{check:?}");
-        assert!(check.message.contains("not the @connections endpoint of an API of this region and stage"));
-        live.environment.variables.insert(env::MANAGEMENT_ENDPOINT.into(), right.clone());
-        assert_eq!(environment_check(&unknown, function, &live).status, Status::Pass);
-
-        let mut live = healthy(&expected, function);
-        live.environment.variables.remove(env::AUDIO_STREAM);
-        live.environment.variables.insert(env::SESSIONS_TABLE.into(), "session-service-prod-SessionsTable-X".into());
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
-        let check = only_failure(&checks, "functions.messages.environment");
-        assert!(
-            check.message.contains("AUDIO_STREAM is not set: the cold start of `messages` fails"),
-            "{}",
-            check.message
-        );
-        assert!(check.message.contains("not this stack's SessionsTable"), "{}", check.message);
-        assert!(check.fix.contains(&physical_name("AudioStream")), "{}", check.fix);
-
-        let mut live = healthy(&expected, function);
-        live.environment.variables.insert(env::MAX_LISTENERS_PER_SESSION.into(), "7".into());
-        let check = environment_check(&expected, function, &live);
-        assert_eq!(check.status, Status::Warn, "{check:?}");
-
-        let mut live = healthy(&expected, &contract::functions::CONNECTION);
-        live.environment.variables.insert(env::CONNECT_AUTH.into(), "self".into());
-        assert_eq!(environment_check(&expected, &contract::functions::CONNECTION, &live).status, Status::Fail);
-    }
-
-    #[test]
-    fn a_policy_for_another_api_or_none_at_all_fails_with_the_add_permission_command() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
-        let function = &contract::functions::CONNECTION;
-        let live = healthy(&expected, function);
-        let other = format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:otherapi99/dev/*");
-        let checks = judged(&expected, function, &live, Some(policy_from(&other)));
-        let check = only_failure(&checks, "functions.connection.invoke-permission");
-        assert!(check.message.contains("$connect, $disconnect"), "{}", check.message);
-        assert!(check.message.contains(&other), "{}", check.message);
-        assert!(check.message.contains("AccessDenied"), "{}", check.message);
-        assert!(check.fix.contains("aws lambda add-permission"), "{}", check.fix);
-        assert!(
-            check.fix.contains(&format!("--source-arn 'arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/dev/*'")),
-            "{}",
-            check.fix
-        );
-
-        let checks = judged(&expected, function, &live, None);
-        assert!(only_failure(&checks, "functions.connection.invoke-permission").message.contains("from no source"));
-
-        // Wider grants are fine; another stage of the API, another account or a deny are not.
-        for (source, allowed) in [
-            (format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/*"), true),
-            (format!("arn:aws:execute-api:*:{ACCOUNT}:*"), true),
-            (format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/prod/*"), false),
-            (format!("arn:aws:execute-api:eu-west-1:999999999999:{API}/dev/*"), false),
-        ] {
-            let checks = judged(&expected, function, &live, Some(policy_from(&source)));
-            assert_eq!(failures(&checks).is_empty(), allowed, "{source}: {checks:#?}");
-        }
-        let mut denied = healthy_policy(function);
-        let mut deny = denied["Statement"][0].clone();
-        deny["Effect"] = json!("Deny");
-        denied["Statement"].as_array_mut().expect("statements").push(deny);
-        assert_eq!(failures(&judged(&expected, function, &live, Some(denied))).len(), 1);
-
-        let authorizer = &contract::functions::AUTHORIZER;
-        let live = healthy(&expected, authorizer);
-        let wrong = format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/authorizers/zzz999");
-        let checks = judged(&expected, authorizer, &live, Some(policy_from(&wrong)));
-        let check = only_failure(&checks, "functions.authorizer.invoke-permission");
-        assert!(check.message.contains("before $connect runs"), "{}", check.message);
     }
 
     #[test]
