@@ -28,7 +28,10 @@ use std::process::Output;
 
 mod support;
 
-use support::{artifacts, temp_dir, text, xtask};
+use support::{
+    artifacts, checks_by_id, deploy_dev, physical_ids, sdk_config, tables_as_aws_deploys_them, temp_dir, text,
+    update_template, xtask,
+};
 
 const STACK: &str = "session-service-dev";
 
@@ -47,14 +50,7 @@ fn doctor(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
 /// `doctor --no-probe --json`: its exit code and its checks by id.
 fn doctor_json(endpoint: &str, dir: &Path) -> (Option<i32>, BTreeMap<String, Value>) {
     let run = doctor(endpoint, dir, &["--no-probe", "--json"]);
-    let report: Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|_| panic!("a JSON report: {}", text(&run)));
-    let checks = report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .map(|check| (check["id"].as_str().expect("id").to_owned(), check.clone()))
-        .collect();
-    (run.status.code(), checks)
+    (run.status.code(), checks_by_id(&run))
 }
 
 /// The ids of the failed checks.
@@ -69,23 +65,6 @@ fn only_failure(endpoint: &str, dir: &Path, id: &str) -> (String, String) {
     assert_eq!(code, Some(1));
     let check = &checks[id];
     (check["message"].as_str().unwrap_or_default().to_owned(), check["fix"].as_str().unwrap_or_default().to_owned())
-}
-
-fn credentials() -> aws_sdk_cloudformation::config::Credentials {
-    aws_sdk_cloudformation::config::Credentials::new("testing", "testing", None, None, "test")
-}
-
-/// One SDK client of the local endpoint in the test's region.
-macro_rules! client {
-    ($sdk:ident, $endpoint:expr) => {{
-        let config = $sdk::Config::builder()
-            .behavior_version($sdk::config::BehaviorVersion::latest())
-            .region($sdk::config::Region::new(REGION))
-            .endpoint_url($endpoint)
-            .credentials_provider(credentials())
-            .build();
-        $sdk::Client::from_conf(config)
-    }};
 }
 
 /// The live stage: what the test reads, breaks and restores.
@@ -129,33 +108,15 @@ fn resolve(text: &str, values: &BTreeMap<String, String>) -> String {
 async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
     let template = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("dev synthesizes").to_value();
     let resources = Resources::of(&template);
-    let cloudformation = client!(aws_sdk_cloudformation, endpoint);
+    let config = sdk_config(endpoint, REGION);
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
     // moto gives a stack the outputs of the template it was created with, and a stack that a
     // change set created was created empty (it never recomputes them when a change set runs):
     // the stack is updated once with its own template, which makes moto read its outputs (and
     // make its resources again, with new physical ids).
-    let deployed = cloudformation.get_template().stack_name(STACK).send().await.expect("template");
-    let body: Value = serde_json::from_str(deployed.template_body().expect("body")).expect("JSON");
-    let mut update = cloudformation
-        .update_stack()
-        .stack_name(STACK)
-        .template_body(serde_json::to_string_pretty(&body).expect("JSON"))
-        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam);
-    for key in body["Parameters"].as_object().expect("parameters").keys() {
-        update = update.parameters(
-            aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).use_previous_value(true).build(),
-        );
-    }
-    update.send().await.expect("updated");
-    let listed = cloudformation.describe_stack_resources().stack_name(STACK).send().await.expect("resources");
-    let physical: BTreeMap<String, String> = listed
-        .stack_resources()
-        .iter()
-        .filter_map(|resource| {
-            Some((resource.logical_resource_id()?.to_owned(), resource.physical_resource_id()?.to_owned()))
-        })
-        .collect();
-    let lambda = client!(aws_sdk_lambda, endpoint);
+    update_template(&cloudformation, STACK, |_| {}).await;
+    let physical = physical_ids(&cloudformation, STACK).await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
     let mut configurations = BTreeMap::new();
     for function in contract::CONTRACT.functions {
         let name = &physical[&naming::function(function.name)];
@@ -182,7 +143,7 @@ async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
 
     // moto does not create API Gateway v2 resources from CloudFormation: the APIs are built
     // through the API Gateway v2 API, invoking the deployed functions.
-    let apigateway = client!(aws_sdk_apigatewayv2, endpoint);
+    let apigateway = aws_sdk_apigatewayv2::Client::new(&config);
     let (api, routes, authorizer) = build_live_api(&apigateway, &template, &mut values).await;
     let http = apigateway
         .create_api()
@@ -255,7 +216,7 @@ async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
     // moto returns a role's policies created by CloudFormation as Python reprs (single quotes),
     // not JSON, with `${WebSocketApi}` left in the @connections ARN: each is put again as AWS
     // holds it.
-    let iam = client!(aws_sdk_iam, endpoint);
+    let iam = aws_sdk_iam::Client::new(&config);
     let mut policies = BTreeMap::new();
     for function in contract::CONTRACT.functions {
         let role = &physical[&naming::role(function.name)];
@@ -264,49 +225,14 @@ async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
             let got = iam.get_role_policy().role_name(role).policy_name(&policy).send().await.expect("policy");
             let document = resolve(&got.policy_document.replace('\'', "\""), &values);
             let parsed: Value = serde_json::from_str(&document).expect("the policy reads as JSON");
-            iam.put_role_policy()
-                .role_name(role)
-                .policy_name(&policy)
-                .policy_document(document)
-                .send()
-                .await
-                .expect("put");
+            put_role_policy(&iam, role, &policy, &parsed).await;
             policies.insert((role.clone(), policy), parsed);
         }
     }
 
     // moto creates tables from CloudFormation without their `TimeToLiveSpecification` and
     // `PointInTimeRecoverySpecification`: both are turned on as the template says.
-    let dynamodb = client!(aws_sdk_dynamodb, endpoint);
-    for schema in contract::CONTRACT.tables {
-        let table = &physical[schema.logical_id];
-        let attribute = schema.ttl_attribute.expect("every table expires its rows");
-        dynamodb
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(
-                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                    .attribute_name(attribute)
-                    .enabled(true)
-                    .build()
-                    .expect("specification"),
-            )
-            .send()
-            .await
-            .expect("TTL enabled");
-        dynamodb
-            .update_continuous_backups()
-            .table_name(table)
-            .point_in_time_recovery_specification(
-                aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(true)
-                    .build()
-                    .expect("specification"),
-            )
-            .send()
-            .await
-            .expect("point-in-time recovery enabled");
-    }
+    tables_as_aws_deploys_them(&aws_sdk_dynamodb::Client::new(&config), &physical).await;
 
     LiveStage { physical, api, routes, authorizer, environments, values, policies }
 }
@@ -419,6 +345,18 @@ fn answering(status: u16) -> std::net::SocketAddr {
     address
 }
 
+/// Puts `document` as the inline policy `policy` of `role`.
+async fn put_role_policy(iam: &aws_sdk_iam::Client, role: &str, policy: &str, document: &Value) {
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .expect("policy put");
+}
+
+/// Replaces the whole environment of `function` with `variables`.
 async fn set_environment(lambda: &aws_sdk_lambda::Client, function: &str, variables: &BTreeMap<String, String>) {
     lambda
         .update_function_configuration()
@@ -448,8 +386,7 @@ async fn doctor_names_each_break_of_a_live_stage() {
 
     // A bucket of its own: bucket names are global, and the release tests make the default one elsewhere.
     let bucket = format!("xtask-doctor-{}", std::process::id());
-    let deploy = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", REGION, "--assets-bucket", &bucket];
-    let deployed = xtask(&endpoint, &[&deploy[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat());
+    let deployed = deploy_dev(&endpoint, &dir, REGION, &bucket);
     assert!(deployed.status.success(), "{}", text(&deployed));
     let live = as_aws_deploys_it(&endpoint, &dir).await;
 
@@ -506,8 +443,9 @@ async fn doctor_names_each_break_of_a_live_stage() {
     assert!(report.contains("✗ probe.listener"), "{report}");
     assert!(report.contains("identity source refused it before any function ran"), "{report}");
 
-    let lambda = client!(aws_sdk_lambda, &endpoint);
-    let iam = client!(aws_sdk_iam, &endpoint);
+    let config = sdk_config(&endpoint, REGION);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
 
     // MANAGEMENT_ENDPOINT written as wss://: named, with what listeners miss and the environment to set.
     let messages = live.function("messages");
@@ -572,30 +510,18 @@ async fn doctor_names_each_break_of_a_live_stage() {
         .as_array_mut()
         .expect("statements")
         .retain(|statement| !template::strings(&statement["Action"]).contains(&"kinesis:PutRecord".to_owned()));
-    iam.put_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .policy_document(without.to_string())
-        .send()
-        .await
-        .expect("put");
+    put_role_policy(&iam, role, policy, &without).await;
     let (message, fix) = only_failure(&endpoint, &dir, "permissions.messages");
     assert!(message.contains("does not allow kinesis:PutRecord on the Audio stream"), "{message}");
     assert!(message.contains("sendAudio fails and listeners hear nothing"), "{message}");
     assert!(fix.contains(&format!("aws iam put-role-policy --role-name {role} --policy-name {policy}")), "{fix}");
     assert!(fix.contains(&live.physical[naming::AUDIO_STREAM]), "{fix}");
-    iam.put_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .policy_document(document.to_string())
-        .send()
-        .await
-        .expect("put");
+    put_role_policy(&iam, role, policy, document).await;
     let (code, checks) = doctor_json(&endpoint, &dir);
     assert_eq!((code, failed(&checks)), (Some(0), Vec::<&str>::new()), "every break undone: {checks:#?}");
 
     // A route deleted: named by its key.
-    let apigateway = client!(aws_sdk_apigatewayv2, &endpoint);
+    let apigateway = aws_sdk_apigatewayv2::Client::new(&config);
     apigateway.delete_route().api_id(&live.api).route_id(&live.routes["joinSession"]).send().await.expect("deleted");
     let output = doctor(&endpoint, &dir, &["--no-probe"]);
     let report = text(&output);
@@ -631,5 +557,6 @@ async fn doctor_names_each_break_of_a_live_stage() {
     let fix = check["fix"].as_str().unwrap_or_default();
     assert!(fix.contains("remove the IdentitySource"), "{fix}");
     assert!(fix.contains("cargo xtask deploy --stage dev"), "{fix}");
+
     std::fs::remove_dir_all(&dir).ok();
 }

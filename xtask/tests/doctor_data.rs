@@ -17,7 +17,10 @@ use std::process::Output;
 
 mod support;
 
-use support::{artifacts, temp_dir, text, xtask};
+use support::{
+    artifacts, checks_by_id, deploy_dev, physical_ids, sdk_config, set_ttl, tables_as_aws_deploys_them, temp_dir, text,
+    xtask, xtask_command,
+};
 
 const STACK: &str = "session-service-dev";
 
@@ -25,64 +28,10 @@ const STACK: &str = "session-service-dev";
 /// test binary.
 const REGION: &str = "ca-central-1";
 
-fn credentials() -> aws_sdk_dynamodb::config::Credentials {
-    aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test")
-}
-
-fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-fn cloudwatch_logs(endpoint: &str) -> aws_sdk_cloudwatchlogs::Client {
-    let config = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudwatchlogs::config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .build();
-    aws_sdk_cloudwatchlogs::Client::from_conf(config)
-}
-
-fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
-    let config = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudformation::config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .build();
-    aws_sdk_cloudformation::Client::from_conf(config)
-}
-
-/// Logical id → physical id of the deployed stack's resources.
-async fn physical_ids(endpoint: &str) -> BTreeMap<String, String> {
-    let listed =
-        cloudformation(endpoint).describe_stack_resources().stack_name(STACK).send().await.expect("stack resources");
-    listed
-        .stack_resources()
-        .iter()
-        .filter_map(|resource| {
-            Some((resource.logical_resource_id()?.to_owned(), resource.physical_resource_id()?.to_owned()))
-        })
-        .collect()
-}
-
 /// `cargo xtask doctor --stage dev --no-probe --json` in the test's region: its exit code and checks by id.
 fn doctor(endpoint: &str) -> (Option<i32>, BTreeMap<String, Value>) {
     let run = xtask(endpoint, &["doctor", "--stage", "dev", "--region", REGION, "--no-probe", "--json"]);
-    let report: Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|_| panic!("a JSON report: {}", text(&run)));
-    let checks = report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .map(|check| (check["id"].as_str().expect("id").to_owned(), check.clone()))
-        .collect();
-    (run.status.code(), checks)
+    (run.status.code(), checks_by_id(&run))
 }
 
 fn logs(endpoint: &str, args: &[&str]) -> Output {
@@ -119,51 +68,6 @@ async fn put(client: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str,
     assert!(put.rejected_log_events_info().is_none(), "{put:?}");
 }
 
-/// Makes the tables what a deploy to AWS leaves: TTL on the contract's attribute, point-in-time
-/// recovery on (moto 5.2.5 creates tables from CloudFormation without applying their
-/// `TimeToLiveSpecification` or `PointInTimeRecoverySpecification`: both are DISABLED after
-/// the deploy).
-async fn as_aws_deploys_them(client: &aws_sdk_dynamodb::Client, physical: &BTreeMap<String, String>) {
-    for schema in contract::CONTRACT.tables {
-        let name = &physical[schema.logical_id];
-        let attribute = schema.ttl_attribute.expect("every table expires its rows");
-        set_ttl(client, name, attribute, true).await;
-        client
-            .update_continuous_backups()
-            .table_name(name)
-            .point_in_time_recovery_specification(
-                aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(true)
-                    .build()
-                    .expect("specification"),
-            )
-            .send()
-            .await
-            .expect("point-in-time recovery enabled");
-    }
-}
-
-async fn set_ttl(client: &aws_sdk_dynamodb::Client, table: &str, attribute: &str, enabled: bool) {
-    let described = client.describe_time_to_live().table_name(table).send().await.expect("TTL described");
-    let status = described.time_to_live_description().and_then(|d| d.time_to_live_status()).map(|s| s.as_str());
-    if (status == Some("ENABLED")) == enabled {
-        return;
-    }
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                .attribute_name(attribute)
-                .enabled(enabled)
-                .build()
-                .expect("specification"),
-        )
-        .send()
-        .await
-        .expect("TTL updated");
-}
-
 fn status(checks: &BTreeMap<String, Value>, id: &str) -> String {
     checks.get(id).map(|check| check["status"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
 }
@@ -174,27 +78,13 @@ async fn doctor_reads_live_tables_and_logs_and_logs_interleaves_the_functions() 
     let dir = temp_dir("doctor-data");
     artifacts(&dir);
     let bucket = format!("doctor-data-assets-{}", std::process::id());
-    let deployed = xtask(
-        &endpoint,
-        &[
-            "deploy",
-            "--stage",
-            "dev",
-            "--no-build",
-            "--artifacts",
-            dir.to_str().expect("utf-8 path"),
-            "--yes",
-            "--region",
-            REGION,
-            "--assets-bucket",
-            &bucket,
-        ],
-    );
+    let deployed = deploy_dev(&endpoint, &dir, REGION, &bucket);
     assert!(deployed.status.success(), "{}", text(&deployed));
-    let physical = physical_ids(&endpoint).await;
-    let dynamodb = dynamodb(&endpoint);
-    as_aws_deploys_them(&dynamodb, &physical).await;
-    let logs_client = cloudwatch_logs(&endpoint);
+    let config = sdk_config(&endpoint, REGION);
+    let physical = physical_ids(&aws_sdk_cloudformation::Client::new(&config), STACK).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    tables_as_aws_deploys_them(&dynamodb, &physical).await;
+    let logs_client = aws_sdk_cloudwatchlogs::Client::new(&config);
     let group = |function: &str| physical[&stacks::naming::log_group(function)].clone();
     // Empty log groups, even when the endpoint already served an earlier run of this test.
     for function in contract::CONTRACT.functions {
@@ -337,16 +227,14 @@ async fn doctor_reads_live_tables_and_logs_and_logs_interleaves_the_functions() 
     assert!(output.lines().all(|line| line.split_whitespace().nth(1) == Some("connection")), "{output}");
 
     // `--follow`: a line written while it runs is printed once, and Ctrl-C stops it cleanly.
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
-    testkit::isolate_aws_environment(&mut command)
-        .args(["logs", "--stage", "dev", "--region", REGION, "--since", "10m", "--function", "connection", "--follow"])
-        .args(["--endpoint-url", &endpoint])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let following = command.spawn().expect("logs --follow runs");
+    let following = xtask_command(
+        &endpoint,
+        &["logs", "--stage", "dev", "--region", REGION, "--since", "10m", "--function", "connection", "--follow"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("logs --follow runs");
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let later = json!({"level": "INFO", "fields": {"message": "listener left"}}).to_string();
     put(&logs_client, &group("connection"), "2024/05/01/[$LATEST]later", &[(now_millis(), later)]).await;

@@ -12,55 +12,19 @@
 //! moto stores API Gateway v2 resources only in the template (it does not create them), which
 //! is enough: `diff` and the verifier read templates.
 
-use aws_sdk_cloudformation::types::Parameter;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 mod support;
 
-use support::{artifacts, temp_dir, text, xtask};
+use support::{artifacts, deploy_dev, physical_ids, sdk_config, temp_dir, text, update_template, xtask};
 
 const STACK: &str = "session-service-dev";
-
-/// CloudFormation in the `dev` stage's region, where a deploy without `--region` goes.
-async fn cloudformation(endpoint: &str) -> aws_sdk_cloudformation::Client {
-    cloudformation_in(endpoint, &stacks::stages::dev().region).await
-}
-
-async fn cloudformation_in(endpoint: &str, region: &str) -> aws_sdk_cloudformation::Client {
-    let config = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-        .region(aws_sdk_cloudformation::config::Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_cloudformation::Client::from_conf(config)
-}
-
-/// Replaces the deployed template (keeping the parameters), as a hand edit in the console would.
-async fn redeploy_edited(client: &aws_sdk_cloudformation::Client, edit: impl FnOnce(&mut Value)) {
-    let body =
-        client.get_template().stack_name(STACK).send().await.expect("template").template_body.unwrap_or_default();
-    let mut template: Value = serde_json::from_str(&body).expect("JSON");
-    edit(&mut template);
-    let mut update = client
-        .update_stack()
-        .stack_name(STACK)
-        .template_body(template.to_string())
-        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam);
-    for key in template["Parameters"].as_object().expect("parameters").keys() {
-        update = update.parameters(Parameter::builder().parameter_key(key).use_previous_value(true).build());
-    }
-    update.send().await.expect("updated");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_then_diff_against_a_local_endpoint() {
     let endpoint = testkit::local_endpoint();
-    let dir = std::env::temp_dir().join(format!("xtask-release-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = temp_dir("release");
     let hashes = artifacts(&dir);
     let artifacts_dir = dir.to_str().expect("utf-8 path");
 
@@ -80,29 +44,23 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     let synthesized = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("synthesizes").to_json();
     let key = format!("templates/{:x}.json", Sha256::digest(synthesized.as_bytes()));
     assert!(output.contains(&format!("template uploaded ({key}")), "{output}");
-    let bucket = format!("{STACK}-assets-{}", account(&endpoint).await);
-    let region = stacks::stages::dev().region;
-    s3(&endpoint, &region).head_object().bucket(&bucket).key(&key).send().await.expect("the template is in the bucket");
+    // The `dev` stage's region, where a deploy without `--region` goes.
+    let config = sdk_config(&endpoint, &stacks::stages::dev().region);
+    let bucket = format!("{STACK}-assets-{}", account(&config).await);
+    s3(&config).head_object().bucket(&bucket).key(&key).send().await.expect("the template is in the bucket");
 
-    let client = cloudformation(&endpoint).await;
-    let resources = client.describe_stack_resources().stack_name(STACK).send().await.expect("resources");
-    let physical = |logical: &str| {
-        resources
-            .stack_resources()
-            .iter()
-            .find(|r| r.logical_resource_id() == Some(logical))
-            .and_then(|r| r.physical_resource_id().map(str::to_owned))
-            .unwrap_or_default()
-    };
+    let client = aws_sdk_cloudformation::Client::new(&config);
+    let physical = physical_ids(&client, STACK).await;
     for table in contract::CONTRACT.tables {
-        assert!(!physical(table.logical_id).is_empty(), "{} created", table.logical_id);
+        assert!(physical.get(table.logical_id).is_some_and(|name| !name.is_empty()), "{} created", table.logical_id);
     }
     // The functions run exactly the uploaded zips.
-    let lambda = lambda_client(&endpoint);
+    let lambda = aws_sdk_lambda::Client::new(&config);
     for (function, code_sha256) in &hashes {
-        let name = physical(&stacks::naming::function(function));
-        let configuration = lambda.get_function_configuration(&name).await;
-        assert_eq!(configuration.get("CodeSha256").and_then(Value::as_str), Some(code_sha256.as_str()), "{function}");
+        let name = &physical[&stacks::naming::function(function)];
+        let configuration =
+            lambda.get_function_configuration().function_name(name).send().await.expect("function configuration");
+        assert_eq!(configuration.code_sha256(), Some(code_sha256.as_str()), "{function}");
     }
 
     // Second release: nothing to do, no question asked (stdin is not a terminal).
@@ -114,7 +72,7 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
 
     // A changed configuration on the deployed side: exit 2, exactly that change.
-    redeploy_edited(&client, |template| {
+    update_template(&client, STACK, |template| {
         template["Resources"]["MessagesFunction"]["Properties"]["Environment"]["Variables"]["MAX_LISTENERS_PER_SESSION"] = json!("900");
     })
     .await;
@@ -138,7 +96,7 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     );
 
     // The seed incident deployed: exit 1, named.
-    redeploy_edited(&client, |template| {
+    update_template(&client, STACK, |template| {
         template["Resources"]["ConnectAuthorizer"]["Properties"]["IdentitySource"] =
             json!(["route.request.querystring.token"]);
     })
@@ -157,7 +115,7 @@ async fn deploy_then_diff_against_a_local_endpoint() {
 
     // A table with a name the template does not give it: the release would replace it. Refused
     // even with --yes, saying what is lost and how to go ahead; nothing executed.
-    redeploy_edited(&client, |template| {
+    update_template(&client, STACK, |template| {
         template["Resources"][first_table]["Properties"]["TableName"] = json!("renamed-by-hand");
     })
     .await;
@@ -197,26 +155,14 @@ async fn executable_change_sets(client: &aws_sdk_cloudformation::Client) -> Vec<
 }
 
 /// The account the local endpoint answers as (it names the default assets bucket).
-async fn account(endpoint: &str) -> String {
-    let config = aws_sdk_sts::Config::builder()
-        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-        .region(aws_sdk_sts::config::Region::new(stacks::stages::dev().region))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    let identity = aws_sdk_sts::Client::from_conf(config).get_caller_identity().send().await.expect("identity");
+async fn account(config: &aws_config::SdkConfig) -> String {
+    let identity = aws_sdk_sts::Client::new(config).get_caller_identity().send().await.expect("identity");
     identity.account().unwrap_or_default().to_owned()
 }
 
-fn s3(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+/// S3 with path-style addressing (the local endpoint serves no bucket subdomains).
+fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
 }
 
 /// `--region` sends the whole release there, the assets bucket included; a bucket in another
@@ -227,13 +173,11 @@ async fn the_assets_bucket_is_made_in_the_region_asked_for() {
     let dir = temp_dir("release-region");
     artifacts(&dir);
     let bucket = format!("xtask-region-{}", std::process::id());
-    let deploy = |region: &str| {
-        let args = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", region, "--assets-bucket", &bucket];
-        xtask(&endpoint, &[&args[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat())
-    };
+    let deploy = |region: &str| deploy_dev(&endpoint, &dir, region, &bucket);
     let released = deploy("us-west-2");
     assert!(released.status.success(), "{}", text(&released));
-    let location = s3(&endpoint, "us-west-2").get_bucket_location().bucket(&bucket).send().await.expect("location");
+    let location =
+        s3(&sdk_config(&endpoint, "us-west-2")).get_bucket_location().bucket(&bucket).send().await.expect("location");
     assert_eq!(location.location_constraint().map(|constraint| constraint.as_str()), Some("us-west-2"));
 
     let elsewhere = deploy("ap-southeast-2");
@@ -250,7 +194,7 @@ async fn a_stack_that_only_holds_a_change_set_is_created() {
     let region = "us-east-2";
     let dir = temp_dir("release-review");
     artifacts(&dir);
-    let client = cloudformation_in(&endpoint, region).await;
+    let client = aws_sdk_cloudformation::Client::new(&sdk_config(&endpoint, region));
     client
         .create_change_set()
         .stack_name(STACK)
@@ -264,8 +208,7 @@ async fn a_stack_that_only_holds_a_change_set_is_created() {
     assert_eq!(reviewed.stacks()[0].stack_status().map(|status| status.as_str()), Some("REVIEW_IN_PROGRESS"));
 
     let bucket = format!("xtask-review-{}", std::process::id());
-    let args = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", region, "--assets-bucket", &bucket];
-    let released = xtask(&endpoint, &[&args[..], &["--artifacts", dir.to_str().expect("utf-8 path")]].concat());
+    let released = deploy_dev(&endpoint, &dir, region, &bucket);
     let output = text(&released);
     assert!(released.status.success(), "{output}");
     assert!(output.contains("REVIEW_IN_PROGRESS") && output.contains("not deployed yet"), "{output}");
@@ -305,24 +248,4 @@ fn zips_that_do_not_fit_the_stage_are_refused() {
         assert!(output.contains(says) && output.contains("run `cargo xtask build`"), "{output}");
     }
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// The Lambda API's GetFunctionConfiguration, over plain HTTP (no Lambda SDK in this workspace).
-fn lambda_client(endpoint: &str) -> LambdaProbe {
-    LambdaProbe { endpoint: endpoint.to_owned() }
-}
-
-struct LambdaProbe {
-    endpoint: String,
-}
-
-impl LambdaProbe {
-    async fn get_function_configuration(&self, name: &str) -> Value {
-        // moto routes by the credential scope's service and does not check signatures.
-        let url = format!("{}/2015-03-31/functions/{name}/configuration", self.endpoint);
-        let scope = "AWS4-HMAC-SHA256 Credential=testing/20261125/eu-west-1/lambda/aws4_request, SignedHeaders=host, Signature=0";
-        let response =
-            reqwest::Client::new().get(&url).header("Authorization", scope).send().await.expect("lambda answers");
-        response.json().await.expect("JSON")
-    }
 }
