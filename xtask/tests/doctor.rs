@@ -13,9 +13,9 @@
 //! undone before the next) and doctor names exactly the check that judges it, with what it
 //! means for clients and the fix: `MANAGEMENT_ENDPOINT` written as `wss://`, a missing
 //! environment variable, a missing invoke permission, a role policy without an action the
-//! code calls, a route deleted, and the incident (an identity source on the `$connect`
-//! authorizer). The probes run against local servers that answer with a chosen status
-//! (`doctor_probe.rs` runs them against the local stack).
+//! code calls, a route deleted, the incident (an identity source on the `$connect`
+//! authorizer), and a function deleted live. The probes run against local servers that
+//! answer with a chosen status (`doctor_probe.rs` runs them against the local stack).
 
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
@@ -558,5 +558,14 @@ async fn doctor_names_each_break_of_a_live_stage() {
     assert!(fix.contains("remove the IdentitySource"), "{fix}");
     assert!(fix.contains("cargo xtask deploy --stage dev"), "{fix}");
 
+    // A function deleted live: recreated under its name, with the role the stack lists, in this account.
+    lambda.delete_function().function_name(http).send().await.expect("deleted");
+    let (_, checks) = doctor_json(&endpoint, &dir);
+    let check = &checks["functions.http.state"];
+    assert_eq!(check["status"], "fail", "{check:#}");
+    assert!(check["message"].as_str().unwrap_or_default().contains("Lambda has no such function"), "{check:#}");
+    let role = format!("arn:aws:iam::{}:role/{}", live.values["AWS::AccountId"], live.role("http"));
+    let fix = check["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains(&format!("aws lambda create-function --function-name {http} --role {role} ")), "{fix}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -153,6 +153,11 @@ impl ArnParts {
     fn execute_api(&self, rest: &str) -> String {
         format!("arn:{}:execute-api:{}:{}:{rest}", self.partition, self.region, self.account)
     }
+
+    /// `arn:{partition}:iam::{account}:role/{name}` (the template gives its roles no path).
+    pub(super) fn role(&self, name: &str) -> String {
+        format!("arn:{}:iam::{}:role/{name}", self.partition, self.account)
+    }
 }
 
 /// The domain API Gateway endpoints of `region` live under.
@@ -301,28 +306,86 @@ fn manifest(dir: &Path) -> Result<Vec<Artifact>, String> {
 pub(super) async fn checks(context: &Context) -> Vec<Check> {
     let lambda = aws_sdk_lambda::Client::new(&context.sdk);
     let expected = Expected::read(context).await;
-    let mut checks = Vec::new();
+    let mut found = Vec::new();
     for function in deployed(&context.stage) {
-        let logical = naming::function(function.name);
-        let Some(physical) = expected.physical.get(&logical).cloned() else {
-            checks.push(absent_check(&expected, function, Absent::NotInStack));
-            continue;
-        };
-        let live = match read_function(&lambda, &physical).await {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                checks.push(absent_check(&expected, function, Absent::Deleted(&physical)));
-                continue;
+        found.push((function, find(&lambda, &expected, function).await));
+    }
+    // Only the fix of a deleted function needs the account (its role's ARN).
+    let any_deleted = found.iter().any(|(_, found)| matches!(found, Found::Deleted(_)));
+    let account = if any_deleted { stage_account(context, &found).await } else { None };
+    let mut checks = Vec::new();
+    for (function, found) in &found {
+        match found {
+            Found::NotInStack => checks.push(absent_check(&expected, function, Absent::NotInStack)),
+            Found::Deleted(physical) => {
+                let role = role_arn(&expected, function, account.as_ref());
+                checks.push(absent_check(&expected, function, Absent::Deleted { physical, role: &role }));
             }
-            Err(unreadable) => {
-                checks.push(unreadable.check(GROUP, format!("functions.{}.state", function.name), &physical));
-                continue;
+            Found::Unreadable(physical, unreadable) => {
+                checks.push(unreadable.check(GROUP, format!("functions.{}.state", function.name), physical));
             }
-        };
-        let policy = invoke_permission::read_policy(&lambda, &physical).await;
-        checks.extend(judge_function(&expected, function, &live, &policy));
+            Found::Live(live, policy) => checks.extend(judge_function(&expected, function, live, policy)),
+        }
     }
     checks
+}
+
+/// What Lambda has of one contract function.
+#[derive(Debug)]
+enum Found {
+    /// The stack does not list it.
+    NotInStack,
+    /// The stack lists it under this name, and Lambda has no such function.
+    Deleted(String),
+    /// The stack lists it under this name, and reading it failed.
+    Unreadable(String, Unreadable),
+    /// Its configuration and its resource policy.
+    Live(Box<LiveFunction>, Result<Option<Value>, Unreadable>),
+}
+
+/// Reads `function` under the name the stack lists it by.
+async fn find(lambda: &aws_sdk_lambda::Client, expected: &Expected<'_>, function: &Function) -> Found {
+    let Some(physical) = expected.physical.get(&naming::function(function.name)).cloned() else {
+        return Found::NotInStack;
+    };
+    match read_function(lambda, &physical).await {
+        Ok(Some(live)) => {
+            let policy = invoke_permission::read_policy(lambda, &physical).await;
+            Found::Live(Box::new(live), policy)
+        }
+        Ok(None) => Found::Deleted(physical),
+        Err(unreadable) => Found::Unreadable(physical, unreadable),
+    }
+}
+
+/// The partition and account of the stage's resources: those of a live function's ARN, else
+/// of the identity doctor runs as (`GetCallerIdentity`); `None` when neither says.
+async fn stage_account(context: &Context, found: &[(&Function, Found)]) -> Option<ArnParts> {
+    let live = found.iter().find_map(|(_, found)| match found {
+        Found::Live(live, _) => ArnParts::of(&live.function_arn),
+        _ => None,
+    });
+    if live.is_some() {
+        return live;
+    }
+    let identity = aws_sdk_sts::Client::new(&context.sdk).get_caller_identity().send().await.ok()?;
+    let partition = identity.arn()?.split(':').nth(1).filter(|partition| !partition.is_empty())?;
+    Some(ArnParts {
+        partition: partition.to_owned(),
+        region: context.region(),
+        account: identity.account()?.to_owned(),
+    })
+}
+
+/// The ARN of the role the template gives `function`: its name as the stack lists it, in
+/// `account` (a placeholder where the account is unknown).
+fn role_arn(expected: &Expected<'_>, function: &Function, account: Option<&ArnParts>) -> String {
+    let logical = naming::role(function.name);
+    let name = expected.physical.get(&logical).map_or_else(|| format!("<the name of {logical}>"), Clone::clone);
+    match account {
+        Some(account) => account.role(&name),
+        None => format!("arn:aws:iam::<account id>:role/{name}"),
+    }
 }
 
 /// How a function is not there.
@@ -330,8 +393,9 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
 enum Absent<'a> {
     /// The stack does not list it.
     NotInStack,
-    /// The stack lists it under this name, and Lambda has no such function.
-    Deleted(&'a str),
+    /// The stack lists it under the name `physical`, and Lambda has no such function; `role`
+    /// is the ARN of the role the template gives it.
+    Deleted { physical: &'a str, role: &'a str },
 }
 
 /// The single failed check of a function that is not there.
@@ -346,7 +410,7 @@ fn absent_check(expected: &Expected<'_>, function: &Function, absent: Absent<'_>
             format!("the stack has no {logical}: `{}` is not deployed, so {outage}", function.name),
             expected.deploy(),
         ),
-        Absent::Deleted(physical) => Check::fail(
+        Absent::Deleted { physical, role } => Check::fail(
             GROUP,
             id,
             format!(
@@ -357,14 +421,14 @@ fn absent_check(expected: &Expected<'_>, function: &Function, absent: Absent<'_>
                 "CloudFormation does not recreate a resource deleted behind its back (`aws cloudformation \
                  detect-stack-drift --stack-name {stack}` shows it DELETED), and a deploy with no change to it does \
                  nothing: recreate it under the same name, as the template declares it (aws lambda create-function \
-                 --function-name {physical} --role ARN_OF_{role} --runtime {runtime} --handler bootstrap --architectures \
-                 {architectures} --zip-file fileb://target/lambda/{name}.zip, with the template's environment), so \
-                 the stack finds it again",
+                 --function-name {physical} --role {role} --runtime {runtime} --handler bootstrap --architectures \
+                 {architectures} --zip-file fileb://target/lambda/{name}.zip --region {region}, with the template's \
+                 environment), so the stack finds it again",
                 stack = expected.stage.stack_name,
-                role = naming::role(function.name),
                 runtime = expected.properties(&logical)["Runtime"].as_str().unwrap_or("provided.al2023"),
                 architectures = template::strings(&expected.properties(&logical)["Architectures"]).join(" "),
                 name = function.name,
+                region = expected.region,
             ),
         ),
     }
@@ -715,7 +779,8 @@ mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::fixtures::{
-        expected, failures, healthy, healthy_policy, healthy_policy_of, judged, only_failure, synthesized,
+        ACCOUNT, expected, failures, healthy, healthy_policy, healthy_policy_of, judged, only_failure, physical_name,
+        synthesized,
     };
     use super::*;
     use crate::build::{Arch, Profile};
@@ -847,8 +912,22 @@ mod tests {
 
         let check = absent_check(&expected, function, Absent::NotInStack);
         assert!(check.message.contains("the stack has no HttpFunction"), "{}", check.message);
-        let check = absent_check(&expected, function, Absent::Deleted("gone"));
+    }
+
+    #[test]
+    fn a_deleted_function_is_recreated_with_its_role_in_the_stage_account() {
+        let stage = stacks::stages::dev();
+        let synthesized = synthesized(&stage);
+        let expected = expected(&stage, &synthesized);
+        let function = &contract::functions::HTTP;
+        let account = ArnParts::of(&healthy(&expected, &contract::functions::CONNECTION).function_arn);
+        let role = role_arn(&expected, function, account.as_ref());
+        assert_eq!(role, format!("arn:aws:iam::{ACCOUNT}:role/{}", physical_name(&naming::role("http"))));
+        let check = absent_check(&expected, function, Absent::Deleted { physical: "gone", role: &role });
         assert!(check.message.contains("Lambda has no such function"), "{}", check.message);
+        assert!(check.fix.contains(&format!("create-function --function-name gone --role {role} ")), "{}", check.fix);
+        assert!(check.fix.contains("--region eu-west-1"), "{}", check.fix);
+        assert!(role_arn(&expected, function, None).starts_with("arn:aws:iam::<account id>:role/"));
     }
 
     #[test]

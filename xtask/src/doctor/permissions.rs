@@ -183,7 +183,7 @@ impl Stack<'_> {
             template::STREAM => format!("arn:{partition}:kinesis:{region}:{account}:stream/{physical}"),
             "AWS::Logs::LogGroup" => format!("arn:{partition}:logs:{region}:{account}:log-group:{physical}:*"),
             template::LAMBDA => format!("arn:{partition}:lambda:{region}:{account}:function:{physical}"),
-            template::ROLE => format!("arn:{partition}:iam::{account}:role/{physical}"),
+            template::ROLE => self.arn.role(physical),
             _ => return None,
         })
     }

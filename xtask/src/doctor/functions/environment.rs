@@ -193,8 +193,11 @@ pub(super) fn check(expected: &Expected<'_>, function: &Function, live: &LiveFun
             GROUP,
             id,
             format!(
-                "the {} variables the contract declares, with this stack's resources{}{unread}",
-                function.environment.len(),
+                "the {} the contract declares, with this stack's resources{}{unread}",
+                match function.environment.len() {
+                    1 => "1 variable".to_owned(),
+                    count => format!("{count} variables"),
+                },
                 endpoint.unwrap_or_default()
             ),
         );

@@ -165,6 +165,11 @@ fn granted_sources(policy: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `its 1 source`, `all 5 of its sources`.
+fn all_of_its_sources(count: usize) -> String {
+    if count == 1 { "its 1 source".to_owned() } else { format!("all {count} of its sources") }
+}
+
 /// `functions.<name>.invoke-permission`: the resource policy lets API Gateway invoke the
 /// function from every source it serves.
 pub(super) fn check(
@@ -200,7 +205,7 @@ pub(super) fn check(
         return Check::pass(
             GROUP,
             id,
-            format!("API Gateway may invoke it from all {} of its sources ({})", sources.len(), grants.join(", ")),
+            format!("API Gateway may invoke it from {} ({})", all_of_its_sources(sources.len()), grants.join(", ")),
         );
     }
     let outage = stacks::verify::outage(&contract::CONTRACT, function);
@@ -269,6 +274,11 @@ mod tests {
             check.fix
         );
 
+        let healthy_checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let passed = healthy_checks.iter().find(|check| check.id == "functions.connection.invoke-permission");
+        let passed = passed.expect("judged");
+        assert!(passed.message.starts_with("API Gateway may invoke it from all 2 of its sources ("), "{passed:?}");
+
         let checks = judged(&expected, function, &live, None);
         assert!(only_failure(&checks, "functions.connection.invoke-permission").message.contains("from no source"));
 
@@ -290,6 +300,12 @@ mod tests {
 
         let authorizer = &contract::functions::AUTHORIZER;
         let live = healthy(&expected, authorizer);
+        let checks = judged(&expected, authorizer, &live, Some(healthy_policy(authorizer)));
+        let passed = checks.iter().find(|check| check.id == "functions.authorizer.invoke-permission");
+        assert!(
+            passed.expect("judged").message.starts_with("API Gateway may invoke it from its 1 source ("),
+            "{checks:?}"
+        );
         let wrong = format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/authorizers/zzz999");
         let checks = judged(&expected, authorizer, &live, Some(policy_from(&wrong)));
         let check = only_failure(&checks, "functions.authorizer.invoke-permission");
