@@ -39,6 +39,28 @@
 //! Pausing, resuming and ending tell the session's connections through `@connections` at the
 //! configured management endpoint (`MANAGEMENT_ENDPOINT`, required for this function: it gets
 //! no WebSocket event to derive one from, so a cold start without it fails).
+//!
+//! ## Why events, not `lambda_http` and a router
+//!
+//! The function reads the payload 2.0 event itself, and dispatches on its route key, rather
+//! than run under `lambda_http` with a path router (axum's `Router`), because either would
+//! change answers this page documents:
+//!
+//! - API Gateway has already chosen the route, from the template the contract generates, and
+//!   the event names it. A router would choose again from the method and the path by rules
+//!   of its own: 405 for a known path with another method, an empty 404, extractor refusals
+//!   in plain text rather than `{code, message}`. That is a second routing that can disagree
+//!   with the first, and the route key would stop being what decides. The contract's routes
+//!   are bound to their operations once, in `routes.rs`, checked at compile time.
+//! - `lambda_http` turns the event into an `http::Request` before any handler runs, and that
+//!   conversion panics (an invocation error, so a 500 from the gateway) on a body flagged
+//!   base64 that is not base64, and on a `rawPath`, `rawQueryString`, `Host` or
+//!   `X-Forwarded-Proto` that does not form a URL; an event that does not read (one header
+//!   value with a control character is enough) is an invocation error too. Here the first is
+//!   a 400 `INVALID_MESSAGE`, the URI is never read, such a header is left out
+//!   ([`read_event`]), and an event that still does not read is a 500 with the error body;
+//!   the property tests hold the function to that. What `lambda_http` would save is one
+//!   base64 decode and the three fields of a response.
 
 mod request;
 mod response;

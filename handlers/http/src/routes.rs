@@ -5,6 +5,9 @@
 //! only ever read from the contract. A compile-time check keeps the pairing honest: the
 //! contract must declare exactly as many routes, each with the method its operation expects,
 //! and every operation that acts for a user must sit behind the JWT authorizer.
+//!
+//! A request is found by the route key API Gateway selected, never by matching its method
+//! and path a second time (the crate doc says why there is no path router).
 
 use contract::functions::HTTP;
 use contract::{HttpAuth, HttpMethod, HttpRoute};

@@ -442,3 +442,49 @@ fn a_header_value_with_a_nul_character_does_not_make_the_event_unreadable() {
     assert!(request.headers.get("a").is_none());
     assert!(matches!(read_request(&request), Ok(Request::Health)));
 }
+
+/// The function reads no URI, so parts of the event that do not form one never make it fail:
+/// a `rawPath` without its leading slash, a raw query with a space, a `Host` or
+/// `X-Forwarded-Proto` that cannot stand in a URL. (`lambda_http` builds a URI from these
+/// before a handler runs, and panics on each; the crate doc says why the function does not
+/// use it.) A body flagged base64 that is not base64 is the client's error, 400.
+#[test]
+fn parts_of_the_event_that_do_not_form_a_uri_do_not_matter() {
+    let event = |path: &str, query: &str, headers: Value| {
+        json!({
+            "version": "2.0",
+            "routeKey": "GET /health",
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": headers,
+            "requestContext": {
+                "domainName": "h7k2p9q4r1.execute-api.eu-west-1.amazonaws.com",
+                "http": {"method": "GET", "path": path},
+                "routeKey": "GET /health",
+                "stage": "$default",
+            },
+            "isBase64Encoded": false,
+        })
+    };
+    let cases = [
+        ("a path without its slash", event("health now", "", json!({}))),
+        ("a path starting with a colon", event(":x", "", json!({}))),
+        ("a query with a space", event("/health", "a b", json!({}))),
+        ("a host with a space", event("/health", "", json!({"host": "a b"}))),
+        ("a scheme with a space", event("/health", "", json!({"x-forwarded-proto": "h t"}))),
+    ];
+    for (name, event) in cases {
+        let request = read_event(event).unwrap_or_else(|error| panic!("{name}: the event does not read: {error}"));
+        assert!(matches!(read_request(&request), Ok(Request::Health)), "{name}");
+    }
+
+    let mut post = event("/sessions", "", json!({}));
+    post["routeKey"] = json!("POST /sessions");
+    post["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": "user-42"}, "scopes": null}});
+    post["body"] = json!("{\"sourceLanguage\":\"en\"}");
+    post["isBase64Encoded"] = json!(true);
+    let request = read_event(post).expect("the event reads");
+    let response = read_request(&request).expect_err("not base64");
+    let refusal = refused(&response).expect("a documented refusal");
+    assert_eq!((refusal.status, refusal.code), (400, ErrorCode::InvalidMessage));
+}
