@@ -5,6 +5,10 @@
 //! otherwise. `--check` writes nothing and fails when a file on disk differs from what would be
 //! written (rust-analyzer's `ensure_file_contents` pattern), so a committed copy can never go
 //! stale unnoticed.
+//!
+//! It also writes the published protocol documents, `docs/asyncapi.yaml` and
+//! `docs/openapi.yaml` (`protocol_docs`), which are committed: `--check` fails when either
+//! differs from what the code generates.
 
 use crate::{project_root, step};
 use anyhow::{Context, Result, bail};
@@ -38,6 +42,15 @@ impl Synth {
                 ensure_unchanged(&path, &text)?;
             } else {
                 write(&path, &text)?;
+            }
+            println!("{}", path.display());
+        }
+        for document in protocol_docs::documents()? {
+            let path = project_root().join(document.path);
+            if self.check {
+                ensure_unchanged(&path, &document.text)?;
+            } else {
+                write(&path, &document.text)?;
             }
             println!("{}", path.display());
         }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: sets up everything the tests need and runs every test.
 //!
-//! It makes the private Python environment (moto's server, cfn-lint) if missing, starts one
+//! It makes the private Python environment (moto's server, cfn-lint) if missing, installs the
+//! parsers of the published protocol documents (`document_parsers`, `npm ci`), starts one
 //! local AWS endpoint for the whole run (tests find it through `TESTKIT_AWS_ENDPOINT`), and
 //! runs `cargo test --workspace`, then cfn-lint on every synthesized template. Extra arguments
 //! go to `cargo test`, for example `cargo xtask test -- --test store` or
@@ -16,6 +17,8 @@
 //! always run with `INSTA_UPDATE=no` (whatever the caller's environment says) and without
 //! `INSTA_FORCE_PASS` or `INSTA_FORCE_UPDATE`, so a snapshot that differs fails and nothing is
 //! written.
+
+mod document_parsers;
 
 use crate::python::PythonEnv;
 use crate::{cargo, step};
@@ -34,6 +37,7 @@ pub(crate) struct Test {
 impl Test {
     pub(crate) fn run(self) -> Result<()> {
         let python = PythonEnv::ensure()?;
+        document_parsers::ensure()?;
         let server = testkit::LocalServer::start(&python.python()).map_err(anyhow::Error::msg)?;
         let endpoint = server.url();
         step(format!("local AWS endpoint (moto's server) at {endpoint}"));

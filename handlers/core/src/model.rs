@@ -23,6 +23,7 @@ pub const HANDSHAKE_WINDOW_MS: EpochMillis = 30_000;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     Speaker,
@@ -48,6 +49,7 @@ impl Role {
 
 /// A session's status: one field with one meaning for HTTP and WebSocket alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SessionStatus {
     Active,
@@ -87,6 +89,7 @@ impl SessionStatus {
 
 /// What the speaker's listeners hear.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastState {
     pub is_paused: bool,

@@ -11,7 +11,7 @@ use std::fmt;
 pub const MAX_MESSAGE_BYTES: usize = contract::limits::MAX_MESSAGE_BYTES as usize;
 
 /// ISO 639-1 two-letter codes.
-const ISO_639_1: &[&str] = &[
+pub(crate) const ISO_639_1: &[&str] = &[
     "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bi", "bm", "bn", "bo",
     "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da", "de", "dv", "dz", "ee", "el", "en", "eo",
     "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr", "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he", "hi",
@@ -77,6 +77,7 @@ impl fmt::Display for LanguageCode {
 
 /// The translation quality a speaker pays for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum QualityTier {
     #[default]

@@ -30,55 +30,81 @@ pub const MAX_CHUNK_ID_CHARS: usize = 128;
 pub const MAX_ECHO_CHARS: usize = 64;
 
 /// One message from a client.
+///
+/// The message is read by [`parse_client_frame`] and written by [`ClientMessage::to_json`],
+/// not by serde. With the `schema` feature its JSON Schema is derived from the same shape
+/// (`action` as the tag, fields in camelCase); the doc comment of each variant is its
+/// description in the published AsyncAPI document, and `protocol-docs` tests that the schema
+/// and the parser agree on every field.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")
+)]
 pub enum ClientMessage {
+    /// Speaker, connected without a session: create one; answered with `sessionCreated`.
     CreateSession {
         source_language: LanguageCode,
+        /// `standard` when absent.
         quality_tier: Option<QualityTier>,
     },
-    JoinSession {
-        session_id: SessionId,
-        target_language: LanguageCode,
-    },
+    /// Listener: join a session; answered with `sessionJoined` (joining again is answered alike).
+    JoinSession { session_id: SessionId, target_language: LanguageCode },
+    /// Anyone, every 30 s: keeps the connection open; answered with `heartbeatAck`, and near the
+    /// connection's 2-hour limit also with `connectionRefreshRequired` or `connectionWarning`.
     Heartbeat {
+        /// The client's clock, in milliseconds since the epoch.
         timestamp: Option<u64>,
     },
-    RefreshConnection {
-        session_id: SessionId,
-        role: Role,
-    },
+    /// Anyone, on a new connection: take over the old connection's place in the session;
+    /// answered with `connectionRefreshComplete`, and the old connection closes.
+    RefreshConnection { session_id: SessionId, role: Role },
+    /// Speaker: answered with `sessionStatus`.
     GetSessionStatus,
+    /// Speaker: every connection of the session is told `broadcastPaused`.
     PauseBroadcast,
+    /// Speaker: every connection of the session is told `broadcastResumed`.
     ResumeBroadcast,
+    /// Speaker: every connection of the session is told `broadcastMuted`.
     MuteBroadcast,
+    /// Speaker: every connection of the session is told `broadcastUnmuted`.
     UnmuteBroadcast,
-    SetVolume {
-        volume_level: Volume,
-    },
-    SpeakerStateChange {
-        state: BroadcastState,
-    },
-    /// `changeLanguage`, or its alias `switchLanguage`.
-    ChangeLanguage {
-        target_language: LanguageCode,
-    },
+    /// Speaker: every connection of the session is told `volumeChanged`.
+    SetVolume { volume_level: Volume },
+    /// Speaker: every connection of the session is told `speakerStateChanged`.
+    SpeakerStateChange { state: BroadcastState },
+    /// Listener: listen in another language; answered with `languageChanged`. `switchLanguage`
+    /// is an alias.
+    ChangeLanguage { target_language: LanguageCode },
+    /// Speaker: end the session; every connection is told `sessionEnded` and closed.
     EndSession {
+        /// Why, as the listeners are told.
+        #[cfg_attr(feature = "schema", schemars(length(max = MAX_REASON_CHARS)))]
         reason: Option<String>,
     },
-    /// A chunk of 16 kHz mono s16le PCM, sent base64-encoded as `audioData`.
+    /// Speaker: a chunk of audio for the session's audio stream; answered only with an `error`.
     SendAudio {
+        /// 16 kHz mono 16-bit little-endian PCM, base64-encoded (standard alphabet, padded):
+        /// whole samples, not empty.
+        #[cfg_attr(
+            feature = "schema",
+            schemars(with = "String", length(min = 4), extend("contentEncoding" = "base64"))
+        )]
         audio_data: Vec<u8>,
         chunk_id: ChunkId,
+        /// When the chunk was recorded, in milliseconds since the epoch.
         timestamp: u64,
     },
 }
 
 /// A client's label for an audio chunk: a sequence number or a short string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ChunkId {
     Number(u64),
-    Text(String),
+    Text(#[cfg_attr(feature = "schema", schemars(length(min = 1, max = MAX_CHUNK_ID_CHARS)))] String),
 }
 
 impl ClientMessage {

@@ -3,6 +3,12 @@
 //! - [`client`]: client-to-server messages, selected by `action`, and [`parse_client_frame`],
 //!   which turns any raw frame into a message or a precise [`ProtocolError`].
 //! - [`server`]: server-to-client messages, tagged by `type`, each sent with a `timestamp`.
+//! - [`handshake`]: what a client puts in the `$connect` request (query parameters, header).
+//! - [`http`]: the bodies of the HTTP API's requests and answers.
+//!
+//! With the `schema` feature every wire type also implements `schemars::JsonSchema`; the crate
+//! `protocol-docs` builds the published AsyncAPI and OpenAPI documents (`docs/`) from those
+//! schemas and the contract. The functions are built without the feature.
 //!
 //! Times in messages are milliseconds since the epoch (`timestamp`, `createdAt`,
 //! `expiresAt`); durations say their unit in their name or docs (`sessionDuration` is in
@@ -15,6 +21,10 @@
 
 pub mod client;
 pub mod fields;
+pub mod handshake;
+pub mod http;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod server;
 
 pub use client::{ChunkId, ClientMessage, parse_client_frame};
@@ -26,20 +36,35 @@ use std::fmt;
 
 /// Every error code of PROTOCOL.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
+    /// A required field or parameter is absent (or `null`); `details.field` names it.
     MissingParameter,
+    /// A field or parameter breaks its rule (type, format, range); `details.field` names it
+    /// and the message says the rule.
     InvalidParameter,
+    /// The message or body is not a JSON object.
     InvalidMessage,
+    /// The `action` names no action of the API (on the HTTP API: no such route).
     UnknownAction,
+    /// A speaker token is required and missing, invalid or expired.
     Unauthorized,
+    /// The caller may not do this: not the session's owner, or not the role the action is for.
     Forbidden,
+    /// No session has this id (or it has expired).
     SessionNotFound,
+    /// The session has ended.
     SessionInactive,
+    /// The session has as many listeners as it admits.
     SessionFull,
+    /// Too many requests; `retryAfter` says after how many seconds to retry.
     RateLimitExceeded,
+    /// The message is over the size limit.
     MessageTooLarge,
+    /// The service failed; the request may be retried later.
     InternalError,
+    /// A dependency is slow or throttled; retry after `retryAfter` seconds.
     ServiceUnavailable,
 }
 
@@ -111,6 +136,14 @@ impl fmt::Display for ErrorCode {
 /// enough for a throttled table to recover its burst, short enough that a listener hardly
 /// notices.
 pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
+/// The `details` of a refusal: the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ErrorDetails {
+    /// The offending field or parameter, as a dotted path (`state.volume`).
+    pub field: String,
+}
 
 /// A refusal the client can act on: a code, a sentence, and the field at fault if any.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
