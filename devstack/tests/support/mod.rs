@@ -1,14 +1,24 @@
 //! What the end-to-end tests share: a local stack per test, a real WebSocket client and a
 //! real HTTP client against it, and the steps every scenario takes (a session, a speaker, a
 //! listener that joins). Each test binary uses a part of it.
+//!
+//! The client holds the service to the published documents: every frame it receives ([`next`])
+//! must match the server message of `docs/asyncapi.yaml` its `type` names, every frame it sends
+//! ([`send`]) the client action its `action` names, the query of every accepted handshake the
+//! handshake's, and a created session `docs/openapi.yaml`'s `SessionView`. A frame a test sends
+//! to be refused goes through [`send_refused`], which requires the document to refuse it too.
+//! Frames that are not the service's (posted by a test through `@connections`, or API
+//! Gateway's own answer to a failed function) are read with [`next_unchecked`]. The validators
+//! are compiled once per test process.
 #![allow(dead_code, reason = "each test binary uses a part of these helpers")]
 
 use devstack::stack::TemplateEdit;
 use devstack::{DevConfig, DevStack, GatewayLimits, LogSink, TokenRequest};
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use protocol_docs::check::{Bodies, Frames};
+use serde_json::{Map, Value, json};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -52,20 +62,62 @@ pub(crate) fn token(stack: &DevStack, sub: &str) -> String {
     stack.token(&request).expect("a token")
 }
 
+/// The validators of the committed `docs/asyncapi.yaml`.
+static FRAMES: LazyLock<Frames> =
+    LazyLock::new(|| Frames::load(&testkit::workspace_root()).unwrap_or_else(|problem| panic!("{problem}")));
+
+/// The validators of the committed `docs/openapi.yaml`.
+static BODIES: LazyLock<Bodies> =
+    LazyLock::new(|| Bodies::load(&testkit::workspace_root()).unwrap_or_else(|problem| panic!("{problem}")));
+
+/// Opens a connection; answers the handshake's refusal status. An accepted handshake's query
+/// must be one the AsyncAPI document describes.
 pub(crate) async fn connect(stack: &DevStack, query: &str) -> Result<Socket, u16> {
     match connect_async(format!("{}?{query}", stack.websocket_url())).await {
-        Ok((socket, _)) => Ok(socket),
+        Ok((socket, _)) => {
+            FRAMES.check_handshake_query(&query_object(query)).unwrap_or_else(|problem| panic!("{problem}"));
+            Ok(socket)
+        }
         Err(WsError::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("the handshake failed without an HTTP status: {other}"),
     }
 }
 
+/// `a=1&b=2` as `{"a": "1", "b": "2"}` (the tests write their queries unencoded).
+fn query_object(query: &str) -> Value {
+    let pairs = query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (name.to_owned(), Value::from(value))
+    });
+    Value::Object(pairs.collect::<Map<String, Value>>())
+}
+
+/// Sends a client frame, which must match the client action of the AsyncAPI document that its
+/// `action` names.
 pub(crate) async fn send(socket: &mut Socket, message: Value) {
+    FRAMES.check_client_frame(&message).unwrap_or_else(|problem| panic!("the test sends a frame {problem}"));
     socket.send(Message::text(message.to_string())).await.expect("sent");
 }
 
-/// The next JSON text message.
+/// Sends a frame the service is to refuse, which the AsyncAPI document must refuse too.
+pub(crate) async fn send_refused(socket: &mut Socket, message: Value) {
+    assert!(
+        FRAMES.check_client_frame(&message).is_err(),
+        "{message} is sent to be refused, but docs/asyncapi.yaml accepts it: the document and the service disagree"
+    );
+    socket.send(Message::text(message.to_string())).await.expect("sent");
+}
+
+/// The next JSON text message, which must match the server message of the AsyncAPI document
+/// that its `type` names.
 pub(crate) async fn next(socket: &mut Socket) -> Value {
+    let message = next_unchecked(socket).await;
+    FRAMES.check_server_frame(&message).unwrap_or_else(|problem| panic!("the service sent a {problem}"));
+    message
+}
+
+/// The next JSON text message, whatever it is: for frames that are not the service's.
+pub(crate) async fn next_unchecked(socket: &mut Socket) -> Value {
     loop {
         let frame = tokio::time::timeout(WAIT, socket.next()).await.expect("a message in time");
         match frame {
@@ -108,6 +160,7 @@ pub(crate) async fn create_session(stack: &DevStack, speaker_token: &str) -> Str
         .expect("POST /sessions answered");
     assert_eq!(response.status(), 201, "creating a session");
     let session: Value = response.json().await.expect("JSON");
+    BODIES.check("SessionView", &session).unwrap_or_else(|problem| panic!("POST /sessions answered a {problem}"));
     session["sessionId"].as_str().expect("a session id").to_owned()
 }
 

@@ -251,6 +251,10 @@ and no session and then sends `createSession`. A refused handshake is an HTTP st
 API Gateway closes a connection after 2 hours, or after 10 minutes without traffic: clients
 send `heartbeat` every 30 s, and when told `connectionRefreshRequired` open a new connection
 and send `refreshConnection` on it. A message is at most {max_kb} KB and a frame 32 KB; a
-larger one closes the connection with code 1009."
+larger one closes the connection with code 1009.
+
+When a function fails outright (a crash or a timeout, never a refusal), API Gateway itself
+answers the frame with `{{\"message\": \"Internal server error\", \"connectionId\": ..., \"requestId\": ...}}`,
+which has no `type`; the connection stays open."
     )
 }

@@ -36,7 +36,11 @@ fn compile(document: &Value, pointer: &str, draft: Draft) -> Result<Validator, S
 
 /// Every way `instance` breaks the validator's schema, one line each.
 fn problems(validator: &Validator, instance: &Value) -> Vec<String> {
-    validator.iter_errors(instance).map(|error| format!("at `{}`: {error}", error.instance_path())).collect()
+    let place = |path: String| if path.is_empty() { "at the top".to_owned() } else { format!("at `{path}`") };
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("{}: {error}", place(error.instance_path().to_string())))
+        .collect()
 }
 
 /// The messages of the AsyncAPI document, by the value they pin.
