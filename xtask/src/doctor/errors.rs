@@ -1,6 +1,6 @@
 //! Check group `errors`: each contract function's log group over `--since`: how many errors,
-//! timeouts and runtime exits it holds, with the three latest lines of each kind
-//! (`errors.<function>`).
+//! timeouts, runtime exits and failed invocations it holds, with the three latest lines of
+//! each kind (`errors.<function>`).
 //!
 //! The log group is the stack's `<Name>Logs` ([`stacks::naming::log_group`]: the template
 //! names it in each function's `LoggingConfig`, with `LogFormat: JSON`; its physical id is its
@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub(super) const GROUP: &str = "errors";
+const GROUP: &str = "errors";
 
 /// A `FilterLogEvents` pattern matching every line [`classify`] may count (terms are
 /// case-sensitive; `?` makes them alternatives). The judgment is [`classify`]'s: this only
@@ -52,17 +52,17 @@ const PATTERN: &str = "?ERROR ?Error ?error ?FATAL ?CRITICAL ?\"timed out\" ?tim
 
 /// At most about this many matching lines are read per function (then the counts are "at
 /// least").
-const LIMIT: usize = 10_000;
+const MAX_LINES_READ: usize = 10_000;
 
 /// How many of the latest lines of each kind are shown.
 const LATEST: usize = 3;
 
 /// The longest line shown, in characters.
-const LINE: usize = 240;
+const MAX_LINE_CHARS: usize = 240;
 
 /// What a counted line says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Kind {
+enum Kind {
     /// The invocation ran out of time.
     Timeout,
     /// The function's process exited (crashed, panicked with `abort`, ran out of memory).
@@ -74,6 +74,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
+    /// What one such line is called in the report.
     fn label(self) -> &'static str {
         match self {
             Kind::Timeout => "timeout",
@@ -83,6 +84,7 @@ impl Kind {
         }
     }
 
+    /// `1 timeout`, `3 timeouts`.
     fn counted(self, count: usize) -> String {
         let label = self.label();
         if count == 1 { format!("1 {label}") } else { format!("{count} {label}s") }
@@ -96,26 +98,29 @@ impl Kind {
 
 /// One line that counts: what happened, and the invocation it belongs to when it names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Classified {
-    pub(super) kind: Kind,
-    pub(super) request: Option<String>,
+struct Classified {
+    kind: Kind,
+    request: Option<String>,
 }
 
 /// What one log line says happened, if it is an error, a timeout or a runtime exit.
-pub(super) fn classify(message: &str) -> Option<Classified> {
+fn classify(message: &str) -> Option<Classified> {
     let text = message.trim();
     if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) {
         return classify_json(&object);
     }
     let clean = strip_ansi(text);
-    let kind = system_text(&clean).or_else(|| error_level(&clean).then_some(Kind::Error))?;
+    let kind = system_text(&clean).or_else(|| has_error_level(&clean).then_some(Kind::Error))?;
     Some(Classified { kind, request: text_request(&clean) })
 }
 
+/// The text `value` holds, if it is a string.
 fn string(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str)
 }
 
+/// [`classify`] for a JSON line: a platform line by its record's status, an application line
+/// by what it says (a system message) or its level.
 fn classify_json(object: &Map<String, Value>) -> Option<Classified> {
     if let Some(kind) = string(object.get("type")).filter(|kind| kind.starts_with("platform.")) {
         let record = object.get("record");
@@ -163,13 +168,14 @@ fn system_text(text: &str) -> Option<Kind> {
     }
 }
 
+/// Whether a level name is an error's (`ERROR`, `FATAL`, `CRITICAL`, any case).
 fn is_error_level(level: &str) -> bool {
     ["ERROR", "FATAL", "CRITICAL"].iter().any(|error| level.eq_ignore_ascii_case(error))
 }
 
 /// A plain-text line whose level, the first level name among its first words, is ERROR:
 /// `tracing`'s `ERROR msg`, Python's `[ERROR]\t...`, Node's `time\trequest\tERROR\t...`.
-fn error_level(text: &str) -> bool {
+fn has_error_level(text: &str) -> bool {
     const LEVELS: [&str; 9] = ["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "CRITICAL", "PANIC"];
     text.split_whitespace()
         .take(4)
@@ -190,6 +196,7 @@ fn text_request(text: &str) -> Option<String> {
     text.split_whitespace().find(|word| is_uuid(word)).map(str::to_owned)
 }
 
+/// Whether `word` is a UUID as Lambda writes request ids (`8-4-4-4-12` hex digits).
 fn is_uuid(word: &str) -> bool {
     word.len() == 36
         && word.char_indices().all(
@@ -221,13 +228,13 @@ fn strip_ansi(text: &str) -> String {
 /// The counted lines of a log group, by kind: one entry per invocation (or per line naming
 /// none), each with its latest line, oldest first.
 #[derive(Debug, Default)]
-pub(super) struct Tally {
+struct Tally {
     kinds: BTreeMap<Kind, Vec<(String, Event)>>,
 }
 
 impl Tally {
     /// `events` in time order.
-    pub(super) fn of(events: &[Event]) -> Tally {
+    fn of(events: &[Event]) -> Tally {
         let mut tally = Tally::default();
         for event in events {
             let Some(classified) = classify(&event.message) else {
@@ -241,7 +248,8 @@ impl Tally {
         tally
     }
 
-    pub(super) fn count(&self, kind: Kind) -> usize {
+    /// How many invocations (or lines naming none) counted as `kind`.
+    fn count(&self, kind: Kind) -> usize {
         self.kinds.get(&kind).map_or(0, Vec::len)
     }
 
@@ -252,7 +260,7 @@ impl Tally {
 }
 
 /// `1h`, `30m`, `2d`, `45s`: how `--since` is written.
-pub(crate) fn since_text(since: Duration) -> String {
+fn since_text(since: Duration) -> String {
     let seconds = since.as_secs();
     match seconds {
         0 => "0s".to_owned(),
@@ -281,15 +289,15 @@ fn cut_short(function: &Function) -> &'static str {
 
 /// Where doctor and `cargo xtask logs` read, for the fix.
 #[derive(Debug, Clone)]
-pub(super) struct Reading<'a> {
-    pub(super) stage: &'a str,
+struct Reading<'a> {
+    stage: &'a str,
     /// ` --region R` when it is not the stage's own, else empty.
-    pub(super) region_option: String,
-    pub(super) since: Duration,
+    region_option: String,
+    since: Duration,
 }
 
 /// The check of `function`'s log group `group`, from what was read of it.
-pub(super) fn judge(function: &Function, group: &str, reading: &Reading<'_>, read: Result<Events, ReadError>) -> Check {
+fn judge(function: &Function, group: &str, reading: &Reading<'_>, read: Result<Events, ReadError>) -> Check {
     let id = format!("{GROUP}.{}", function.name);
     let since = since_text(reading.since);
     let fix = format!(
@@ -339,7 +347,7 @@ pub(super) fn judge(function: &Function, group: &str, reading: &Reading<'_>, rea
     let mut message = format!("in the last {since}: {at_least}{}; {meaning}", counts.join(", "));
     for kind in &found {
         for event in tally.latest(*kind) {
-            let line: String = logs::render(&event.message).chars().take(LINE).collect();
+            let line: String = logs::render(&event.message).chars().take(MAX_LINE_CHARS).collect();
             message.push_str(&format!("\n      {:<17} {} {line}", kind.label(), logs::utc(event.timestamp)));
         }
     }
@@ -382,7 +390,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
             ));
             continue;
         };
-        let read = logs::read_events(&client, group, start, Some(end), Some(PATTERN), LIMIT).await;
+        let read = logs::read_events(&client, group, start, Some(end), Some(PATTERN), MAX_LINES_READ).await;
         checks.push(judge(function, group, &reading, read));
     }
     checks

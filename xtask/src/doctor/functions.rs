@@ -3,7 +3,8 @@
 //! stage's synthesized template. Per function `<name>`:
 //!
 //! - `functions.<name>.state`: the stack lists it, Lambda has it, its `State` is `Active` and
-//!   its `LastUpdateStatus` `Successful`;
+//!   its `LastUpdateStatus` `Successful`; a function deleted live is recreated under its name,
+//!   with its role's ARN (the account of another function's ARN, else `GetCallerIdentity`'s);
 //! - `functions.<name>.runtime` and `.architecture`: as the synthesized template declares them
 //!   (a bootstrap built for arm64 cannot execute on x86_64);
 //! - `functions.<name>.code`: the deployed `CodeSha256` against the local build manifest, when
@@ -35,7 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
 
-pub(super) const GROUP: &str = "functions";
+const GROUP: &str = "functions";
 
 /// The contract's functions the stage deploys: every one, but the authorizer's on a stage
 /// without the `$connect` authorizer.
@@ -136,6 +137,7 @@ pub(super) struct ArnParts {
 }
 
 impl ArnParts {
+    /// The parts of `arn`; `None` unless it names a partition, a region and an account.
     pub(super) fn of(arn: &str) -> Option<ArnParts> {
         let mut parts = arn.split(':');
         let (Some("arn"), Some(partition), Some(_service), Some(region), Some(account)) =
@@ -274,16 +276,20 @@ impl<'a> Expected<'a> {
         format!("cargo xtask deploy --stage {}", self.stage.name)
     }
 
-    /// The fix of a difference between the live function and the template: a deploy when the
-    /// deployed template is behind, else the live repair (CloudFormation does not see live edits).
+    /// The fix of a difference between the live function and the template ([`deploy_or_live`]).
     fn deploy_or_live(&self, live_fix: &str) -> String {
-        format!(
-            "{} if `cargo xtask diff --stage {}` shows the change; if it shows none, it was changed live, which \
-             CloudFormation does not see: {live_fix}",
-            self.deploy(),
-            self.stage.name
-        )
+        deploy_or_live(self.stage, live_fix)
     }
+}
+
+/// The fix of a difference between a live resource and the template: a deploy when the
+/// deployed template is behind, else the live repair (CloudFormation does not see live edits).
+pub(super) fn deploy_or_live(stage: &StageConfig, live_fix: &str) -> String {
+    format!(
+        "cargo xtask deploy --stage {stage} if `cargo xtask diff --stage {stage}` shows the change; if it shows none, \
+         it was changed live, which CloudFormation does not see: {live_fix}",
+        stage = stage.name
+    )
 }
 
 /// The name the synthesized template gives the API `logical`.
@@ -659,31 +665,46 @@ mod fixtures {
     pub(super) const AUTHORIZER: &str = "abc123";
     pub(super) const HTTP_API: &str = "h7t7p7a7p7";
 
-    pub(super) fn synthesized(stage: &StageConfig) -> Value {
-        stacks::synthesize(&contract::CONTRACT, stage).expect("synthesizes").to_value()
-    }
-
     pub(super) fn physical_name(logical: &str) -> String {
         format!("session-service-dev-{logical}-ABC123")
     }
 
-    pub(super) fn expected<'a>(stage: &'a StageConfig, synthesized: &'a Value) -> Expected<'a> {
-        let physical = synthesized["Resources"]
-            .as_object()
-            .expect("resources")
-            .iter()
-            .filter(|(_, resource)| !resource["Type"].as_str().unwrap_or_default().starts_with("AWS::ApiGatewayV2"))
-            .map(|(logical, _)| (logical.clone(), physical_name(logical)))
-            .collect();
-        Expected {
-            stage,
-            synthesized,
-            physical,
-            region: "eu-west-1".into(),
-            websocket_api: Ok(Some(API.into())),
-            connect_authorizer: Some(AUTHORIZER.into()),
-            http_api: Ok(Some(HTTP_API.into())),
-            manifest: Err("no build manifest".into()),
+    /// A stage with its synthesized template, which an [`Expected`] borrows.
+    pub(super) struct Synthesized {
+        stage: StageConfig,
+        template: Value,
+    }
+
+    impl Synthesized {
+        pub(super) fn of(stage: StageConfig) -> Synthesized {
+            let template = stacks::synthesize(&contract::CONTRACT, &stage).expect("synthesizes").to_value();
+            Synthesized { stage, template }
+        }
+
+        pub(super) fn dev() -> Synthesized {
+            Synthesized::of(stacks::stages::dev())
+        }
+
+        /// What a healthy deployment of the stage is compared with: every resource but the
+        /// APIs listed by the stack, the APIs found by name, no build manifest.
+        pub(super) fn expected(&self) -> Expected<'_> {
+            let physical = self.template["Resources"]
+                .as_object()
+                .expect("resources")
+                .iter()
+                .filter(|(_, resource)| !resource["Type"].as_str().unwrap_or_default().starts_with("AWS::ApiGatewayV2"))
+                .map(|(logical, _)| (logical.clone(), physical_name(logical)))
+                .collect();
+            Expected {
+                stage: &self.stage,
+                synthesized: &self.template,
+                physical,
+                region: "eu-west-1".into(),
+                websocket_api: Ok(Some(API.into())),
+                connect_authorizer: Some(AUTHORIZER.into()),
+                http_api: Ok(Some(HTTP_API.into())),
+                manifest: Err("no build manifest".into()),
+            }
         }
     }
 
@@ -731,6 +752,7 @@ mod fixtures {
         healthy_policy_of(&stacks::stages::dev(), function)
     }
 
+    /// The resource policy a healthy deployment of `stage` gives `function`.
     pub(super) fn healthy_policy_of(stage: &StageConfig, function: &Function) -> Value {
         let source = match function.name {
             "authorizer" => format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:{API}/authorizers/{AUTHORIZER}"),
@@ -740,6 +762,7 @@ mod fixtures {
         policy_from(&source)
     }
 
+    /// A resource policy letting API Gateway invoke the function from `source` only.
     pub(super) fn policy_from(source: &str) -> Value {
         json!({
             "Version": "2012-10-17",
@@ -764,10 +787,20 @@ mod fixtures {
         judge_function(expected, function, live, &Ok(policy))
     }
 
+    /// Every check of `live`, with the resource policy a healthy deployment gives it.
+    pub(super) fn judged_with_healthy_policy(
+        expected: &Expected<'_>,
+        function: &Function,
+        live: &LiveFunction,
+    ) -> Vec<Check> {
+        judged(expected, function, live, Some(healthy_policy(function)))
+    }
+
     pub(super) fn failures(checks: &[Check]) -> Vec<&Check> {
         checks.iter().filter(|check| check.status == Status::Fail).collect()
     }
 
+    /// The one failed check of `checks`, which must be `id`.
     pub(super) fn only_failure<'a>(checks: &'a [Check], id: &str) -> &'a Check {
         let failed = failures(checks);
         assert_eq!(failed.len(), 1, "{checks:#?}");
@@ -779,8 +812,8 @@ mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::fixtures::{
-        ACCOUNT, expected, failures, healthy, healthy_policy, healthy_policy_of, judged, only_failure, physical_name,
-        synthesized,
+        ACCOUNT, Synthesized, failures, healthy, healthy_policy_of, judged, judged_with_healthy_policy, only_failure,
+        physical_name,
     };
     use super::*;
     use crate::build::{Arch, Profile};
@@ -789,8 +822,8 @@ mod tests {
     #[test]
     fn every_function_as_every_stage_deploys_it_passes() {
         for stage in stacks::stages::all() {
-            let synthesized = synthesized(&stage);
-            let expected = expected(&stage, &synthesized);
+            let synthesized = Synthesized::of(stage.clone());
+            let expected = synthesized.expected();
             for function in deployed(&stage) {
                 let policy = healthy_policy_of(&stage, function);
                 let checks = judged(&expected, function, &healthy(&expected, function), Some(policy));
@@ -805,15 +838,14 @@ mod tests {
 
     #[test]
     fn a_failed_pending_or_inactive_function_or_an_unfinished_update_fails_with_its_reason() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::CONNECTION;
         let mut live = healthy(&expected, function);
         live.state = "Failed".into();
         live.state_reason_code = "InvalidSubnet".into();
         live.state_reason = "The subnet subnet-0abc does not exist".into();
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         let check = only_failure(&checks, "functions.connection.state");
         assert!(
             check.message.contains("Failed (InvalidSubnet: The subnet subnet-0abc does not exist)"),
@@ -825,13 +857,13 @@ mod tests {
         for state in ["Pending", "Inactive"] {
             let mut live = healthy(&expected, function);
             live.state = state.into();
-            let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+            let checks = judged_with_healthy_policy(&expected, function, &live);
             assert!(only_failure(&checks, "functions.connection.state").message.contains(state));
         }
 
         let mut live = healthy(&expected, function);
         live.last_update_status = "InProgress".into();
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         let check = only_failure(&checks, "functions.connection.state");
         assert!(check.message.contains("previous code"), "{}", check.message);
         assert!(check.fix.contains("aws lambda wait function-updated-v2"), "{}", check.fix);
@@ -839,19 +871,18 @@ mod tests {
         let mut live = healthy(&expected, function);
         live.last_update_status = "Failed".into();
         live.last_update_status_reason_code = "EniLimitExceeded".into();
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         assert!(only_failure(&checks, "functions.connection.state").message.contains("EniLimitExceeded"));
     }
 
     #[test]
     fn another_architecture_or_runtime_fails() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::MESSAGES;
         let mut live = healthy(&expected, function);
         live.architectures = vec!["x86_64".into()];
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         let check = only_failure(&checks, "functions.messages.architecture");
         assert!(check.message.contains("runs on x86_64, the template declares arm64"), "{}", check.message);
         assert!(check.message.contains("\"Internal server error\""), "{}", check.message);
@@ -859,19 +890,18 @@ mod tests {
         assert!(check.fix.contains("cargo xtask deploy --stage dev"), "{}", check.fix);
         // Lambda's default, when the response lists none.
         live.architectures = Vec::new();
-        assert_eq!(failures(&judged(&expected, function, &live, Some(healthy_policy(function)))).len(), 1);
+        assert_eq!(failures(&judged_with_healthy_policy(&expected, function, &live)).len(), 1);
 
         let mut live = healthy(&expected, function);
         live.runtime = "provided.al2".into();
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         assert!(only_failure(&checks, "functions.messages.runtime").fix.contains("--runtime provided.al2023"));
     }
 
     #[test]
     fn code_is_compared_with_the_manifest_when_there_is_one() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let mut expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let mut expected = dev.expected();
         let function = &contract::functions::HTTP;
         let live = healthy(&expected, function);
         let check = code_check(&expected, function, &live);
@@ -899,9 +929,8 @@ mod tests {
 
     #[test]
     fn unreadable_and_missing_functions_are_failed_checks_naming_the_call() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::HTTP;
         let live = healthy(&expected, function);
         let denied = Unreadable::new("GetPolicy(f)", "lambda:GetPolicy", "AccessDeniedException: not allowed");
@@ -916,9 +945,8 @@ mod tests {
 
     #[test]
     fn a_deleted_function_is_recreated_with_its_role_in_the_stage_account() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::HTTP;
         let account = ArnParts::of(&healthy(&expected, &contract::functions::CONNECTION).function_arn);
         let role = role_arn(&expected, function, account.as_ref());

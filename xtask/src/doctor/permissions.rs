@@ -8,7 +8,7 @@
 //! attached to it (`ListAttachedRolePolicies`, `GetPolicy`, `GetPolicyVersion`).
 //!
 //! The judgment is the contract verifier's own: the live documents are laid over the
-//! synthesized template as the role's policies ([`overlay`]) and [`stacks::verify`] runs on the
+//! synthesized template as the role's policies ([`overlay`]) and [`stacks::verify()`] runs on the
 //! result; only the findings the live documents add are reported. The verifier compares ARNs
 //! as the template writes them (`${SessionsTable.Arn}`), so each live `Resource` is mapped back
 //! to the template's references first ([`template_resources`]): a live ARN pattern stands for
@@ -25,24 +25,24 @@ use stacks::template::{self, Resources, glob};
 use stacks::{FindingKind, StageConfig, naming};
 use std::collections::BTreeMap;
 
-pub(super) const GROUP: &str = "permissions";
+const GROUP: &str = "permissions";
 
 /// One live policy of a role.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct LivePolicy {
-    pub(super) name: String,
+struct LivePolicy {
+    name: String,
     /// The managed policy's ARN; `None` for an inline policy.
-    pub(super) managed: Option<String>,
+    managed: Option<String>,
     /// The policy document, or why it could not be read as JSON.
-    pub(super) document: Result<Value, String>,
+    document: Result<Value, String>,
 }
 
 /// A function's live role and its policies.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct LiveRole {
-    pub(super) name: String,
-    pub(super) arn: String,
-    pub(super) policies: Vec<LivePolicy>,
+struct LiveRole {
+    name: String,
+    arn: String,
+    policies: Vec<LivePolicy>,
 }
 
 /// The name of the role an ARN names (`arn:aws:iam::123:role/path/name` → `name`).
@@ -51,7 +51,7 @@ fn role_name(arn: &str) -> &str {
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (RFC 3986), or JSON.
-pub(super) fn decode_document(text: &str) -> Result<Value, String> {
+fn decode_document(text: &str) -> Result<Value, String> {
     if let Ok(document) = serde_json::from_str(text) {
         return Ok(document);
     }
@@ -59,6 +59,7 @@ pub(super) fn decode_document(text: &str) -> Result<Value, String> {
     serde_json::from_str(&decoded).map_err(|error| format!("not a JSON policy document ({error})"))
 }
 
+/// `text` with every `%XX` decoded and `+` as a space; `None` when that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -76,6 +77,7 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// A failed IAM read: the call, the permission it needs, and the error.
 fn iam_error(call: String, permission: &str, error: impl std::error::Error + Send + Sync + 'static) -> Unreadable {
     Unreadable::new(&call, permission, aws_sdk_iam::error::DisplayErrorContext(error))
 }
@@ -159,15 +161,15 @@ async fn read_managed(client: &aws_sdk_iam::Client, arn: &str) -> Result<Result<
 
 /// Where the stage's resources live: what maps ARNs to template references and back.
 #[derive(Debug, Clone)]
-pub(super) struct Stack<'a> {
-    pub(super) stage: &'a StageConfig,
-    pub(super) synthesized: &'a Value,
+struct Stack<'a> {
+    stage: &'a StageConfig,
+    synthesized: &'a Value,
     /// Logical id → physical id, as the stack lists them.
-    pub(super) physical: &'a BTreeMap<String, String>,
+    physical: &'a BTreeMap<String, String>,
     /// The live WebSocket API's id, when it was found.
-    pub(super) websocket_api: Option<String>,
+    websocket_api: Option<String>,
     /// The partition, region and account the function lives in.
-    pub(super) arn: ArnParts,
+    arn: ArnParts,
 }
 
 /// A stage's methods on `@connections` that the handlers call (post, read, close).
@@ -206,7 +208,7 @@ impl Stack<'_> {
 /// The template's expressions a live `Resource` entry stands for: every resource of the stack
 /// whose physical ARN it covers, written as the template writes it. `*` stays `*`; an entry
 /// that covers none of them stays its own text (with `${` escaped, so it refers to nothing).
-pub(super) fn template_resources(entry: &str, stack: &Stack<'_>) -> Vec<Value> {
+fn template_resources(entry: &str, stack: &Stack<'_>) -> Vec<Value> {
     if entry == "*" {
         return vec![json!("*")];
     }
@@ -288,7 +290,7 @@ fn template_role(synthesized: &Value, function: &Function) -> Option<String> {
 
 /// The synthesized template with the function's role holding exactly the live policies (mapped
 /// to the template's references), and no other policy of the template attached to it.
-pub(super) fn overlay(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> Option<Value> {
+fn overlay(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> Option<Value> {
     let role_id = template_role(stack.synthesized, function)?;
     let policies: Vec<Value> = role
         .policies
@@ -313,7 +315,7 @@ pub(super) fn overlay(stack: &Stack<'_>, function: &Function, role: &LiveRole) -
 }
 
 /// The `permissions` check of one function's live role.
-pub(super) fn judge(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> Check {
+fn judge(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> Check {
     let id = format!("permissions.{}", function.name);
     let names: Vec<String> = role
         .policies
@@ -390,8 +392,8 @@ pub(super) fn judge(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> 
                 format!(
                     "{described} {grants}; but it is not the stack's role {physical}: the function was changed live"
                 ),
-                deploy_or_live(
-                    stack,
+                functions::deploy_or_live(
+                    stack.stage,
                     &format!(
                         "aws lambda update-function-configuration --function-name {} --role {} --region {}",
                         stack.physical.get(&naming::function(function.name)).map_or("FUNCTION", String::as_str),
@@ -428,14 +430,6 @@ fn policy_path(property: &str, role: &LiveRole) -> String {
     }
 }
 
-fn deploy_or_live(stack: &Stack<'_>, live_fix: &str) -> String {
-    format!(
-        "cargo xtask deploy --stage {stage} if `cargo xtask diff --stage {stage}` shows the change; if it shows none, \
-         it was changed live, which CloudFormation does not see: {live_fix}",
-        stage = stack.stage.name
-    )
-}
-
 /// The fix: a deploy, or putting back the template's policies with this stack's ARNs.
 fn fix(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> String {
     let Some(role_id) = template_role(stack.synthesized, function) else {
@@ -460,7 +454,7 @@ fn fix(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> String {
         })
         .unwrap_or_default();
     match commands {
-        Some(commands) if !commands.is_empty() => deploy_or_live(stack, &commands.join(" && ")),
+        Some(commands) if !commands.is_empty() => functions::deploy_or_live(stack.stage, &commands.join(" && ")),
         _ => format!("cargo xtask deploy --stage {}", stack.stage.name),
     }
 }
@@ -507,6 +501,8 @@ fn resolve(value: &Value, stack: &Stack<'_>) -> Option<Value> {
     }
 }
 
+/// The one key and value of `map` (an intrinsic function such as `{"Ref": ...}`), if it has
+/// exactly one.
 fn single_entry(map: &Map<String, Value>) -> Option<(&str, &Value)> {
     let mut entries = map.iter();
     let (key, value) = entries.next()?;
@@ -631,8 +627,8 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
                     live.role,
                     stacks::verify::outage(&contract::CONTRACT, function)
                 ),
-                deploy_or_live(
-                    &stack,
+                functions::deploy_or_live(
+                    stack.stage,
                     &format!(
                         "point it at the stack's role: aws lambda update-function-configuration --function-name {name} \
                      --role {} --region {}",

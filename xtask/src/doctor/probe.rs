@@ -17,14 +17,11 @@ mod http;
 mod listener;
 mod speaker;
 
-use super::{Check, Context};
+use super::{Check, Context, stack};
 use stacks::StageConfig;
 use std::time::Duration;
 
 const GROUP: &str = "probe";
-
-/// The stack output naming the HTTP API's base URL.
-const HTTP_URL_OUTPUT: &str = "HttpUrl";
 
 /// What the probes reach, and with what: doctor's flags.
 #[derive(Clone, Copy)]
@@ -61,8 +58,8 @@ pub(super) async fn checks(context: &Context, targets: &Targets<'_>) -> Vec<Chec
             .map(|id| Check::skip(GROUP, id, "skipped (--no-probe)"))
             .collect();
     }
-    let websocket_url = targets.websocket_url.or_else(|| context.output(super::stack::WEBSOCKET_URL));
-    let http_url = targets.http_url.or_else(|| context.output(HTTP_URL_OUTPUT));
+    let websocket_url = targets.websocket_url.or_else(|| context.output(stack::WEBSOCKET_URL));
+    let http_url = targets.http_url.or_else(|| context.output(stack::HTTP_URL));
     let listener_probe = async {
         match websocket_url {
             Some(url) => listener::probe(stage, url).await,
@@ -120,9 +117,13 @@ fn seconds(duration: Duration) -> String {
     }
 }
 
-/// Local servers the probes' unit tests talk to.
+/// What the probes' unit tests share: local servers to talk to, and the judgment of each way a
+/// probe can end.
 #[cfg(test)]
-mod test_servers {
+mod test_support {
+    use super::Check;
+    use crate::doctor::Status;
+    use std::fmt::Debug;
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -154,6 +155,18 @@ mod test_servers {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
         listener.local_addr().expect("address")
     }
+
+    /// Asserts that `judge` fails check `id` for each outcome, with a message containing the
+    /// text given with it, and a fix.
+    pub(super) fn assert_each_fails<O: Clone + Debug>(id: &str, cases: &[(O, &str)], judge: impl Fn(O) -> Check) {
+        for (outcome, expected) in cases {
+            let check = judge(outcome.clone());
+            assert_eq!(check.status, Status::Fail, "{outcome:?}");
+            assert_eq!(check.id, id);
+            assert!(check.message.contains(expected), "{outcome:?}: {}", check.message);
+            assert!(!check.fix.is_empty(), "{outcome:?}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +174,7 @@ mod tests {
     use super::*;
     use crate::doctor::Status;
     use crate::doctor::stack::LiveStack;
-    use test_servers::closed_port;
+    use test_support::closed_port;
 
     fn context(outputs: &[(&str, &str)]) -> Context {
         let stack = LiveStack {

@@ -9,10 +9,13 @@ use serde_json::Value;
 use stacks::StageConfig;
 use std::collections::BTreeMap;
 
-pub(super) const GROUP: &str = "stack";
+const GROUP: &str = "stack";
 
-/// The output clients connect to, which the probe uses.
+/// The output naming the WebSocket URL clients connect to (the probes' default).
 pub(super) const WEBSOCKET_URL: &str = "WebSocketUrl";
+
+/// The output naming the HTTP API's base URL (the `/health` probe's default).
+pub(super) const HTTP_URL: &str = "HttpUrl";
 
 /// What the live stack says about itself.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +31,9 @@ pub(crate) struct LiveStack {
 pub(super) async fn read(client: &aws_sdk_cloudformation::Client, stack: &str) -> Result<Option<LiveStack>> {
     let described = match client.describe_stacks().stack_name(stack).send().await {
         Ok(output) => output,
-        Err(error) if missing(error.as_service_error().and_then(|e| e.meta().message())) => return Ok(None),
+        Err(error) if says_it_does_not_exist(error.as_service_error().and_then(|e| e.meta().message())) => {
+            return Ok(None);
+        }
         Err(error) => {
             return Err(anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))
                 .with_context(|| format!("describing the stack {stack}"));
@@ -63,7 +68,9 @@ pub(super) async fn read(client: &aws_sdk_cloudformation::Client, stack: &str) -
     }))
 }
 
-fn missing(message: Option<&str>) -> bool {
+/// Whether CloudFormation's error `message` says the stack does not exist (`DescribeStacks`
+/// answers a missing stack with a `ValidationError` saying so).
+fn says_it_does_not_exist(message: Option<&str>) -> bool {
     message.is_some_and(|message| message.contains("does not exist"))
 }
 

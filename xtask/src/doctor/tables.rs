@@ -21,7 +21,7 @@
 //!
 //! Keys, attribute types, the index's keys and projection, and TTL are judged by the contract
 //! verifier itself: the live description is laid over the synthesized template as the table's
-//! CloudFormation properties ([`overlay`]) and [`stacks::verify`] runs on the result, so the
+//! CloudFormation properties ([`overlay`]) and [`stacks::verify()`] runs on the result, so the
 //! contract's judgment stays in one place; only the findings the live values add are reported.
 //! What the verifier does not know (statuses, point-in-time recovery) is judged here.
 //!
@@ -35,94 +35,91 @@ use serde_json::{Value, json};
 use stacks::naming;
 use stacks::{Finding, StageConfig};
 
-pub(super) const GROUP: &str = "tables";
+const GROUP: &str = "tables";
 
 /// A table as `DescribeTable` describes it (the response's `Table`, as far as these checks
 /// read it; field names as AWS documents them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct TableShape {
-    #[serde(default)]
-    pub(super) table_name: String,
-    #[serde(default)]
-    pub(super) table_status: String,
-    #[serde(default)]
-    pub(super) key_schema: Vec<KeyElement>,
-    #[serde(default)]
-    pub(super) attribute_definitions: Vec<AttributeDefinition>,
-    #[serde(default)]
-    pub(super) global_secondary_indexes: Vec<IndexShape>,
+#[serde(rename_all = "PascalCase", default)]
+struct TableShape {
+    table_name: String,
+    table_status: String,
+    key_schema: Vec<KeyElement>,
+    attribute_definitions: Vec<AttributeDefinition>,
+    global_secondary_indexes: Vec<IndexShape>,
 }
 
+/// One element of a `KeySchema`: an attribute and its role (`HASH`, `RANGE`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct KeyElement {
-    pub(super) attribute_name: String,
-    pub(super) key_type: String,
+struct KeyElement {
+    attribute_name: String,
+    key_type: String,
 }
 
+/// One of `AttributeDefinitions`: an attribute and its type (`S`, `N`, `B`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct AttributeDefinition {
-    pub(super) attribute_name: String,
-    pub(super) attribute_type: String,
+struct AttributeDefinition {
+    attribute_name: String,
+    attribute_type: String,
 }
 
+/// One of `GlobalSecondaryIndexes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct IndexShape {
-    pub(super) index_name: String,
+struct IndexShape {
+    index_name: String,
     #[serde(default)]
-    pub(super) key_schema: Vec<KeyElement>,
+    key_schema: Vec<KeyElement>,
     #[serde(default)]
-    pub(super) projection: ProjectionShape,
+    projection: ProjectionShape,
     #[serde(default)]
-    pub(super) index_status: String,
+    index_status: String,
 }
 
+/// An index's `Projection`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct ProjectionShape {
-    #[serde(default)]
-    pub(super) projection_type: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) non_key_attributes: Vec<String>,
+#[serde(rename_all = "PascalCase", default)]
+struct ProjectionShape {
+    projection_type: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    non_key_attributes: Vec<String>,
 }
 
 /// `DescribeTimeToLive`'s `TimeToLiveDescription`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct TtlShape {
-    #[serde(default)]
-    pub(super) time_to_live_status: String,
-    pub(super) attribute_name: Option<String>,
+#[serde(rename_all = "PascalCase", default)]
+struct TtlShape {
+    time_to_live_status: String,
+    attribute_name: Option<String>,
 }
 
 /// `DescribeContinuousBackups`' `ContinuousBackupsDescription`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct BackupsShape {
-    #[serde(default)]
-    pub(super) continuous_backups_status: String,
-    pub(super) point_in_time_recovery_description: Option<PitrShape>,
+#[serde(rename_all = "PascalCase", default)]
+struct BackupsShape {
+    continuous_backups_status: String,
+    point_in_time_recovery_description: Option<PitrShape>,
 }
 
+/// `PointInTimeRecoveryDescription`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct PitrShape {
-    #[serde(default)]
-    pub(super) point_in_time_recovery_status: String,
+#[serde(rename_all = "PascalCase", default)]
+struct PitrShape {
+    point_in_time_recovery_status: String,
 }
 
 /// What the three calls said about one table; each of the last two may have failed alone
 /// (the message names the call and its error).
 #[derive(Debug, Clone)]
-pub(super) struct LiveTable {
-    pub(super) table: TableShape,
-    pub(super) ttl: Result<TtlShape, String>,
-    pub(super) backups: Result<BackupsShape, String>,
+struct LiveTable {
+    table: TableShape,
+    ttl: Result<TtlShape, String>,
+    backups: Result<BackupsShape, String>,
 }
 
+/// A DynamoDB error with its context, as one line.
 fn dynamodb_error<E>(error: aws_sdk_dynamodb::error::SdkError<E>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -132,7 +129,7 @@ where
 
 /// Reads the table `name`; `Ok(None)` when it does not exist, `Err` (naming the call) when
 /// `DescribeTable` failed.
-pub(super) async fn read(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<Option<LiveTable>, String> {
+async fn read(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<Option<LiveTable>, String> {
     let described = match client.describe_table().table_name(name).send().await {
         Ok(described) => described,
         Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
@@ -225,7 +222,7 @@ pub(super) async fn read(client: &aws_sdk_dynamodb::Client, name: &str) -> Resul
 
 /// The synthesized template with `live` laid over the table `logical`'s properties: its keys,
 /// attribute definitions, indexes and (when it was read) TTL, as CloudFormation writes them.
-pub(super) fn overlay(synthesized: &Value, logical: &str, live: &LiveTable) -> Option<Value> {
+fn overlay(synthesized: &Value, logical: &str, live: &LiveTable) -> Option<Value> {
     let mut template = synthesized.clone();
     let properties = template.get_mut("Resources")?.get_mut(logical)?.get_mut("Properties")?.as_object_mut()?;
     properties.insert("KeySchema".into(), serde_json::to_value(&live.table.key_schema).ok()?);
@@ -273,6 +270,7 @@ fn aspect(finding: &Finding) -> &'static str {
     }
 }
 
+/// `connectionId (HASH S), ...`: keys with their roles and types.
 fn show_keys(keys: &[KeyElement], definitions: &[AttributeDefinition]) -> String {
     keys.iter()
         .map(|key| {
@@ -287,6 +285,7 @@ fn show_keys(keys: &[KeyElement], definitions: &[AttributeDefinition]) -> String
         .join(", ")
 }
 
+/// What the verifier's findings mean, each after the property it is about.
 fn consequences(findings: &[&Finding]) -> String {
     findings
         .iter()
@@ -297,19 +296,35 @@ fn consequences(findings: &[&Finding]) -> String {
 
 /// Where the fixes are run: the stage's name and the region the tables live in.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Place<'a> {
-    pub(super) stage: &'a StageConfig,
-    pub(super) region: &'a str,
+struct Place<'a> {
+    stage: &'a StageConfig,
+    region: &'a str,
 }
 
 impl Place<'_> {
+    /// The command that deploys the stage.
     fn deploy(&self) -> String {
         format!("cargo xtask deploy --stage {}", self.stage.name)
     }
 }
 
+/// `tables.<LogicalId>.<aspect>`.
+fn check_id(schema: &TableSchema, aspect: &str) -> String {
+    format!("{GROUP}.{}.{aspect}", schema.logical_id)
+}
+
+/// A table that was read, as each of its checks judges it.
+#[derive(Debug, Clone, Copy)]
+struct Table<'a> {
+    place: Place<'a>,
+    schema: &'a TableSchema,
+    /// Its name, as the stack lists it.
+    physical: &'a str,
+    live: &'a LiveTable,
+}
+
 /// The checks of one contract table, from what was read of it.
-pub(super) fn judge(
+fn judge(
     place: Place<'_>,
     synthesized: &Value,
     schema: &TableSchema,
@@ -317,7 +332,7 @@ pub(super) fn judge(
     live: &Result<Option<LiveTable>, String>,
 ) -> Vec<Check> {
     let logical = schema.logical_id;
-    let id = |aspect: &str| format!("{GROUP}.{logical}.{aspect}");
+    let id = |aspect: &str| check_id(schema, aspect);
     let unjudged = |reason: &str| {
         let mut checks = Vec::new();
         if !schema.global_indexes.is_empty() {
@@ -366,25 +381,22 @@ pub(super) fn judge(
     };
     let findings = added_findings(synthesized, logical, live);
     let of = |wanted: &str| findings.iter().filter(|finding| aspect(finding) == wanted).collect::<Vec<_>>();
-    let mut checks = vec![keys_check(place, schema, physical, live, &of("keys"))];
+    let table = Table { place, schema, physical, live };
+    let mut checks = vec![keys_check(table, &of("keys"))];
     if !schema.global_indexes.is_empty() {
-        checks.push(index_check(place, schema, physical, live, &of("index")));
+        checks.push(index_check(table, &of("index")));
     }
     if schema.ttl_attribute.is_some() {
-        checks.push(ttl_check(place, schema, physical, live, &of("ttl")));
+        checks.push(ttl_check(table, &of("ttl")));
     }
-    checks.push(pitr_check(place, synthesized, schema, physical, live));
+    checks.push(pitr_check(table, synthesized));
     checks
 }
 
-fn keys_check(
-    place: Place<'_>,
-    schema: &TableSchema,
-    physical: &str,
-    live: &LiveTable,
-    findings: &[&Finding],
-) -> Check {
-    let id = format!("{GROUP}.{}.keys", schema.logical_id);
+/// `tables.<LogicalId>.keys`: the keys the verifier judged, and the table's status.
+fn keys_check(table: Table<'_>, findings: &[&Finding]) -> Check {
+    let Table { place, schema, physical, live } = table;
+    let id = check_id(schema, "keys");
     let table = &live.table;
     let status = table.table_status.as_str();
     let described = show_keys(&table.key_schema, &table.attribute_definitions);
@@ -434,14 +446,10 @@ fn keys_check(
     }
 }
 
-fn index_check(
-    place: Place<'_>,
-    schema: &TableSchema,
-    physical: &str,
-    live: &LiveTable,
-    findings: &[&Finding],
-) -> Check {
-    let id = format!("{GROUP}.{}.index", schema.logical_id);
+/// `tables.<LogicalId>.index`: the index the verifier judged, and its status.
+fn index_check(table: Table<'_>, findings: &[&Finding]) -> Check {
+    let Table { place, schema, physical, live } = table;
+    let id = check_id(schema, "index");
     if !findings.is_empty() {
         return Check::fail(
             GROUP,
@@ -501,8 +509,10 @@ fn index_check(
     Check::pass(GROUP, id, described.join("; "))
 }
 
-fn ttl_check(place: Place<'_>, schema: &TableSchema, physical: &str, live: &LiveTable, findings: &[&Finding]) -> Check {
-    let id = format!("{GROUP}.{}.ttl", schema.logical_id);
+/// `tables.<LogicalId>.ttl`: TTL as the verifier judged it; `ENABLING` warns.
+fn ttl_check(table: Table<'_>, findings: &[&Finding]) -> Check {
+    let Table { place, schema, physical, live } = table;
+    let id = check_id(schema, "ttl");
     let wanted = schema.ttl_attribute.unwrap_or_default();
     let ttl = match &live.ttl {
         Ok(ttl) => ttl,
@@ -560,8 +570,10 @@ fn ttl_check(place: Place<'_>, schema: &TableSchema, physical: &str, live: &Live
     Check::pass(GROUP, id, format!("TTL {status}{on}"))
 }
 
-fn pitr_check(place: Place<'_>, synthesized: &Value, schema: &TableSchema, physical: &str, live: &LiveTable) -> Check {
-    let id = format!("{GROUP}.{}.pitr", schema.logical_id);
+/// `tables.<LogicalId>.pitr`: point-in-time recovery on when the template asks for it.
+fn pitr_check(table: Table<'_>, synthesized: &Value) -> Check {
+    let Table { place, schema, physical, live } = table;
+    let id = check_id(schema, "pitr");
     let wanted = synthesized["Resources"][schema.logical_id]["Properties"]["PointInTimeRecoverySpecification"]
         ["PointInTimeRecoveryEnabled"]
         .as_bool()
@@ -609,7 +621,7 @@ fn pitr_check(place: Place<'_>, synthesized: &Value, schema: &TableSchema, physi
 }
 
 /// The audio stream's check, from its status (`None`: it does not exist) or the read's error.
-pub(super) fn stream_check(place: Place<'_>, physical: Option<&str>, live: &Result<Option<String>, String>) -> Check {
+fn stream_check(place: Place<'_>, physical: Option<&str>, live: &Result<Option<String>, String>) -> Check {
     let id = format!("{GROUP}.{}.status", naming::AUDIO_STREAM);
     let dropped = "speakers' audio is refused: sendAudio is answered \"the audio stream is busy; resend the chunk\" \
                    and no audio reaches the stream";
@@ -654,6 +666,7 @@ pub(super) fn stream_check(place: Place<'_>, physical: Option<&str>, live: &Resu
     }
 }
 
+/// The status of the stream `name`; `Ok(None)` when it does not exist.
 async fn read_stream(client: &aws_sdk_kinesis::Client, name: &str) -> Result<Option<String>, String> {
     match client.describe_stream_summary().stream_name(name).send().await {
         Ok(output) => Ok(output.stream_description_summary.map(|summary| summary.stream_status().as_str().to_owned())),
@@ -672,9 +685,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
     if context.stack.is_none() {
         let mut checks: Vec<Check> = tables
             .iter()
-            .map(|schema| {
-                Check::skip(GROUP, format!("{GROUP}.{}.keys", schema.logical_id), "no stack to read (see stack.exists)")
-            })
+            .map(|schema| Check::skip(GROUP, check_id(schema, "keys"), "no stack to read (see stack.exists)"))
             .collect();
         checks.push(Check::skip(
             GROUP,
@@ -689,7 +700,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
         let Some(physical) = context.physical(schema.logical_id) else {
             checks.push(Check::fail(
                 GROUP,
-                format!("{GROUP}.{}.keys", schema.logical_id),
+                check_id(schema, "keys"),
                 format!(
                     "the stack lists no table {}: every request that uses {} fails",
                     schema.logical_id, schema.name_env

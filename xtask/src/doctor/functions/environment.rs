@@ -246,20 +246,19 @@ mod tests {
     use super::*;
     use crate::doctor::Status;
     use crate::doctor::functions::fixtures::{
-        self, API, expected, healthy, healthy_policy, judged, only_failure, physical_name, synthesized,
+        API, Synthesized, healthy, judged_with_healthy_policy, only_failure, physical_name,
     };
 
     #[test]
     fn a_wss_or_foreign_management_endpoint_a_missing_variable_and_a_wrong_table_fail() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::MESSAGES;
         let right = format!("https://{API}.execute-api.eu-west-1.amazonaws.com/dev");
 
         let mut live = healthy(&expected, function);
         live.environment.variables.insert(env::MANAGEMENT_ENDPOINT.into(), right.replace("https://", "wss://"));
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         let check = only_failure(&checks, "functions.messages.environment");
         assert!(check.message.contains("not an https:// URL"), "{}", check.message);
         assert!(check.message.contains("@connections calls fail: listeners never receive audio/controls"));
@@ -267,11 +266,11 @@ mod tests {
         assert!(check.fix.contains("aws lambda update-function-configuration"), "{}", check.fix);
 
         live.environment.variables.insert(env::MANAGEMENT_ENDPOINT.into(), right.replace(API, "otherapi99"));
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         assert!(only_failure(&checks, "functions.messages.environment").message.contains("not this API and stage"));
 
         // Without a live API to name, the endpoint's shape is still judged (moto leaves `${WebSocketApi}` in it).
-        let unknown = Expected { websocket_api: Ok(None), ..fixtures::expected(&stage, &synthesized) };
+        let unknown = Expected { websocket_api: Ok(None), ..dev.expected() };
         live.environment.variables.insert(
             env::MANAGEMENT_ENDPOINT.into(),
             "https://${WebSocketApi}.execute-api.eu-west-1.amazonaws.com/dev".into(),
@@ -285,7 +284,7 @@ mod tests {
         let mut live = healthy(&expected, function);
         live.environment.variables.remove(env::AUDIO_STREAM);
         live.environment.variables.insert(env::SESSIONS_TABLE.into(), "session-service-prod-SessionsTable-X".into());
-        let checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let checks = judged_with_healthy_policy(&expected, function, &live);
         let check = only_failure(&checks, "functions.messages.environment");
         assert!(
             check.message.contains("AUDIO_STREAM is not set: the cold start of `messages` fails"),

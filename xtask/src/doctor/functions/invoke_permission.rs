@@ -250,15 +250,15 @@ pub(super) fn check(
 #[cfg(test)]
 mod tests {
     use crate::doctor::functions::fixtures::{
-        ACCOUNT, API, expected, failures, healthy, healthy_policy, judged, only_failure, policy_from, synthesized,
+        ACCOUNT, API, Synthesized, failures, healthy, healthy_policy, judged, judged_with_healthy_policy, only_failure,
+        policy_from,
     };
     use serde_json::json;
 
     #[test]
     fn a_policy_for_another_api_or_none_at_all_fails_with_the_add_permission_command() {
-        let stage = stacks::stages::dev();
-        let synthesized = synthesized(&stage);
-        let expected = expected(&stage, &synthesized);
+        let dev = Synthesized::dev();
+        let expected = dev.expected();
         let function = &contract::functions::CONNECTION;
         let live = healthy(&expected, function);
         let other = format!("arn:aws:execute-api:eu-west-1:{ACCOUNT}:otherapi99/dev/*");
@@ -274,7 +274,7 @@ mod tests {
             check.fix
         );
 
-        let healthy_checks = judged(&expected, function, &live, Some(healthy_policy(function)));
+        let healthy_checks = judged_with_healthy_policy(&expected, function, &live);
         let passed = healthy_checks.iter().find(|check| check.id == "functions.connection.invoke-permission");
         let passed = passed.expect("judged");
         assert!(passed.message.starts_with("API Gateway may invoke it from all 2 of its sources ("), "{passed:?}");
@@ -300,7 +300,7 @@ mod tests {
 
         let authorizer = &contract::functions::AUTHORIZER;
         let live = healthy(&expected, authorizer);
-        let checks = judged(&expected, authorizer, &live, Some(healthy_policy(authorizer)));
+        let checks = judged_with_healthy_policy(&expected, authorizer, &live);
         let passed = checks.iter().find(|check| check.id == "functions.authorizer.invoke-permission");
         assert!(
             passed.expect("judged").message.starts_with("API Gateway may invoke it from its 1 source ("),

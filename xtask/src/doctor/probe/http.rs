@@ -6,6 +6,7 @@ use super::{Check, GROUP, deploy, function_logs, seconds};
 use stacks::StageConfig;
 use std::time::Duration;
 
+/// This probe's check id.
 pub(super) const ID: &str = "probe.http";
 
 /// How long the request may take, connection and TLS included.
@@ -124,7 +125,7 @@ fn diagnose(stage: &StageConfig, url: &str, timeout: Duration, outcome: &Outcome
 mod tests {
     use super::*;
     use crate::doctor::Status;
-    use crate::doctor::probe::test_servers;
+    use crate::doctor::probe::test_support::{self, assert_each_fails};
 
     fn judged(outcome: Outcome) -> Check {
         diagnose(&stacks::stages::dev(), "https://x/health", TIMEOUT, &outcome)
@@ -143,13 +144,7 @@ mod tests {
             (Outcome::Timeout, "no answer within 10s"),
             (Outcome::Unreachable("dns error".into()), "dns error"),
         ];
-        for (outcome, expected) in cases {
-            let check = judged(outcome.clone());
-            assert_eq!(check.status, Status::Fail, "{outcome:?}");
-            assert_eq!(check.id, "probe.http");
-            assert!(check.message.contains(expected), "{outcome:?}: {}", check.message);
-            assert!(!check.fix.is_empty(), "{outcome:?}");
-        }
+        assert_each_fails("probe.http", &cases, judged);
         assert!(judged(Outcome::Status(401)).fix.contains("authorization NONE"));
         assert!(judged(Outcome::Status(500)).fix.contains("cargo xtask logs --stage dev --function http"));
         assert_eq!(judged(Outcome::Status(429)).status, Status::Warn);
@@ -166,7 +161,7 @@ mod tests {
 
     /// `http://` of a server that answers every request with `status`, or never when `None`.
     async fn answering(status: Option<u16>) -> String {
-        format!("http://{}", test_servers::answering(status).await)
+        format!("http://{}", test_support::answering(status).await)
     }
 
     #[tokio::test]
@@ -177,7 +172,7 @@ mod tests {
         }
         let silent = url(&answering(None).await);
         assert_eq!(request(&silent, Duration::from_millis(300)).await, Outcome::Timeout);
-        let closed = format!("http://{}/health", test_servers::closed_port().await);
+        let closed = format!("http://{}/health", test_support::closed_port().await);
         let outcome = request(&closed, TIMEOUT).await;
         assert!(matches!(outcome, Outcome::Unreachable(_)), "{outcome:?}");
         let check = probe(&stacks::stages::dev(), &answering(Some(200)).await, TIMEOUT).await;

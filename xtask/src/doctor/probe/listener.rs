@@ -10,6 +10,7 @@ use stacks::StageConfig;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite;
 
+/// This probe's check id.
 pub(super) const ID: &str = "probe.listener";
 
 /// A session id in the valid format that no session is ever given (the id words never include
@@ -147,6 +148,7 @@ fn diagnose(stage: &StageConfig, url: &str, outcome: &Outcome) -> Check {
 mod tests {
     use super::*;
     use crate::doctor::Status;
+    use crate::doctor::probe::test_support::assert_each_fails;
 
     fn judged(outcome: Outcome) -> Check {
         diagnose(&stacks::stages::dev(), "wss://x/dev", &outcome)
@@ -165,12 +167,7 @@ mod tests {
             (Outcome::Timeout, "no answer to the WebSocket handshake within 10s"),
             (Outcome::Unreachable("tls: bad certificate".into()), "tls: bad certificate"),
         ];
-        for (outcome, expected) in cases {
-            let check = judged(outcome.clone());
-            assert_eq!(check.status, Status::Fail, "{outcome:?}");
-            assert!(check.message.contains(expected), "{outcome:?}: {}", check.message);
-            assert!(!check.fix.is_empty(), "{outcome:?}");
-        }
+        assert_each_fails("probe.listener", &cases, judged);
         assert!(judged(Outcome::Status(401)).fix.contains("remove the IdentitySource"));
         assert_eq!(judged(Outcome::Status(429)).status, Status::Warn);
     }

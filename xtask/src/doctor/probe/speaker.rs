@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// This probe's check id.
 pub(super) const ID: &str = "probe.speaker";
 
 /// What a client sends to keep its connection (PROTOCOL.md: `heartbeat`, `timestamp?`).
@@ -241,6 +242,8 @@ enum Reply {
 }
 
 impl Reply {
+    /// What a text frame is: a `heartbeatAck`, an `error`, API Gateway's own `{"message"}`,
+    /// or something else.
     fn read(text: &str) -> Reply {
         let Ok(value) = serde_json::from_str::<Value>(text) else {
             return Reply::Other(format!("not JSON: {}", excerpt(text)));
@@ -466,7 +469,7 @@ fn diagnose(stage: &StageConfig, url: &str, findings: &str, timeouts: Timeouts, 
 mod tests {
     use super::*;
     use crate::doctor::Status;
-    use crate::doctor::probe::test_servers;
+    use crate::doctor::probe::test_support::{self, assert_each_fails};
     use tokio::net::TcpListener;
 
     const QUICK: Timeouts = Timeouts {
@@ -507,13 +510,7 @@ mod tests {
             (Outcome::ErrorMessage { code: "FORBIDDEN".into(), message: "x".into() }, "its row is missing"),
             (Outcome::ErrorMessage { code: "ODD".into(), message: "odd".into() }, "error ODD"),
         ];
-        for (outcome, expected) in cases {
-            let check = judged(outcome.clone());
-            assert_eq!(check.status, Status::Fail, "{outcome:?}");
-            assert_eq!(check.id, "probe.speaker");
-            assert!(check.message.contains(expected), "{outcome:?}: {}", check.message);
-            assert!(!check.fix.is_empty(), "{outcome:?}");
-        }
+        assert_each_fails("probe.speaker", &cases, judged);
         let refused = judged(Outcome::Refused(401));
         assert!(refused.message.contains("it expired 2h ago"), "{}", refused.message);
         assert!(refused.fix.contains("JWT_ISSUER"), "{}", refused.fix);
@@ -631,7 +628,7 @@ mod tests {
     /// The `ws://` URL of a server that refuses every handshake with `status`, or never
     /// answers when `None`.
     async fn answering(status: Option<u16>) -> String {
-        format!("ws://{}/dev", test_servers::answering(status).await)
+        format!("ws://{}/dev", test_support::answering(status).await)
     }
 
     #[tokio::test]
@@ -657,7 +654,7 @@ mod tests {
     async fn a_handshake_nobody_answers_times_out_and_a_closed_port_is_unreachable() {
         let quick = Timeouts { handshake: Duration::from_millis(300), ..QUICK };
         assert_eq!(converse(&answering(None).await, quick).await, Outcome::HandshakeTimeout);
-        let closed = format!("ws://{}/dev", test_servers::closed_port().await);
+        let closed = format!("ws://{}/dev", test_support::closed_port().await);
         let outcome = converse(&closed, quick).await;
         assert!(matches!(outcome, Outcome::Unreachable(_)), "{outcome:?}");
     }
