@@ -7,8 +7,10 @@
 //! - `stack` ([`stack`]): the stack exists, its status is `*_COMPLETE` (not rolled back, not in
 //!   progress), and it has every output the synthesized template declares;
 //! - `websocket` ([`websocket`]): the live WebSocket API, read through the API Gateway v2 API:
-//!   every contract route with its integration, `$connect`'s authorization and its authorizer
-//!   (type REQUEST, no identity source), judged by [`stacks::verify`] itself;
+//!   every contract route with an integration invoking this stack's function for it,
+//!   `$connect`'s authorization and its authorizer (type REQUEST, no identity source, invoking
+//!   the stack's authorizer function), judged by [`stacks::verify()`] itself, and the stage
+//!   serving a deployment made for the live routes;
 //! - `functions` ([`functions`]): each contract function's live configuration (state, runtime,
 //!   architecture, code against the local build manifest, environment, resource policy);
 //! - `permissions` ([`permissions`]): each function role's live policies grant the contract's
@@ -18,18 +20,21 @@
 //!   be answered by the `$connect` function with 404; with `--token`, a speaker connects and
 //!   heartbeats; the HTTP API's `GET /health` answers 200 (all skipped with `--no-probe`);
 //! - `errors` ([`errors`]): each function's log group over `--since`: errors, timeouts and
-//!   runtime exits, with the latest lines.
+//!   runtime exits and failed invocations, with the latest lines.
 //!
 //! A group that cannot read what it judges (no permission, a throttled call) reports that as a
 //! failed check naming the API call, rather than stopping the checklist.
 //!
 //! Each check is `{id, group, status, message, fix}`; a failure says what it means for clients
 //! and the exact fix. On a terminal the marks are coloured (unless `NO_COLOR` is set); piped,
-//! the lines are plain; `--json` prints `{"stage", "ok", "checks": [...]}` for scripts. Exit codes: 0 when no check fails (warnings and skips allowed), 1
-//! otherwise (and on errors such as missing credentials).
+//! the lines are plain; `--json` prints `{"stage", "ok", "checks": [...]}` for scripts.
+//!
+//! Exit codes: 0 when no check fails (warnings and skips allowed), 1 otherwise (and on errors
+//! such as missing credentials).
 
 mod errors;
 mod functions;
+mod live;
 mod permissions;
 mod probe;
 mod stack;
@@ -151,9 +156,7 @@ impl Report {
         let ok = checks.iter().all(|check| check.status != Status::Fail);
         Report { stage: stage.to_owned(), ok, checks }
     }
-}
 
-impl Report {
     /// The checklist as text; `color` marks each line's status in ANSI colour (on a terminal).
     pub(crate) fn render(&self, color: bool) -> String {
         let paint = |status: Status, text: &str| {

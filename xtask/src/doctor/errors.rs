@@ -35,6 +35,7 @@
 //! throttled write), which calls for reading the lines rather than for an incident. A missing
 //! log group warns too: nothing has logged yet, or the function logs elsewhere.
 
+use super::live;
 use super::{Check, Context};
 use crate::logs::{self, Event, Events, ReadError};
 use contract::Function;
@@ -386,7 +387,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
                      (deployed from an older template?), so its errors are not read here",
                     function.name
                 ),
-                format!("cargo xtask deploy --stage {}", context.stage.name),
+                live::deploy_command(&context.stage),
             ));
             continue;
         };

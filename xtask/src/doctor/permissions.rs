@@ -17,8 +17,10 @@
 //! live. A missing action says which handler call fails with AccessDenied and what clients
 //! see; a wildcard is a warning (clients see nothing wrong).
 
-use super::functions::{self, ArnParts, LiveFunction, Unreadable};
+use super::functions::{self, LiveFunction};
 use super::{Check, Context, websocket};
+use crate::doctor::live;
+use crate::doctor::live::{ArnParts, Unreadable};
 use contract::Function;
 use serde_json::{Map, Value, json};
 use stacks::template::{self, Resources, glob};
@@ -392,7 +394,7 @@ fn judge(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> Check {
                 format!(
                     "{described} {grants}; but it is not the stack's role {physical}: the function was changed live"
                 ),
-                functions::deploy_or_live(
+                live::deploy_or_live(
                     stack.stage,
                     &format!(
                         "aws lambda update-function-configuration --function-name {} --role {} --region {}",
@@ -433,7 +435,7 @@ fn policy_path(property: &str, role: &LiveRole) -> String {
 /// The fix: a deploy, or putting back the template's policies with this stack's ARNs.
 fn fix(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> String {
     let Some(role_id) = template_role(stack.synthesized, function) else {
-        return format!("cargo xtask deploy --stage {}", stack.stage.name);
+        return live::deploy_command(stack.stage);
     };
     let declared = &stack.synthesized["Resources"][role_id.as_str()]["Properties"]["Policies"];
     let commands: Option<Vec<String>> = declared
@@ -454,8 +456,8 @@ fn fix(stack: &Stack<'_>, function: &Function, role: &LiveRole) -> String {
         })
         .unwrap_or_default();
     match commands {
-        Some(commands) if !commands.is_empty() => functions::deploy_or_live(stack.stage, &commands.join(" && ")),
-        _ => format!("cargo xtask deploy --stage {}", stack.stage.name),
+        Some(commands) if !commands.is_empty() => live::deploy_or_live(stack.stage, &commands.join(" && ")),
+        _ => live::deploy_command(stack.stage),
     }
 }
 
@@ -516,7 +518,7 @@ fn reference(stack: &Stack<'_>, id: &str, attribute: Option<&str>) -> Option<Str
         ("AWS::Partition", None) => Some(partition.clone()),
         ("AWS::Region", None) => Some(region.clone()),
         ("AWS::AccountId", None) => Some(account.clone()),
-        ("AWS::URLSuffix", None) => Some(functions::url_suffix(region).to_owned()),
+        ("AWS::URLSuffix", None) => Some(live::url_suffix(region).to_owned()),
         (naming::WEBSOCKET_API, None) => stack.websocket_api.clone(),
         (id, None) => stack.physical.get(id).cloned(),
         (id, Some("Arn")) => stack.arn_of(id),
@@ -627,7 +629,7 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
                     live.role,
                     stacks::verify::outage(&contract::CONTRACT, function)
                 ),
-                functions::deploy_or_live(
+                live::deploy_or_live(
                     stack.stage,
                     &format!(
                         "point it at the stack's role: aws lambda update-function-configuration --function-name {name} \

@@ -17,6 +17,7 @@ mod http;
 mod listener;
 mod speaker;
 
+use super::live;
 use super::{Check, Context, stack};
 use stacks::StageConfig;
 use std::time::Duration;
@@ -100,7 +101,7 @@ fn no_websocket_url(stage: &StageConfig, id: &str) -> Check {
 
 /// The command that deploys `stage` from the synthesized template.
 fn deploy(stage: &StageConfig) -> String {
-    format!("cargo xtask deploy --stage {}", stage.name)
+    live::deploy_command(stage)
 }
 
 /// The command that shows a contract function's recent log lines.

@@ -4,6 +4,7 @@
 //! the other groups use to find the live resources.
 
 use super::Check;
+use super::live;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use stacks::StageConfig;
@@ -76,7 +77,7 @@ fn says_it_does_not_exist(message: Option<&str>) -> bool {
 
 /// The `stack` checks of `live` against the stage and its synthesized template.
 pub(super) fn judge(stage: &StageConfig, synthesized: &Value, live: Option<&LiveStack>) -> Vec<Check> {
-    let deploy = format!("cargo xtask deploy --stage {}", stage.name);
+    let deploy = live::deploy_command(stage);
     let Some(live) = live else {
         return vec![Check::fail(
             GROUP,
@@ -86,7 +87,7 @@ pub(super) fn judge(stage: &StageConfig, synthesized: &Value, live: Option<&Live
         )];
     };
     let mut checks = vec![Check::pass(GROUP, "stack.exists", format!("{} exists", stage.stack_name))];
-    checks.push(status_check(&live.status, live.status_reason.as_deref(), &deploy));
+    checks.push(status_check(&stage.stack_name, &live.status, live.status_reason.as_deref(), &deploy));
     let declared: Vec<&String> = synthesized
         .get("Outputs")
         .and_then(Value::as_object)
@@ -114,7 +115,7 @@ pub(super) fn judge(stage: &StageConfig, synthesized: &Value, live: Option<&Live
 }
 
 /// A `*_COMPLETE` status passes, unless it is a rollback's; anything in progress or failed fails.
-fn status_check(status: &str, reason: Option<&str>, deploy: &str) -> Check {
+fn status_check(stack: &str, status: &str, reason: Option<&str>, deploy: &str) -> Check {
     let because = reason.map(|reason| format!(" ({reason})")).unwrap_or_default();
     if status.ends_with("_COMPLETE") && !status.contains("ROLLBACK") {
         Check::pass(GROUP, "stack.status", status)
@@ -123,7 +124,11 @@ fn status_check(status: &str, reason: Option<&str>, deploy: &str) -> Check {
             GROUP,
             "stack.status",
             format!("{status}{because}: a deployment is under way; what clients reach may change under this checklist"),
-            "wait for it to finish (aws cloudformation wait stack-update-complete), then run doctor again",
+            format!(
+                "wait for it to finish (aws cloudformation wait stack-{}-complete --stack-name {stack}), then run \
+                 doctor again",
+                if status.starts_with("CREATE") { "create" } else { "update" }
+            ),
         )
     } else {
         Check::fail(
@@ -165,9 +170,11 @@ mod tests {
     #[test]
     fn rollbacks_progress_missing_outputs_and_a_missing_stack_fail() {
         for status in ["UPDATE_ROLLBACK_COMPLETE", "ROLLBACK_COMPLETE", "UPDATE_IN_PROGRESS", "CREATE_FAILED"] {
-            let check = status_check(status, None, "deploy");
+            let check = status_check("s", status, None, "deploy");
             assert_eq!(check.status, Status::Fail, "{status}");
         }
+        let waiting = status_check("session-service-dev", "CREATE_IN_PROGRESS", None, "deploy");
+        assert!(waiting.fix.contains("wait stack-create-complete --stack-name session-service-dev"), "{waiting:?}");
         let checks = judge(&stacks::stages::dev(), &synthesized(), Some(&live("CREATE_COMPLETE", &["HttpUrl"])));
         let outputs = checks.iter().find(|check| check.id == "stack.outputs").expect("outputs checked");
         assert_eq!(outputs.status, Status::Fail);

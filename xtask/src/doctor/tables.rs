@@ -28,6 +28,7 @@
 //! A read that fails (no permission, throttled) is a failed check naming the call and the
 //! permission it needs.
 
+use super::live;
 use super::{Check, Context};
 use contract::TableSchema;
 use serde::{Deserialize, Serialize};
@@ -304,7 +305,7 @@ struct Place<'a> {
 impl Place<'_> {
     /// The command that deploys the stage.
     fn deploy(&self) -> String {
-        format!("cargo xtask deploy --stage {}", self.stage.name)
+        live::deploy_command(self.stage)
     }
 }
 

@@ -8,10 +8,9 @@
 //! - every route key the contract serves has a live route with an integration that exists;
 //! - `$connect`'s authorization and its authorizer (reached through the route's `AuthorizerId`
 //!   with `GetAuthorizer`) are judged by the contract verifier itself: the live values are laid
-//!   over the synthesized template ([`overlay`]) and [`stacks::verify`] runs on the result, so
+//!   over the synthesized template ([`overlay`]) and [`stacks::verify()`] runs on the result, so
 //!   "no identity source, REQUEST, an authorizer exactly when `CONNECT_AUTH` says so" is
-//!   decided in one place. Only the findings the live values add are reported.
-//!
+//!   decided in one place. Only the findings the live values add are reported;
 //! - every route's integration and the authorizer invoke **this stack's** functions (the
 //!   invoked function's name, from the integration URI, against the stack's physical ids);
 //! - the stage serves a deployment of the live routes: the deployment's description carries
@@ -19,7 +18,7 @@
 //!   from the live routes, integrations and authorizer. A mismatch means a live edit was not
 //!   deployed, or the stage serves an older deployment than the routes you see.
 
-use super::Check;
+use super::{Check, live};
 use anyhow::{Context, Result};
 use contract::CONNECT_ROUTE;
 use serde_json::{Value, json};
@@ -275,7 +274,7 @@ pub(super) fn judge(
     live: Option<&LiveApi>,
     physical: &BTreeMap<String, String>,
 ) -> Vec<Check> {
-    let deploy = format!("cargo xtask deploy --stage {}", stage.name);
+    let deploy = live::deploy_command(stage);
     let Some(api) = live else {
         return vec![Check::fail(
             GROUP,
@@ -443,7 +442,7 @@ pub(super) fn served(api: &LiveApi, functions: &StackFunctions) -> Vec<ServedRou
 /// The stage exists and serves a deployment of the live routes.
 fn deployment_check(stage: &StageConfig, api: &LiveApi, functions: &StackFunctions) -> Check {
     let id = "websocket.deployment";
-    let deploy = format!("cargo xtask deploy --stage {}", stage.name);
+    let deploy = live::deploy_command(stage);
     let create_deployment =
         format!("aws apigatewayv2 create-deployment --api-id {} --stage-name {}", api.id, stage.name);
     let Some(live) = &api.stage else {
@@ -557,7 +556,7 @@ fn connect_check(stage: &StageConfig, synthesized: &Value, api: &LiveApi) -> Che
 
 /// The exact change that removes a `$connect` finding.
 fn fix(stage: &StageConfig, api: &LiveApi, kind: FindingKind, property: &str) -> String {
-    let deploy = format!("cargo xtask deploy --stage {}", stage.name);
+    let deploy = live::deploy_command(stage);
     let redeploy_stage = format!("aws apigatewayv2 create-deployment --api-id {} --stage-name {}", api.id, stage.name);
     match (kind, property) {
         (FindingKind::ConnectIdentitySource, "IdentitySource") => {

@@ -6,7 +6,8 @@
 //! table, the stream, the endpoint, who may speak) fails; another stage setting only warns.
 //! The fix is the whole corrected environment, as `update-function-configuration` takes it.
 
-use super::{Check, Expected, GROUP, LiveFunction, region_of, url_suffix};
+use super::{Check, Expected, GROUP, LiveFunction, region_of};
+use crate::doctor::live::url_suffix;
 use contract::{EnvSource, EnvVar, Function, env};
 use serde_json::json;
 use stacks::naming;

@@ -5,7 +5,8 @@
 //! `lambda:InvokeFunction` to API Gateway under conditions that hold for that source; the fix
 //! is the `add-permission` commands that grant what is missing, as the template grants it.
 
-use super::{ArnParts, Check, Expected, GROUP, LiveFunction, Unreadable};
+use super::{Check, Expected, GROUP, LiveFunction};
+use crate::doctor::live::{ArnParts, Unreadable};
 use contract::Function;
 use serde_json::Value;
 use stacks::naming;
