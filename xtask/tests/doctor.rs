@@ -3,8 +3,9 @@
 //!
 //! moto does not apply everything of that template, so [`as_aws_deploys_it`] first makes the
 //! live stage what AWS would have made of the same deploy (each step names the moto 5.2.5
-//! limit it makes up for): the stack's outputs; the WebSocket API built through the API Gateway v2 API (moto does
-//! not create API Gateway v2 resources from CloudFormation), its integrations and authorizer
+//! limit it makes up for): the stack's outputs; the WebSocket API built through the API
+//! Gateway v2 API (moto does not create API Gateway v2 resources from CloudFormation), its
+//! integrations and authorizer
 //! invoking the deployed functions; the HTTP API; the functions on arm64 with
 //! `MANAGEMENT_ENDPOINT` naming that API; API Gateway's invoke permissions with that API's
 //! source ARNs; the roles' policies as JSON naming that API; TTL and point-in-time recovery.
@@ -13,7 +14,7 @@
 //! undone before the next) and doctor names exactly the check that judges it, with what it
 //! means for clients and the fix: `MANAGEMENT_ENDPOINT` written as `wss://`, a missing
 //! environment variable, a missing invoke permission, a role policy without an action the
-//! code calls, a route deleted, the incident (an identity source on the `$connect`
+//! code calls, a route's integration pointed at another function, a route deleted, the incident (an identity source on the `$connect`
 //! authorizer), and a function deleted live. The probes run against local servers that
 //! answer with a chosen status (`doctor_probe.rs` runs them against the local stack).
 
@@ -520,8 +521,27 @@ async fn doctor_names_each_break_of_a_live_stage() {
     let (code, checks) = doctor_json(&endpoint, &dir);
     assert_eq!((code, failed(&checks)), (Some(0), Vec::<&str>::new()), "every break undone: {checks:#?}");
 
-    // A route deleted: named by its key.
+    // A route's integration pointed at another function: heartbeat sent to the connection
+    // function's integration (that of $connect) instead of the messages function's.
     let apigateway = aws_sdk_apigatewayv2::Client::new(&config);
+    let route = |key: &str| apigateway.get_route().api_id(&live.api).route_id(&live.routes[key]).send();
+    let connect_target = route(contract::CONNECT_ROUTE).await.expect("$connect read").target;
+    let heartbeat_target = route("heartbeat").await.expect("heartbeat read").target;
+    let retarget = |target: Option<String>| {
+        apigateway.update_route().api_id(&live.api).route_id(&live.routes["heartbeat"]).set_target(target).send()
+    };
+    retarget(connect_target).await.expect("heartbeat pointed at the connection function");
+    let (message, fix) = only_failure(&endpoint, &dir, "websocket.route.heartbeat");
+    let messages = live.function("messages");
+    let wrong =
+        format!("route heartbeat invokes ConnectionFunction, not this stack's `messages` function ({messages})");
+    assert!(message.contains(&wrong), "{message}");
+    assert!(fix.contains(&format!("aws apigatewayv2 update-integration --api-id {}", live.api)), "{fix}");
+    retarget(heartbeat_target).await.expect("heartbeat restored");
+    let (code, checks) = doctor_json(&endpoint, &dir);
+    assert_eq!((code, failed(&checks)), (Some(0), Vec::<&str>::new()), "every break undone: {checks:#?}");
+
+    // A route deleted: named by its key.
     apigateway.delete_route().api_id(&live.api).route_id(&live.routes["joinSession"]).send().await.expect("deleted");
     let output = doctor(&endpoint, &dir, &["--no-probe"]);
     let report = text(&output);
