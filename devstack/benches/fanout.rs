@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     stage.limits.connects_per_minute_per_ip = 1_000_000;
     let log = devstack::binaries::target_directory(&testkit::workspace_root()).join("devstack-bench.log");
     let stack = DevStack::start(DevConfig::local(stage, binaries, LogSink::file(&log)?)?).await?;
-    let token = stack.token(&TokenRequest { sub: "bench".into(), email: None, expires_in_seconds: 3600 })?;
+    let token = stack.token(&TokenRequest::id("bench", 3600))?;
     let created: Value = reqwest::Client::new()
         .post(format!("{}/sessions", stack.http_url()))
         .bearer_auth(&token)

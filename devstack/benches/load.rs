@@ -243,7 +243,7 @@ fn gateway_address(url: &str) -> Result<SocketAddr> {
 async fn run(stack: &DevStack, log: &std::path::Path, sessions: usize, mut plan: Plan) -> Result<Vec<String>> {
     let http = reqwest::Client::new();
     for index in 0..sessions {
-        let request = TokenRequest { sub: format!("load-speaker-{index}"), email: None, expires_in_seconds: 7200 };
+        let request = TokenRequest::id(&format!("load-speaker-{index}"), 7200);
         let token = stack.token(&request)?;
         let created: Value = http
             .post(format!("{}/sessions", stack.http_url()))

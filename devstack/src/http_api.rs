@@ -1,7 +1,9 @@
 //! The local HTTP API, as the template configures it: route keys (`GET /sessions/{id}`,
 //! `ANY /x/{proxy+}`, `$default`) matched most-specific first, the JWT authorizer on the routes
-//! that name it (issuer and audiences from the template; a missing or invalid token is 401
-//! `{"message":"Unauthorized"}` before the function runs), payload format 2.0 events, and the
+//! that name it (issuer and audiences from the template, checked as API Gateway checks them:
+//! `session_core::jwt::Verifier::accept`, so a Cognito ID token and access token both pass; a
+//! missing or invalid token is 401 `{"message":"Unauthorized"}` before the function runs),
+//! payload format 2.0 events, and the
 //! function's answer returned as API Gateway returns it (a failed function is 500
 //! `{"message":"Internal Server Error"}`).
 
@@ -20,15 +22,18 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The HTTP API: its routes, their functions, and one verifier per JWT audience.
+/// A JWT authorizer's issuer and audiences.
+type JwtAuthorizerConfig = (String, Vec<String>);
+
+/// The HTTP API: its routes, their functions, and one verifier per JWT authorizer configuration.
 #[derive(Debug)]
 pub struct HttpGateway {
     api: HttpApi,
     api_id: String,
     functions: BTreeMap<String, Function>,
     jwks: JwksSource,
-    /// (issuer, audience) → verifier, built on first use.
-    verifiers: std::sync::Mutex<BTreeMap<(String, String), Arc<Verifier>>>,
+    /// One per JWT authorizer configuration, built on first use.
+    verifiers: std::sync::Mutex<BTreeMap<JwtAuthorizerConfig, Arc<Verifier>>>,
 }
 
 impl HttpGateway {
@@ -42,13 +47,13 @@ impl HttpGateway {
         Router::new().fallback(handle).with_state(Arc::clone(self))
     }
 
-    fn verifier(&self, issuer: &str, audience: &str) -> Arc<Verifier> {
+    fn verifier(&self, issuer: &str, audiences: &[String]) -> Arc<Verifier> {
         let mut verifiers = self.verifiers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (issuer.to_owned(), audience.to_owned());
+        let key = (issuer.to_owned(), audiences.to_vec());
         Arc::clone(
-            verifiers
-                .entry(key)
-                .or_insert_with(|| Arc::new(Verifier::new(JwtConfig::new(issuer, audience, self.jwks.clone())))),
+            verifiers.entry(key).or_insert_with(|| {
+                Arc::new(Verifier::new(JwtConfig::new(issuer, audiences.to_vec(), self.jwks.clone())))
+            }),
         )
     }
 
@@ -69,12 +74,10 @@ impl HttpGateway {
             return None;
         }
         let now = i64::try_from(crate::events::epoch_ms() / 1000).unwrap_or(i64::MAX);
-        for audience in audiences {
-            if self.verifier(issuer, audience).verify(token, now).await.is_ok() {
-                return claims_as_strings(token);
-            }
+        match self.verifier(issuer, audiences).accept(token, now).await {
+            Ok(()) => claims_as_strings(token),
+            Err(_) => None,
         }
-        None
     }
 }
 

@@ -2,11 +2,15 @@
 //! by the local gateway at `/.well-known/jwks.json`), and speaker tokens signed with it.
 //!
 //! A stage runs locally with its JWT settings pointed here ([`local_stage`]): the issuer is
-//! [`LOCAL_ISSUER`], the audience stays the stage's, and the functions fetch the key set from the
-//! local gateway. Everything else about the stage is unchanged.
+//! [`LOCAL_ISSUER`], the audiences (app client ids) stay the stage's, and the functions fetch
+//! the key set from the local gateway. Everything else about the stage is unchanged.
+//!
+//! Tokens come in both of Cognito's shapes ([`TokenKind`]): an ID token names the stage's first
+//! app client in `aud`, an access token in `client_id`; the local stack accepts both, as the
+//! deployed one does.
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use session_core::jwt::cognito::{TokenClaims, TokenKind};
 use session_core::jwt::signing::LocalSigner;
 use stacks::StageConfig;
 use std::path::Path;
@@ -22,12 +26,32 @@ pub struct LocalIdentity {
     signer: LocalSigner,
 }
 
-/// Who a token is for, and for how long.
+/// Who a token is for, which of Cognito's two tokens it is, and for how long.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    pub kind: TokenKind,
     pub sub: String,
+    /// Put in ID tokens only, as Cognito does.
     pub email: Option<String>,
     pub expires_in_seconds: u64,
+}
+
+impl TokenRequest {
+    /// An ID token for `sub` with an email of `sub@example.com`, valid for `expires_in_seconds`.
+    pub fn id(sub: &str, expires_in_seconds: u64) -> TokenRequest {
+        TokenRequest {
+            kind: TokenKind::Id,
+            sub: sub.to_owned(),
+            email: Some(format!("{sub}@example.com")),
+            expires_in_seconds,
+        }
+    }
+
+    /// The same request for an access token.
+    #[must_use]
+    pub fn access(self) -> TokenRequest {
+        TokenRequest { kind: TokenKind::Access, ..self }
+    }
 }
 
 impl LocalIdentity {
@@ -79,22 +103,32 @@ impl LocalIdentity {
     }
 
     /// A speaker token that `stage`, run locally ([`local_stage`]), accepts: issued by
-    /// [`LOCAL_ISSUER`] for the stage's audience.
+    /// [`LOCAL_ISSUER`] to the stage's first app client (audience).
     pub fn token(&self, stage: &StageConfig, request: &TokenRequest) -> Result<String> {
-        let now = crate::events::epoch_ms() / 1000;
-        let mut claims = json!({
-            "sub": request.sub,
-            "iss": LOCAL_ISSUER,
-            "aud": stage.jwt.audience,
-            "token_use": stage.jwt.token_use,
-            "iat": now,
-            "auth_time": now,
-            "exp": now + request.expires_in_seconds,
-        });
-        if let (Some(email), Some(map)) = (&request.email, claims.as_object_mut()) {
-            map.insert("email".into(), json!(email));
-        }
-        self.signer.sign(&claims).context("signing the token")
+        let now = i64::try_from(crate::events::epoch_ms() / 1000).context("the clock is past 2^63 s")?;
+        let client_id = stage
+            .jwt
+            .audiences
+            .first()
+            .with_context(|| format!("stage {} lists no audience (app client id)", stage.name))?;
+        let claims = TokenClaims {
+            kind: request.kind,
+            issuer: LOCAL_ISSUER,
+            client_id,
+            sub: &request.sub,
+            email: request.email.as_deref().filter(|_| request.kind == TokenKind::Id),
+            issued_at: now,
+            expires_at: now.saturating_add(i64::try_from(request.expires_in_seconds).unwrap_or(i64::MAX)),
+        };
+        self.signer.sign(&claims.to_json()).context("signing the token")
+    }
+}
+
+impl LocalIdentity {
+    /// Any claims (a JSON object) signed with the local key: for tokens of shapes the local
+    /// identity provider never issues, which tests need.
+    pub fn sign(&self, claims: &serde_json::Value) -> Result<String> {
+        self.signer.sign(claims).context("signing the token")
     }
 }
 
@@ -113,21 +147,29 @@ mod tests {
     use session_core::jwt::{JwksSource, JwtConfig, Verifier};
 
     #[tokio::test]
-    async fn local_tokens_verify_against_the_local_key_set_and_stage() {
+    async fn local_tokens_of_both_shapes_verify_against_the_local_key_set_and_stage() {
         let identity = LocalIdentity::generate().expect("a key");
         let stage = local_stage(stacks::stages::dev(), "http://127.0.0.1:1/.well-known/jwks.json");
-        let request =
-            TokenRequest { sub: "speaker-1".into(), email: Some("s@example.com".into()), expires_in_seconds: 60 };
-        let token = identity.token(&stage, &request).expect("signed");
-        let config = JwtConfig::new(&stage.jwt.issuer, &stage.jwt.audience, JwksSource::Inline(identity.jwks_json()))
-            .with_token_use(&stage.jwt.token_use);
+        let config =
+            |jwks: String| JwtConfig::new(&stage.jwt.issuer, stage.jwt.audiences.clone(), JwksSource::Inline(jwks));
         let now = i64::try_from(crate::events::epoch_ms() / 1000).expect("now fits");
-        let claims = Verifier::new(config).verify(&token, now).await.expect("the local stage accepts it");
-        assert_eq!(claims.sub, "speaker-1");
-        assert_eq!(claims.email.as_deref(), Some("s@example.com"));
+        let request = TokenRequest::id("speaker-1", 60);
+        let id = identity.token(&stage, &request).expect("signed");
+        let access = identity.token(&stage, &request.clone().access()).expect("signed");
+        let verifier = Verifier::new(config(identity.jwks_json()));
+        let id_claims = verifier.verify(&id, now).await.expect("the local stage accepts the ID token");
+        let access_claims = verifier.verify(&access, now).await.expect("the local stage accepts the access token");
+        assert_eq!((id_claims.sub.as_str(), id_claims.email.as_deref()), ("speaker-1", Some("speaker-1@example.com")));
+        assert_eq!(id_claims.aud, [stage.jwt.audiences[0].clone()]);
+        assert_eq!((access_claims.sub.as_str(), access_claims.email), ("speaker-1", None));
+        assert!(access_claims.aud.is_empty());
+        assert_eq!(access_claims.client_id.as_ref(), stage.jwt.audiences.first());
+        assert_eq!(access_claims.token_use.as_deref(), Some("access"));
         let other = LocalIdentity::generate().expect("a key");
-        let config = JwtConfig::new(&stage.jwt.issuer, &stage.jwt.audience, JwksSource::Inline(other.jwks_json()));
-        assert!(Verifier::new(config).verify(&token, now).await.is_err(), "another key must not verify it");
+        assert!(
+            Verifier::new(config(other.jwks_json())).verify(&id, now).await.is_err(),
+            "another key must not verify it"
+        );
     }
 
     #[test]

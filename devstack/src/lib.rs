@@ -31,6 +31,7 @@ pub mod websocket;
 pub use faults::{ConnectionsFault, DynamoFault, FaultStats, Faults, Outage, Rate};
 pub use identity::{LocalIdentity, TokenRequest};
 pub use runtime::{LogSink, ProcessInfo};
+pub use session_core::jwt::cognito::TokenKind;
 pub use stack::{DevConfig, DevStack};
 pub use websocket::GatewayLimits;
 

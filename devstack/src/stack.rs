@@ -310,6 +310,12 @@ impl DevStack {
         self.identity.token(&self.stage, request)
     }
 
+    /// `claims` (a JSON object) signed with the stack's local key: a token of any shape, which
+    /// this stack checks as the deployed one would.
+    pub fn sign(&self, claims: &Value) -> Result<String> {
+        self.identity.sign(claims)
+    }
+
     /// What `--ready-file` holds.
     pub fn ready_json(&self) -> Value {
         json!({

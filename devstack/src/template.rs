@@ -324,9 +324,8 @@ mod tests {
         assert!(authorizer.identity_sources.is_empty(), "listeners must reach the authorizer without a token");
         let http = service.http.as_ref().expect("dev has an HTTP API");
         let post = http.routes.iter().find(|route| route.key == "POST /sessions").expect("POST /sessions");
-        assert!(
-            matches!(&post.authorization, HttpAuthorization::Jwt { audience, .. } if audience == &["session-service-dev"])
-        );
+        let audiences = stacks::stages::dev().jwt.audiences;
+        assert!(matches!(&post.authorization, HttpAuthorization::Jwt { audience, .. } if audience == &audiences));
         assert_eq!(post.payload_format, "2.0");
         assert_eq!(service.tables.len(), 3);
         assert_eq!(service.streams, ["AudioStream"]);

@@ -456,7 +456,7 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
             authorizer_uri: None,
             identity_source: vec!["$request.header.Authorization".into()],
             jwt_configuration: Some(JwtConfiguration {
-                audience: vec![stage.jwt.audience.clone()],
+                audience: stage.jwt.audiences.clone(),
                 issuer: stage.jwt.issuer.clone(),
             }),
             name: format!("{}-jwt", stage.stack_name),

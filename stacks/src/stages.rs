@@ -1,8 +1,15 @@
-//! Stage configurations: everything that differs between `dev` and `prod`, in code, reviewed
-//! like code. A stage supplies every per-stage setting the contract's functions read; a
-//! setting it does not supply is a synthesis error, not a silent default.
+//! Stage configurations: everything that differs between `dev` and `prod`, reviewed like code.
+//! What belongs to an AWS account (region, identity provider, the web console's origins) is in
+//! one YAML file per stage, `stacks/stages/<stage>.yaml` ([`account`]), built into the binary;
+//! limits, sizes and every other default are here. A stage supplies every per-stage setting the
+//! contract's functions read; a setting it does not supply is a synthesis error, not a silent
+//! default.
 
+pub mod account;
+
+pub use account::{AccountSettings, JwtSettings, SETTING_KEYS, SettingsError};
 use contract::{env, limits};
+use std::sync::LazyLock;
 
 /// The processor architecture of the functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,15 +28,43 @@ impl Architecture {
     }
 }
 
-/// How speaker tokens are issued.
+/// Which web pages may call the HTTP API from a browser (its CORS configuration). The headers
+/// and methods allowed are not settings: they follow from the contract (`service`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwtSettings {
-    pub issuer: String,
-    pub audience: String,
-    pub jwks_url: String,
-    /// The `token_use` claim speaker tokens carry (`id` for Cognito ID tokens).
-    pub token_use: String,
+pub struct CorsSettings {
+    /// Origins as browsers send them (`https://console.example.org`), from the stage file.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may reuse a preflight answer.
+    pub max_age_seconds: u32,
 }
+
+/// How long browsers keep a preflight answer: two hours, the most Chromium honours (Firefox
+/// takes up to a day), so a page makes one preflight per route and session of work.
+pub const CORS_MAX_AGE_SECONDS: u32 = 7200;
+
+/// A stage file: where it is, for messages, and its text, built into the binary.
+#[derive(Debug, Clone, Copy)]
+struct StageFile {
+    path: &'static str,
+    text: &'static str,
+}
+
+const DEV_FILE: StageFile = StageFile { path: "stacks/stages/dev.yaml", text: include_str!("../stages/dev.yaml") };
+const PROD_FILE: StageFile = StageFile { path: "stacks/stages/prod.yaml", text: include_str!("../stages/prod.yaml") };
+
+impl StageFile {
+    /// Its settings. The crate's build script runs the same checks on the same file and refuses
+    /// to build with one that fails them, so a file built in always reads.
+    fn read(self) -> AccountSettings {
+        match account::parse(self.path, self.text) {
+            Ok(settings) => settings,
+            Err(error) => unreachable!("{error} (stacks' build script checks this file before the crate builds)"),
+        }
+    }
+}
+
+static DEV_ACCOUNT: LazyLock<AccountSettings> = LazyLock::new(|| DEV_FILE.read());
+static PROD_ACCOUNT: LazyLock<AccountSettings> = LazyLock::new(|| PROD_FILE.read());
 
 /// Per-stage limits (PROTOCOL.md defaults in `dev` and `prod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +113,16 @@ pub struct StageConfig {
     /// Whether `$connect` has the REQUEST authorizer. Without it, the `connection` function
     /// verifies speaker tokens itself (`CONNECT_AUTH=self`).
     pub connect_authorizer: bool,
+    /// Who issues speaker tokens (from the stage file).
     pub jwt: JwtSettings,
+    pub cors: CorsSettings,
     pub limits: StageLimits,
+    /// The stage file this stage's account settings come from.
+    pub settings_file: &'static str,
+    /// The settings ([`SETTING_KEYS`]) still holding this repository's example values: a real
+    /// account's release of the stage is refused until each is replaced (README, "Settings a
+    /// new account must change").
+    pub example_settings: Vec<String>,
 }
 
 /// The contract's defaults (`contract::limits`, where the README explains them).
@@ -97,10 +140,11 @@ const DEFAULT_LIMITS: StageLimits = StageLimits {
 
 /// The development stage.
 pub fn dev() -> StageConfig {
+    let account = &*DEV_ACCOUNT;
     StageConfig {
         name: "dev".into(),
         stack_name: "session-service-dev".into(),
-        region: "eu-west-1".into(),
+        region: account.region.clone(),
         architecture: Architecture::Arm64,
         memory_mb: 256,
         timeout_seconds: 10,
@@ -109,18 +153,17 @@ pub fn dev() -> StageConfig {
         throttling_burst_limit: 100,
         throttling_rate_limit: 50.0,
         connect_authorizer: true,
-        jwt: JwtSettings {
-            issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessDev01".into(),
-            audience: "session-service-dev".into(),
-            jwks_url: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessDev01/.well-known/jwks.json".into(),
-            token_use: "id".into(),
-        },
+        jwt: account.identity.clone(),
+        cors: cors(account),
         limits: DEFAULT_LIMITS,
+        settings_file: DEV_FILE.path,
+        example_settings: account.examples.clone(),
     }
 }
 
 /// The production stage.
 pub fn prod() -> StageConfig {
+    let account = &*PROD_ACCOUNT;
     StageConfig {
         name: "prod".into(),
         stack_name: "session-service-prod".into(),
@@ -129,14 +172,18 @@ pub fn prod() -> StageConfig {
         access_logs: true,
         throttling_burst_limit: 1000,
         throttling_rate_limit: 500.0,
-        jwt: JwtSettings {
-            issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessProd1".into(),
-            audience: "session-service".into(),
-            jwks_url: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_SessProd1/.well-known/jwks.json".into(),
-            token_use: "id".into(),
-        },
+        region: account.region.clone(),
+        jwt: account.identity.clone(),
+        cors: cors(account),
+        settings_file: PROD_FILE.path,
+        example_settings: account.examples.clone(),
         ..dev()
     }
+}
+
+/// The CORS settings of a stage file: its origins, the maximum age in code.
+fn cors(account: &AccountSettings) -> CorsSettings {
+    CorsSettings { allowed_origins: account.cors.allowed_origins.clone(), max_age_seconds: CORS_MAX_AGE_SECONDS }
 }
 
 /// `stage` without the `$connect` authorizer (the configuration in which `$connect` verifies
@@ -167,9 +214,8 @@ impl StageConfig {
         let value = match name {
             env::CONNECT_AUTH => (if self.connect_authorizer { "authorizer" } else { "self" }).to_owned(),
             env::JWT_ISSUER => self.jwt.issuer.clone(),
-            env::JWT_AUDIENCE => self.jwt.audience.clone(),
+            env::JWT_AUDIENCE => self.jwt.audiences.join(&env::LIST_SEPARATOR.to_string()),
             env::JWKS_SOURCE => self.jwt.jwks_url.clone(),
-            env::JWT_TOKEN_USE => self.jwt.token_use.clone(),
             env::MAX_LISTENERS_PER_SESSION => limits.max_listeners_per_session.to_string(),
             env::CONNECTS_PER_MINUTE_PER_IP => limits.connects_per_minute_per_ip.to_string(),
             env::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP => {
@@ -203,6 +249,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_stage_files_hold_the_account_settings() {
+        let dev = dev();
+        assert_eq!(dev.settings_file, "stacks/stages/dev.yaml");
+        assert!(dev.jwt.issuer.starts_with("https://cognito-idp.eu-west-1.amazonaws.com/"), "{}", dev.jwt.issuer);
+        assert_eq!(dev.cors.allowed_origins, ["http://localhost:4512", "http://127.0.0.1:4512"], "the local console");
+        assert_eq!(dev.cors.max_age_seconds, CORS_MAX_AGE_SECONDS);
+        let prod = prod();
+        assert_eq!((prod.settings_file, prod.region.as_str()), ("stacks/stages/prod.yaml", "eu-west-1"));
+        assert_ne!(prod.jwt, dev.jwt);
+        for stage in all() {
+            assert!(!stage.example_settings.is_empty(), "{}: this repository's values are examples", stage.name);
+            assert!(stage.example_settings.iter().all(|key| SETTING_KEYS.contains(&key.as_str())));
+        }
+        assert!(prod.example_settings.contains(&"cors.allowed_origins".to_owned()));
+        assert!(!dev.example_settings.contains(&"cors.allowed_origins".to_owned()), "the local console is real");
+    }
+
+    #[test]
+    fn the_audiences_reach_the_functions_as_one_list() {
+        let mut stage = dev();
+        stage.jwt.audiences = vec!["web".into(), "ios".into()];
+        assert_eq!(stage.setting(env::JWT_AUDIENCE).as_deref(), Some("web,ios"));
     }
 
     #[test]

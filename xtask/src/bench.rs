@@ -141,7 +141,6 @@ fn sample_setting(name: &str) -> &'static str {
         env::JWT_ISSUER => "https://issuer.example.com",
         env::JWT_AUDIENCE => "bench",
         env::JWKS_SOURCE => r#"{"keys":[]}"#,
-        env::JWT_TOKEN_USE => "id",
         _ => "60",
     }
 }

@@ -72,7 +72,7 @@ async fn dev_stack(test: &str, edit: Option<devstack::stack::TemplateEdit>) -> d
 }
 
 fn speaker() -> devstack::TokenRequest {
-    devstack::TokenRequest { sub: "doctor-probe-speaker".into(), email: None, expires_in_seconds: 600 }
+    devstack::TokenRequest::id("doctor-probe-speaker", 600)
 }
 
 /// How many items the stack's table `logical_id` holds.

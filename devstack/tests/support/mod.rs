@@ -41,6 +41,16 @@ pub(crate) fn binaries() -> PathBuf {
 }
 
 pub(crate) async fn start(test: &str, limits: GatewayLimits, edit: Option<TemplateEdit>) -> DevStack {
+    start_stage(test, stacks::stages::dev(), limits, edit).await
+}
+
+/// [`start`] of another stage than `dev`.
+pub(crate) async fn start_stage(
+    test: &str,
+    stage: stacks::StageConfig,
+    limits: GatewayLimits,
+    edit: Option<TemplateEdit>,
+) -> DevStack {
     let binaries = tokio::task::spawn_blocking(binaries).await.expect("the build finished");
     let endpoint = tokio::task::spawn_blocking(testkit::local_endpoint).await.expect("moto is up");
     let log =
@@ -52,13 +62,13 @@ pub(crate) async fn start(test: &str, limits: GatewayLimits, edit: Option<Templa
         limits,
         aws_endpoint: Some(endpoint),
         max_concurrency: 8,
-        ..DevConfig::local(stacks::stages::dev(), binaries, logs).expect("a local key")
+        ..DevConfig::local(stage, binaries, logs).expect("a local key")
     };
     DevStack::start(config).await.expect("the local stack starts")
 }
 
 pub(crate) fn token(stack: &DevStack, sub: &str) -> String {
-    let request = TokenRequest { sub: sub.into(), email: Some(format!("{sub}@example.com")), expires_in_seconds: 600 };
+    let request = TokenRequest::id(sub, 600);
     stack.token(&request).expect("a token")
 }
 

@@ -1,8 +1,10 @@
 //! The authorizer against REQUEST events shaped like API Gateway's, with keys made here.
 
 use authorizer_function::{ANONYMOUS_PRINCIPAL, Authorizer, AuthorizerError};
+use harness::tokens::token_cases;
 use serde_json::{Value, json};
 use session_core::events::AuthorizerRequest;
+use session_core::jwt::cognito::{TokenClaims, TokenKind};
 use session_core::jwt::signing::LocalSigner;
 use session_core::jwt::{JwksSource, JwtConfig, Verifier};
 use session_core::store::ManualClock;
@@ -21,7 +23,7 @@ fn speaker_request(token: &str) -> AuthorizerRequest {
 }
 
 fn authorizer_with(jwks: JwksSource) -> Authorizer {
-    let config = JwtConfig::new(ISSUER, AUDIENCE, jwks).with_token_use("id");
+    let config = JwtConfig::new(ISSUER, [AUDIENCE], jwks);
     Authorizer::new(Verifier::new(config), ManualClock::starting_at(NOW * 1000))
 }
 
@@ -72,6 +74,46 @@ async fn a_valid_speaker_token_is_allowed_with_the_users_identity() {
         json!({"authenticated": "true", "userId": "user-42", "email": "speaker@example.com"})
     );
     assert!(response.context.values().all(Value::is_string), "context values are flat strings");
+}
+
+/// The same tokens as the HTTP API's JWT authorizer: ID and access tokens of the app client
+/// pass, with the caller's `sub`; every other shape is a 401, never a listener.
+#[tokio::test]
+async fn it_accepts_exactly_the_tokens_the_http_apis_jwt_authorizer_accepts() {
+    let signer = signer();
+    let authorizer = authorizer_with(JwksSource::Inline(signer.jwks_json()));
+    for case in token_cases(ISSUER, AUDIENCE, "user-42", NOW) {
+        let token = signer.sign(&case.claims).expect("signed");
+        match authorizer.handle(&speaker_request(&token)).await {
+            Ok(response) => {
+                assert!(case.accepted, "{} was accepted", case.name);
+                assert_eq!(response.principal_id, "user-42", "{}", case.name);
+                assert_eq!(context(&response)["authenticated"], "true", "{}", case.name);
+            }
+            Err(error) => {
+                assert!(!case.accepted, "{} was refused: {error:?}", case.name);
+                assert_eq!(lambda_runtime::Diagnostic::from(error).error_message, "Unauthorized", "{}", case.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_access_token_speaker_has_no_email_in_the_context() {
+    let signer = signer();
+    let authorizer = authorizer_with(JwksSource::Inline(signer.jwks_json()));
+    let access = TokenClaims {
+        kind: TokenKind::Access,
+        issuer: ISSUER,
+        client_id: AUDIENCE,
+        sub: "user-42",
+        email: Some("ignored@example.com"),
+        issued_at: NOW - 10,
+        expires_at: NOW + 60,
+    };
+    let token = signer.sign(&access.to_json()).expect("signed");
+    let response = authorizer.handle(&speaker_request(&token)).await.expect("allowed");
+    assert_eq!(context(&response), json!({"authenticated": "true", "userId": "user-42", "email": ""}));
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! DynamoDB endpoint and a recording `@connections` API reached by the real SDK client.
 
 use connection_function::{ConnectAuth, ConnectionFunction};
-use harness::{NOW_MS, World, language};
+use harness::tokens::token_cases;
+use harness::{AUDIENCE, ISSUER, NOW_MS, World, language};
 use serde_json::Value;
 use session_core::deadline::{ANSWER_RESERVE, Deadline};
 use session_core::events::{WebSocketEvent, WebSocketResponse};
@@ -148,6 +149,30 @@ async fn without_the_authorizer_the_function_verifies_the_token_itself() {
     assert_eq!(stored.speaker_connection_id.as_deref(), Some("M1TN0dPGwIdDJix="));
 }
 
+/// Without the authorizer, `$connect` admits exactly the speakers the HTTP API's JWT authorizer
+/// admits: a Cognito ID token and access token of the app client both connect the user as the
+/// speaker of their own session; every other token is a 401, never a listener.
+#[tokio::test]
+async fn without_the_authorizer_it_accepts_exactly_the_tokens_the_http_apis_jwt_authorizer_accepts() {
+    let world = World::new().await;
+    let function = function(&world, ConnectAuth::SelfVerify);
+    for (index, case) in token_cases(ISSUER, AUDIENCE, "user-42", NOW_MS / 1000).into_iter().enumerate() {
+        let session = world.session_owned_by("user-42").await;
+        let mut event = speaker_event(session.session_id.as_str(), &world.sign(&case.claims));
+        event.request_context.authorizer = None;
+        event.request_context.connection_id = format!("case{index:02}connection=");
+        let response = function.handle(&event).await;
+        if case.accepted {
+            assert_eq!(response, WebSocketResponse::ok(), "{} was refused", case.name);
+            let row = world.store.get_connection(&event.request_context.connection_id).await.expect("read");
+            let row = row.expect("stored");
+            assert_eq!((row.role, row.user_id.as_deref()), (Role::Speaker, Some("user-42")), "{}", case.name);
+        } else {
+            assert_eq!(response.status_code, 401, "{} was let through: {response:?}", case.name);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_speaker_may_connect_without_a_session_and_create_one_later() {
     let world = World::new().await;
@@ -195,7 +220,7 @@ async fn an_unreachable_key_set_is_503_for_speakers_and_irrelevant_to_listeners(
     let world = World::new().await;
     let session = world.session_owned_by("user-42").await;
     let mut function = function(&world, ConnectAuth::SelfVerify);
-    function.verifier = Verifier::new(JwtConfig::new("i", "a", JwksSource::Url("http://127.0.0.1:9/jwks".into())));
+    function.verifier = Verifier::new(JwtConfig::new("i", ["a"], JwksSource::Url("http://127.0.0.1:9/jwks".into())));
     let mut speaker = speaker_event(session.session_id.as_str(), &world.token("user-42"));
     speaker.request_context.authorizer = None;
     assert_refused(&function.handle(&speaker).await, 503, "SERVICE_UNAVAILABLE");
@@ -642,7 +667,6 @@ fn settings_come_from_the_declared_environment() {
             .collect();
         variables.insert("CONNECT_AUTH".into(), "self".into());
         variables.insert("JWKS_SOURCE".into(), "{\"keys\":[]}".into());
-        variables.insert("JWT_TOKEN_USE".into(), String::new());
         for (name, value) in overrides {
             variables.insert(name.to_string(), value.to_string());
         }

@@ -108,7 +108,7 @@ fn function(database: &NoDatabase) -> ConnectionFunction {
         notifier: Notifier::new(management, Some("http://127.0.0.1:9".to_owned())),
         limits: Limits::default(),
         auth: ConnectAuth::SelfVerify,
-        verifier: Verifier::new(JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(SIGNER.jwks_json()))),
+        verifier: Verifier::new(JwtConfig::new(ISSUER, [AUDIENCE], JwksSource::Inline(SIGNER.jwks_json()))),
     }
 }
 

@@ -12,12 +12,17 @@ pub const MANAGEMENT_ENDPOINT: &str = "MANAGEMENT_ENDPOINT";
 /// authorizer and the function trusts its context) or `self` (no authorizer; the function
 /// verifies tokens itself).
 pub const CONNECT_AUTH: &str = "CONNECT_AUTH";
+/// The exact `iss` speaker tokens carry: the HTTP API's JWT authorizer's `Issuer`.
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
+/// The audiences a speaker token may be for, as the HTTP API's JWT authorizer lists them in its
+/// `Audience` (for Cognito, the app client ids), joined by [`LIST_SEPARATOR`]:
+/// `1example23client,4another56client`. An audience never holds the separator (the stage files
+/// refuse one); readers split at it, trim each part and drop empty ones.
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
 /// Where the JWKS comes from: an `https://` URL, `file:PATH`, or inline JSON.
 pub const JWKS_SOURCE: &str = "JWKS_SOURCE";
-/// The `token_use` claim speaker tokens must carry (`id` for Cognito ID tokens); empty for none.
-pub const JWT_TOKEN_USE: &str = "JWT_TOKEN_USE";
+/// What separates the values of a variable that holds a list ([`JWT_AUDIENCE`]).
+pub const LIST_SEPARATOR: char = ',';
 pub const MAX_LISTENERS_PER_SESSION: &str = "MAX_LISTENERS_PER_SESSION";
 pub const CONNECTS_PER_MINUTE_PER_IP: &str = "CONNECTS_PER_MINUTE_PER_IP";
 pub const UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP: &str = "UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP";

@@ -63,8 +63,9 @@ const SESSION_PERMISSIONS: [Permission; 5] = [
     on(MANAGE_CONNECTIONS, Resource::Connections),
 ];
 
-const JWT_SETTINGS: [EnvVar; 4] =
-    [setting(env::JWT_ISSUER), setting(env::JWT_AUDIENCE), setting(env::JWKS_SOURCE), setting(env::JWT_TOKEN_USE)];
+/// What a speaker token is checked against: the same issuer, audiences and keys as the HTTP
+/// API's JWT authorizer, so every path accepts the same tokens.
+const JWT_SETTINGS: [EnvVar; 3] = [setting(env::JWT_ISSUER), setting(env::JWT_AUDIENCE), setting(env::JWKS_SOURCE)];
 
 /// The `$connect` authorizer.
 pub const AUTHORIZER: Function = Function {
@@ -90,7 +91,6 @@ pub const CONNECTION: Function = Function {
         JWT_SETTINGS[0],
         JWT_SETTINGS[1],
         JWT_SETTINGS[2],
-        JWT_SETTINGS[3],
         setting(env::MAX_LISTENERS_PER_SESSION),
         setting(env::CONNECTS_PER_MINUTE_PER_IP),
         setting(env::UNKNOWN_SESSION_CONNECTS_PER_MINUTE_PER_IP),

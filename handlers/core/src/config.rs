@@ -99,12 +99,27 @@ impl FunctionEnv {
             value: source.clone(),
             problem: problem.to_string(),
         })?;
-        let mut config = JwtConfig::new(self.get(env::JWT_ISSUER)?, self.get(env::JWT_AUDIENCE)?, jwks);
-        let token_use = self.get_allow_empty(env::JWT_TOKEN_USE)?;
-        if !token_use.is_empty() {
-            config = config.with_token_use(token_use);
+        Ok(JwtConfig::new(self.get(env::JWT_ISSUER)?, self.audiences()?, jwks))
+    }
+
+    /// The audiences of `JWT_AUDIENCE`, split at `contract::env::LIST_SEPARATOR`, each trimmed,
+    /// empty ones dropped; at least one.
+    fn audiences(&self) -> Result<Vec<String>, ConfigError> {
+        let value = self.get(env::JWT_AUDIENCE)?;
+        let audiences: Vec<String> = value
+            .split(env::LIST_SEPARATOR)
+            .map(str::trim)
+            .filter(|audience| !audience.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if audiences.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: env::JWT_AUDIENCE.to_owned(),
+                value,
+                problem: format!("no audience: expected app client ids separated by '{}'", env::LIST_SEPARATOR),
+            });
         }
-        Ok(config)
+        Ok(audiences)
     }
 
     /// The management endpoint override, if set to a non-empty value.
@@ -206,6 +221,19 @@ mod tests {
         variables.insert(contract::env::SESSIONS_PER_HOUR_PER_USER.to_owned(), "many".to_owned());
         let env = FunctionEnv::from_map(&functions::HTTP, variables);
         assert!(matches!(Limits::from_env(&env), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn the_audiences_are_a_list_in_one_variable() {
+        let jwt = |audience: &str| {
+            let mut variables = declared(&functions::AUTHORIZER);
+            variables.insert(contract::env::JWKS_SOURCE.to_owned(), "file:/keys.json".to_owned());
+            variables.insert(contract::env::JWT_AUDIENCE.to_owned(), audience.to_owned());
+            FunctionEnv::from_map(&functions::AUTHORIZER, variables).jwt()
+        };
+        assert_eq!(jwt("one").map(|config| config.audiences), Ok(vec!["one".to_owned()]));
+        assert_eq!(jwt("one, two,").map(|config| config.audiences), Ok(vec!["one".to_owned(), "two".to_owned()]));
+        assert!(matches!(jwt(" , "), Err(ConfigError::Invalid { .. })));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use session_core::jwt::cognito::{TokenClaims, TokenKind};
 use session_core::jwt::signing::LocalSigner;
 use session_core::jwt::{InvalidJwksSpec, JwksSource, JwtConfig, JwtError, Verifier};
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ fn claims_without(name: &str) -> Value {
 }
 
 fn config(jwks: JwksSource) -> JwtConfig {
-    JwtConfig::new(ISSUER, AUDIENCE, jwks).with_token_use("id")
+    JwtConfig::new(ISSUER, [AUDIENCE], jwks)
 }
 
 /// A verifier trusting exactly this signer's key, given inline.
@@ -265,20 +266,87 @@ async fn a_tampered_token_is_refused() {
     assert!(matches!(refusal(&verifier, &unsigned).await, JwtError::BadSignature));
 }
 
+/// Cognito's access token: the app client in `client_id`, no `aud`, `token_use: access`.
+fn access_claims() -> Value {
+    TokenClaims {
+        kind: TokenKind::Access,
+        issuer: ISSUER,
+        client_id: AUDIENCE,
+        sub: "5f6c1e2a-0000-4000-8000-000000000001",
+        email: None,
+        issued_at: NOW - 60,
+        expires_at: NOW + 3600,
+    }
+    .to_json()
+}
+
 #[tokio::test]
-async fn a_wrong_or_missing_token_use_is_refused() {
+async fn an_access_token_names_the_app_client_in_client_id_and_is_accepted() {
     let signer = signer("key-1");
     let verifier = verifier_for(&signer);
-    let token = sign(&signer, &claims_with("token_use", json!("access")));
-    assert!(matches!(refusal(&verifier, &token).await, JwtError::WrongTokenUse));
-    let token = sign(&signer, &claims_without("token_use"));
-    assert!(matches!(refusal(&verifier, &token).await, JwtError::MissingClaim("token_use")));
+    let claims = verifier.verify(&sign(&signer, &access_claims()), NOW).await.expect("accepted");
+    assert_eq!(claims.sub, "5f6c1e2a-0000-4000-8000-000000000001");
+    assert_eq!((claims.aud.len(), claims.client_id.as_deref()), (0, Some(AUDIENCE)));
+    assert_eq!((claims.token_use.as_deref(), claims.email), (Some("access"), None));
 
-    // Without a token_use requirement, any token_use (or none) passes.
-    let jwks = JwksSource::Inline(signer.jwks_json());
-    let lenient = Verifier::new(JwtConfig::new(ISSUER, AUDIENCE, jwks));
-    let claims = lenient.verify(&token, NOW).await.expect("accepted");
-    assert_eq!(claims.token_use, None);
+    let mut other_client = access_claims();
+    other_client["client_id"] = json!("some-other-client");
+    assert!(matches!(refusal(&verifier, &sign(&signer, &other_client)).await, JwtError::WrongAudience));
+}
+
+/// API Gateway "validates client_id only if aud is not present": with both, `aud` decides.
+#[tokio::test]
+async fn with_both_aud_and_client_id_the_aud_decides() {
+    let signer = signer("key-1");
+    let verifier = verifier_for(&signer);
+    let mut aud_elsewhere = access_claims();
+    aud_elsewhere["aud"] = json!("some-other-client");
+    assert!(matches!(refusal(&verifier, &sign(&signer, &aud_elsewhere)).await, JwtError::WrongAudience));
+    let client_elsewhere = claims_with("client_id", json!("some-other-client"));
+    verifier.verify(&sign(&signer, &client_elsewhere), NOW).await.expect("aud names the app client");
+}
+
+/// API Gateway does not look at `token_use`, so neither does the verifier: any kind passes.
+#[tokio::test]
+async fn token_use_is_not_looked_at() {
+    let signer = signer("key-1");
+    let verifier = verifier_for(&signer);
+    for claims in [claims_with("token_use", json!("access")), claims_without("token_use")] {
+        verifier.verify(&sign(&signer, &claims), NOW).await.expect("accepted");
+    }
+}
+
+#[tokio::test]
+async fn audiences_are_a_list_and_any_of_them_will_do() {
+    let signer = signer("key-1");
+    let verifier =
+        Verifier::new(JwtConfig::new(ISSUER, ["web-client", AUDIENCE], JwksSource::Inline(signer.jwks_json())));
+    verifier.verify(&sign(&signer, &good_claims()), NOW).await.expect("the second audience");
+    verifier.verify(&sign(&signer, &claims_with("aud", json!("web-client"))), NOW).await.expect("the first");
+    let mut access = access_claims();
+    access["client_id"] = json!("web-client");
+    verifier.verify(&sign(&signer, &access), NOW).await.expect("an access token of the first");
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_refused() {
+    let signer = signer("key-1");
+    let verifier = verifier_for(&signer);
+    let token = sign(&signer, &claims_with("iat", json!(NOW + 3600)));
+    assert!(matches!(refusal(&verifier, &token).await, JwtError::IssuedInFuture));
+    let skewed = sign(&signer, &claims_with("iat", json!(NOW + 20)));
+    verifier.verify(&skewed, NOW).await.expect("within the leeway");
+}
+
+#[tokio::test]
+async fn accept_is_the_gateways_decision_and_verify_also_needs_a_subject() {
+    let signer = signer("key-1");
+    let verifier = verifier_for(&signer);
+    let no_subject = sign(&signer, &claims_without("sub"));
+    verifier.accept(&no_subject, NOW).await.expect("API Gateway passes a token without sub on");
+    assert!(matches!(refusal(&verifier, &no_subject).await, JwtError::MissingClaim("sub")));
+    let expired = sign(&signer, &claims_with("exp", json!(NOW - 3600)));
+    assert_eq!(verifier.accept(&expired, NOW).await, Err(JwtError::Expired));
 }
 
 #[tokio::test]
@@ -290,7 +358,7 @@ async fn missing_claims_are_refused_by_name() {
         (claims_with("sub", json!("")), "sub"),
         (claims_without("exp"), "exp"),
         (claims_without("iss"), "iss"),
-        (claims_without("aud"), "aud"),
+        (claims_without("aud"), "aud or client_id"),
     ] {
         let error = refusal(&verifier, &sign(&signer, &claims)).await;
         let missing_this = matches!(error, JwtError::MissingClaim(missing) if missing == name);
@@ -504,7 +572,7 @@ async fn every_refusal_of_a_token_is_the_clients_fault() {
         JwtError::NotYetValid,
         JwtError::WrongIssuer,
         JwtError::WrongAudience,
-        JwtError::WrongTokenUse,
+        JwtError::IssuedInFuture,
         JwtError::MissingClaim("sub"),
     ];
     for error in errors {

@@ -597,10 +597,9 @@ const NOW: i64 = 1_764_000_000;
 static SIGNER: LazyLock<LocalSigner> =
     LazyLock::new(|| LocalSigner::generate("property-key").expect("an RSA key is generated"));
 
-/// A verifier trusting exactly [`SIGNER`], with `token_use` required to be `id`.
-static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
-    Verifier::new(JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(SIGNER.jwks_json())).with_token_use("id"))
-});
+/// A verifier trusting exactly [`SIGNER`], for the one app client [`AUDIENCE`].
+static VERIFIER: LazyLock<Verifier> =
+    LazyLock::new(|| Verifier::new(JwtConfig::new(ISSUER, [AUDIENCE], JwksSource::Inline(SIGNER.jwks_json()))));
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
     LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().expect("a runtime"));
@@ -680,13 +679,14 @@ fn claim(name: &'static str) -> BoxedStrategy<DrawnClaim> {
             }),
         ]
         .boxed(),
-        "token_use" => Just(Value::from("id")).boxed(),
+        "client_id" => Just(Value::from(AUDIENCE)).boxed(),
         "exp" => prop_oneof![(NOW + 31..NOW + 10_000_000).prop_map(Value::from), Just(json!(i64::MAX))].boxed(),
-        "nbf" => (0..NOW + 30).prop_map(Value::from).boxed(),
-        "iat" => any::<i64>().prop_map(Value::from).boxed(),
+        "nbf" | "iat" => (0..NOW + 30).prop_map(Value::from).boxed(),
         _ => "[a-z@.]{0,20}".prop_map(Value::from).boxed(),
     };
-    let required = matches!(name, "sub" | "iss" | "aud" | "token_use" | "exp");
+    // `aud` and `client_id` are required as a pair ([`audience_acceptable`]); `token_use` is
+    // any text, as API Gateway does not look at it.
+    let required = matches!(name, "sub" | "iss" | "exp");
     let other = prop_oneof![near_miss(), arb_number(), (NOW - 100..NOW + 100).prop_map(Value::from)];
     prop_oneof![
         1 => Just(Claim::Absent),
@@ -698,8 +698,30 @@ fn claim(name: &'static str) -> BoxedStrategy<DrawnClaim> {
 }
 
 fn claims() -> impl Strategy<Value = Vec<DrawnClaim>> {
-    ["sub", "iss", "aud", "token_use", "exp", "nbf", "iat", "email"].into_iter().map(claim).collect::<Vec<_>>()
+    ["sub", "iss", "aud", "client_id", "token_use", "exp", "nbf", "iat", "email"]
+        .into_iter()
+        .map(claim)
+        .collect::<Vec<_>>()
 }
+
+/// Whether the drawn `aud` and `client_id` name the app client as API Gateway reads them: a
+/// valid `aud`, or no `aud` and a valid `client_id`.
+fn audience_acceptable(drawn: &[DrawnClaim]) -> bool {
+    let claim = |name: &str| drawn.iter().find(|drawn| drawn.name == name).map(|drawn| &drawn.claim);
+    match claim("aud") {
+        Some(Claim::Valid(_)) => true,
+        Some(Claim::Absent) | None => matches!(claim("client_id"), Some(Claim::Valid(_))),
+        Some(Claim::Other(_)) => false,
+    }
+}
+
+/// Whether every drawn claim is one the verifier must accept.
+fn all_acceptable(drawn: &[DrawnClaim]) -> bool {
+    drawn.iter().all(DrawnClaim::acceptable) && audience_acceptable(drawn)
+}
+
+/// What a refusal for the app client is about: `aud`, or `client_id` when there is no `aud`.
+const AUDIENCE_PAIR: &str = "aud or client_id";
 
 /// The claim a claims-level refusal is about.
 fn claim_of(error: &JwtError) -> Option<&'static str> {
@@ -707,9 +729,9 @@ fn claim_of(error: &JwtError) -> Option<&'static str> {
         JwtError::MissingClaim(name) => Some(name),
         JwtError::Expired => Some("exp"),
         JwtError::NotYetValid => Some("nbf"),
+        JwtError::IssuedInFuture => Some("iat"),
         JwtError::WrongIssuer => Some("iss"),
-        JwtError::WrongAudience => Some("aud"),
-        JwtError::WrongTokenUse => Some("token_use"),
+        JwtError::WrongAudience => Some(AUDIENCE_PAIR),
         _ => None,
     }
 }
@@ -804,7 +826,10 @@ proptest! {
             };
         }
         let token = SIGNER.sign(&Value::Object(claims.clone())).expect("signed");
-        let not_valid = |name: &str| drawn.iter().any(|drawn| drawn.name == name && !drawn.acceptable());
+        let not_valid = |name: &str| match name {
+            AUDIENCE_PAIR => !audience_acceptable(&drawn),
+            _ => drawn.iter().any(|drawn| drawn.name == name && !drawn.acceptable()),
+        };
         match verify(&token) {
             Ok(accepted) => {
                 prop_assert_eq!(Some(&Value::from(accepted.sub.clone())), claims.get("sub"));
@@ -812,7 +837,7 @@ proptest! {
             }
             Err(error) => {
                 prop_assert!(error.is_client_fault(), "{:?}", error);
-                prop_assert!(!drawn.iter().all(DrawnClaim::acceptable), "valid claims refused: {:?}", error);
+                prop_assert!(!all_acceptable(&drawn), "valid claims refused: {:?}", error);
                 match claim_of(&error) {
                     Some(name) => prop_assert!(not_valid(name), "{:?} but {} was drawn valid: {}", error, name, Value::Object(claims)),
                     None => prop_assert!(matches!(error, JwtError::Malformed(_)), "{:?}", error),
@@ -839,7 +864,7 @@ proptest! {
         arb_json().prop_map(|keys| json!({"keys": [keys]}).to_string()),
         ".{0,40}",
     ]) {
-        let verifier = Verifier::new(JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(jwks)));
+        let verifier = Verifier::new(JwtConfig::new(ISSUER, [AUDIENCE], JwksSource::Inline(jwks)));
         let result = RUNTIME.block_on(verifier.verify(&GOOD_TOKEN, NOW));
         prop_assert!(matches!(result, Err(JwtError::JwksUnavailable(_) | JwtError::UnknownKey(_))), "{:?}", result);
     }

@@ -1,12 +1,15 @@
 //! The world a function test runs in: a store over fresh tables on the local DynamoDB
 //! endpoint, a manual clock, a recording `@connections` API reached through the real SDK
 //! client, a local signing key with a verifier that trusts it, and a recorder of every AWS
-//! call (to check calls against the contract's permissions).
+//! call (to check calls against the contract's permissions); and the speaker tokens every
+//! path that checks tokens must accept or refuse alike ([`tokens`]).
 
-use serde_json::json;
+pub mod tokens;
+
 use session_core::config::Limits;
 use session_core::fanout::Notifier;
 use session_core::ids::SessionId;
+use session_core::jwt::cognito::{TokenClaims, TokenKind};
 use session_core::jwt::signing::LocalSigner;
 use session_core::jwt::{JwksSource, JwtConfig, Verifier};
 use session_core::model::Session;
@@ -19,6 +22,7 @@ use testkit::{ConnectionsApi, OperationRecorder};
 /// The test clock's start: 2026-11-25T19:01:21Z, in milliseconds.
 pub const NOW_MS: i64 = 1_795_633_281_000;
 pub const ISSUER: &str = "https://issuer.example.com";
+/// The app client speakers' tokens are issued to: the verifier's one audience.
 pub const AUDIENCE: &str = "session-service";
 
 /// Everything a function under test talks to.
@@ -47,26 +51,44 @@ impl World {
         let base = connections_api.client(Some(recorder.clone())).config().clone();
         let notifier = Notifier::new(base, Some(connections_api.endpoint()));
         let signer = Arc::new(LocalSigner::generate("harness-key").expect("a signing key"));
-        let verifier = Verifier::new(
-            JwtConfig::new(ISSUER, AUDIENCE, JwksSource::Inline(signer.jwks_json())).with_token_use("id"),
-        );
+        let verifier = Verifier::new(JwtConfig::new(ISSUER, [AUDIENCE], JwksSource::Inline(signer.jwks_json())));
         recorder.clear();
         World { store, clock, connections_api, notifier, recorder, signer, verifier, limits: Limits::default() }
     }
 
-    /// A valid speaker token for `user`, expiring in an hour.
+    /// A valid speaker token (a Cognito ID token) for `user`, expiring in an hour.
     pub fn token(&self, user: &str) -> String {
         self.token_expiring(user, NOW_MS / 1000 + 3600)
     }
 
-    /// A speaker token for `user` expiring at `exp` (epoch seconds).
+    /// A valid speaker access token (Cognito's other shape: `client_id`, no `aud`) for `user`.
+    pub fn access_token(&self, user: &str) -> String {
+        self.token_of(TokenKind::Access, user, NOW_MS / 1000 + 3600)
+    }
+
+    /// A speaker ID token for `user` expiring at `exp` (epoch seconds).
     pub fn token_expiring(&self, user: &str, exp: i64) -> String {
-        self.signer
-            .sign(&json!({
-                "sub": user, "email": format!("{user}@example.com"), "iss": ISSUER, "aud": AUDIENCE,
-                "token_use": "id", "iat": NOW_MS / 1000 - 10, "exp": exp,
-            }))
-            .expect("signed")
+        self.token_of(TokenKind::Id, user, exp)
+    }
+
+    /// A speaker token of `kind` for `user`, issued 10 s ago, expiring at `exp` (epoch seconds).
+    pub fn token_of(&self, kind: TokenKind, user: &str, exp: i64) -> String {
+        let email = format!("{user}@example.com");
+        let claims = TokenClaims {
+            kind,
+            issuer: ISSUER,
+            client_id: AUDIENCE,
+            sub: user,
+            email: Some(&email),
+            issued_at: NOW_MS / 1000 - 10,
+            expires_at: exp,
+        };
+        self.sign(&claims.to_json())
+    }
+
+    /// `claims` (a JSON object) signed with the world's key: for tokens of any other shape.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        self.signer.sign(claims).expect("signed")
     }
 
     /// A live session owned by `user`.

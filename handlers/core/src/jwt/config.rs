@@ -1,4 +1,4 @@
-//! What a verifier trusts: the issuer, the audience, the kind of token, and where the keys are.
+//! What a verifier trusts: the issuer, the audiences, and where the keys are.
 
 use std::path::PathBuf;
 
@@ -11,10 +11,9 @@ pub struct JwtConfig {
     /// The exact `iss` a token must carry (for Cognito,
     /// `https://cognito-idp.<region>.amazonaws.com/<user pool id>`).
     pub issuer: String,
-    /// The value a token's `aud` must be or contain (for Cognito, the app client id).
-    pub audience: String,
-    /// When set, the exact `token_use` a token must carry (for Cognito ID tokens, `id`).
-    pub token_use: Option<String>,
+    /// A token's `aud` must name one of these, or, when it has no `aud`, its `client_id` must be
+    /// one of them (for Cognito, the app client ids): the HTTP API's JWT authorizer's `Audience`.
+    pub audiences: Vec<String>,
     /// Where the issuer's public keys are.
     pub jwks: JwksSource,
     /// How many seconds of clock difference to forgive on `exp` and `nbf`.
@@ -22,22 +21,18 @@ pub struct JwtConfig {
 }
 
 impl JwtConfig {
-    /// A configuration with no `token_use` requirement and the default leeway.
-    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, jwks: JwksSource) -> Self {
+    /// A configuration with the default leeway.
+    pub fn new(
+        issuer: impl Into<String>,
+        audiences: impl IntoIterator<Item = impl Into<String>>,
+        jwks: JwksSource,
+    ) -> Self {
         JwtConfig {
             issuer: issuer.into(),
-            audience: audience.into(),
-            token_use: None,
+            audiences: audiences.into_iter().map(Into::into).collect(),
             jwks,
             leeway_secs: DEFAULT_LEEWAY_SECS,
         }
-    }
-
-    /// The same configuration, requiring this exact `token_use`.
-    #[must_use]
-    pub fn with_token_use(mut self, token_use: impl Into<String>) -> Self {
-        self.token_use = Some(token_use.into());
-        self
     }
 
     /// The same configuration, with this clock leeway.

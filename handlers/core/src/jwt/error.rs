@@ -38,13 +38,14 @@ pub enum JwtError {
     #[error("the token was issued by an issuer this service does not trust")]
     WrongIssuer,
 
-    /// The token's `aud` does not name this service.
-    #[error("the token's audience does not include this service")]
+    /// The token's `aud` (or, without one, its `client_id`) names none of this service's
+    /// audiences: it was issued to another app.
+    #[error("the token's audience (aud, or client_id without aud) is none of this service's")]
     WrongAudience,
 
-    /// The token's `token_use` is not the kind of token this service expects.
-    #[error("the token is the wrong kind of token: its token_use is not the expected one")]
-    WrongTokenUse,
+    /// The token's `iat` is in the future (beyond the allowed clock leeway).
+    #[error("the token claims to be issued in the future: its iat is after now")]
+    IssuedInFuture,
 
     /// A claim this service requires is absent (or empty).
     #[error("the token lacks the required {0} claim")]

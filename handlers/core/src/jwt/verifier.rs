@@ -1,6 +1,6 @@
 //! The verifier: a configuration and a cache of the issuer's keys, shared by every request.
 
-use super::claims::Claims;
+use super::claims::{Claims, RawClaims};
 use super::keys::KeySet;
 use super::token::ParsedToken;
 use super::{JwtConfig, JwtError};
@@ -52,16 +52,28 @@ impl Verifier {
     }
 
     /// Verifies a compact JWT at `now_epoch_secs` (seconds since the Unix epoch) and returns
-    /// its claims, or the reason it is refused.
+    /// its claims, or the reason it is refused: [`Verifier::accept`], and the token must name
+    /// its subject (`sub`), which is who a speaker is.
+    pub async fn verify(&self, token: &str, now_epoch_secs: i64) -> Result<Claims, JwtError> {
+        self.accepted(token, now_epoch_secs).await?.into_claims()
+    }
+
+    /// Whether the HTTP API's JWT authorizer configured as this verifier is would let `token`
+    /// through at `now_epoch_secs`: what the local HTTP API decides before its functions run.
     ///
     /// The checks run in this order: the token's shape, its algorithm (RS256 only) and key id;
-    /// the key (fetching the key set if needed); the signature; then the claims `sub`, `exp`,
-    /// `iss`, `aud`, `token_use` and the times `exp` and `nbf`, give or take the leeway.
-    pub async fn verify(&self, token: &str, now_epoch_secs: i64) -> Result<Claims, JwtError> {
+    /// the key (fetching the key set if needed); the signature; then the claims `iss`, `aud`
+    /// (or `client_id`), and the times `exp`, `nbf` and `iat`, give or take the leeway.
+    pub async fn accept(&self, token: &str, now_epoch_secs: i64) -> Result<(), JwtError> {
+        self.accepted(token, now_epoch_secs).await.map(drop)
+    }
+
+    async fn accepted(&self, token: &str, now_epoch_secs: i64) -> Result<RawClaims, JwtError> {
         let parsed = ParsedToken::parse(token)?;
         let key = self.key(&parsed.kid).await?;
         parsed.check_signature(&key)?;
-        parsed.claims.check(&self.inner.config, now_epoch_secs)
+        parsed.claims.check_as_api_gateway(&self.inner.config, now_epoch_secs)?;
+        Ok(parsed.claims)
     }
 
     /// Loads the key set now rather than on the first token, so that a broken source is found

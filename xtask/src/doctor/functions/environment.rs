@@ -25,8 +25,7 @@ struct Problem {
 }
 
 /// Settings that decide who may speak: a wrong value refuses speakers or accepts strangers.
-const AUTH_SETTINGS: [&str; 5] =
-    [env::CONNECT_AUTH, env::JWT_ISSUER, env::JWT_AUDIENCE, env::JWKS_SOURCE, env::JWT_TOKEN_USE];
+const AUTH_SETTINGS: [&str; 4] = [env::CONNECT_AUTH, env::JWT_ISSUER, env::JWT_AUDIENCE, env::JWKS_SOURCE];
 
 /// `https://{api}.execute-api.{region}.{suffix}/{stage}` of the live WebSocket API.
 fn management_endpoint(expected: &Expected<'_>, region: &str) -> Option<String> {

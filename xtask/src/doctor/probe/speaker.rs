@@ -308,12 +308,13 @@ fn diagnose(stage: &StageConfig, url: &str, findings: &str, timeouts: Timeouts, 
                  speakers with such tokens cannot connect (browsers see close 1006). The token: {findings}"
             ),
             format!(
-                "use a fresh token from the stage's identity provider (issuer {}, audience {}); if fresh tokens \
-                 are refused too, the deployed JWT settings differ from the stage's: compare stacks::stages \
-                 (`{}`: jwt issuer, audience, token_use, jwks_url) with the functions' JWT_ISSUER, \
-                 JWT_AUDIENCE, JWT_TOKEN_USE and JWKS_SOURCE, then `{deploy}`; `{authorizer_logs}` says why \
-                 each token was refused",
-                jwt.issuer, jwt.audience, stage.name
+                "use a fresh ID or access token from the stage's identity provider (issuer {}, app client {}); \
+                 if fresh tokens are refused too, the deployed JWT settings differ from the stage's: compare \
+                 {} (identity: issuer, audiences, jwks_url) with the functions' JWT_ISSUER, JWT_AUDIENCE and \
+                 JWKS_SOURCE, then `{deploy}`; `{authorizer_logs}` says why each token was refused",
+                jwt.issuer,
+                jwt.audiences.join(" or "),
+                stage.settings_file
             ),
         ),
         Outcome::Refused(403) => fail(

@@ -1,8 +1,8 @@
 //! What a speaker token says about itself, read without checking its signature: when a
-//! stage refuses the token, its claims against the stage's JWT settings (stacks::stages)
-//! say which to look at: expired, another issuer (a local token on a real stage), another
-//! audience or `token_use`, or none of these (then its signature, or the deployed
-//! settings).
+//! stage refuses the token, its claims against the stage's JWT settings (its stage file) say
+//! which to look at: expired, another issuer (a local token on a real stage), another app
+//! client (`aud`, or an access token's `client_id`, as API Gateway reads them), or none of
+//! these (then its signature, or the deployed settings).
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -67,22 +67,20 @@ pub(super) fn findings(stage: &StageConfig, token: &str, now: i64) -> String {
         Some(issuer) => findings.push(format!("its issuer is {issuer}, the stage's is {}", jwt.issuer)),
         None => findings.push("it has no iss".to_owned()),
     }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(audience)) => vec![audience.as_str()],
-        Some(Value::Array(audiences)) => audiences.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
+    // API Gateway reads `client_id` only when there is no `aud` (an access token).
+    let (claim, named): (&str, Vec<&str>) = match claims.get("aud") {
+        Some(Value::String(audience)) => ("aud", vec![audience.as_str()]),
+        Some(Value::Array(audiences)) => ("aud", audiences.iter().filter_map(Value::as_str).collect()),
+        _ => ("client_id", text("client_id").into_iter().collect()),
     };
-    if !audiences.contains(&jwt.audience.as_str()) {
-        let has = if audiences.is_empty() { "no aud".to_owned() } else { format!("aud {}", audiences.join(", ")) };
-        findings.push(format!("it has {has}, the stage's audience is {}", jwt.audience));
-    }
-    if !jwt.token_use.is_empty() && text("token_use") != Some(jwt.token_use.as_str()) {
-        let has = text("token_use").map_or_else(|| "no token_use".to_owned(), |used| format!("token_use {used}"));
-        findings.push(format!("it has {has}, the stage's is {}", jwt.token_use));
+    if !named.iter().any(|audience| jwt.audiences.iter().any(|stage| stage == audience)) {
+        let has =
+            if named.is_empty() { "no aud or client_id".to_owned() } else { format!("{claim} {}", named.join(", ")) };
+        findings.push(format!("it has {has}, the stage's app clients (audiences) are {}", jwt.audiences.join(", ")));
     }
     if findings.is_empty() {
         format!(
-            "its claims match the stage's settings (issuer, audience, token_use, not expired): so its \
+            "its claims match the stage's settings (issuer, app client, not expired): so its \
              signature is not from the issuer's keys ({}), or the deployed settings differ from the stage's",
             jwt.jwks_url
         )
@@ -106,10 +104,15 @@ mod tests {
     #[test]
     fn a_refused_token_says_which_setting_it_misses() {
         let stage = stacks::stages::dev();
+        let client = stage.jwt.audiences[0].clone();
         let good = json!({
-            "iss": stage.jwt.issuer, "aud": stage.jwt.audience, "token_use": "id", "exp": NOW + 60, "sub": "s",
+            "iss": stage.jwt.issuer, "aud": client, "token_use": "id", "exp": NOW + 60, "sub": "s",
         });
         assert!(findings(&stage, &token(&good), NOW).starts_with("its claims match"));
+        let access = json!({
+            "iss": stage.jwt.issuer, "client_id": client, "token_use": "access", "exp": NOW + 60, "sub": "s",
+        });
+        assert!(findings(&stage, &token(&access), NOW).starts_with("its claims match"), "an access token");
 
         let mut expired = good.clone();
         expired["exp"] = json!(NOW - 3 * 3600);
@@ -118,11 +121,18 @@ mod tests {
         let mut other = good.clone();
         other["iss"] = json!("https://elsewhere");
         other["aud"] = json!(["a", "b"]);
-        other["token_use"] = json!("access");
         let text = findings(&stage, &token(&other), NOW);
         assert!(text.contains("its issuer is https://elsewhere"), "{text}");
-        assert!(text.contains("it has aud a, b, the stage's audience is session-service-dev"), "{text}");
-        assert!(text.contains("token_use access, the stage's is id"), "{text}");
+        assert!(text.contains(&format!("it has aud a, b, the stage's app clients (audiences) are {client}")), "{text}");
+
+        let mut other_client = access.clone();
+        other_client["client_id"] = json!("c");
+        let text = findings(&stage, &token(&other_client), NOW);
+        assert!(text.contains("it has client_id c, the stage's app clients"), "{text}");
+        let mut aud_wins = access;
+        aud_wins["aud"] = json!("c");
+        let text = findings(&stage, &token(&aud_wins), NOW);
+        assert!(text.contains("it has aud c, the stage's app clients"), "{text}");
 
         let mut local = good;
         local["iss"] = json!(devstack::identity::LOCAL_ISSUER);
