@@ -3,17 +3,18 @@
 //! that name it (issuer and audiences from the template, checked as API Gateway checks them:
 //! `session_core::jwt::Verifier::accept`, so a Cognito ID token and access token both pass; a
 //! missing or invalid token is 401 `{"message":"Unauthorized"}` before the function runs),
-//! payload format 2.0 events, and the
-//! function's answer returned as API Gateway returns it (a failed function is 500
-//! `{"message":"Internal Server Error"}`).
+//! payload format 2.0 events, CORS as configured ([`crate::cors`]: preflights answered by the
+//! gateway before any route), and the function's answer returned as API Gateway returns it (a
+//! failed function is 500 `{"message":"Internal Server Error"}`).
 
+use crate::cors::Cors;
 use crate::events::HttpRequest;
 use crate::runtime::Function;
 use crate::template::{HttpApi, HttpAuthorization, HttpRoute};
 use crate::websocket::refusal;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -164,6 +165,20 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let Some(cors) = gateway.api.cors.clone() else {
+        return route(&gateway, peer, request).await;
+    };
+    let origin = request.headers().get(header::ORIGIN).and_then(|origin| origin.to_str().ok()).map(str::to_owned);
+    if Cors::is_preflight(request.method(), request.headers()) {
+        return cors.preflight(origin.as_deref());
+    }
+    let mut response = route(&gateway, peer, request).await;
+    cors.apply(origin.as_deref(), &mut response);
+    response
+}
+
+/// A request routed: the JWT authorizer where the route has it, then the route's function.
+async fn route(gateway: &HttpGateway, peer: SocketAddr, request: Request) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().unwrap_or_default().to_owned();
@@ -304,7 +319,7 @@ mod tests {
     }
 
     fn api(keys: &[&str]) -> HttpApi {
-        HttpApi { logical_id: "HttpApi".into(), routes: keys.iter().map(|key| route(key)).collect() }
+        HttpApi { logical_id: "HttpApi".into(), routes: keys.iter().map(|key| route(key)).collect(), cors: None }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - [`resources`]: the template's tables and streams made on the local AWS endpoint (moto);
 //! - [`runtime`]: a local Lambda Runtime API running the built binaries;
 //! - [`websocket`]: the WebSocket API (authorizer, routes, limits, `@connections`);
-//! - [`http_api`]: the HTTP API (routes, JWT authorizer);
+//! - [`http_api`]: the HTTP API (routes, JWT authorizer), and [`cors`], its CORS;
 //! - [`events`]: the events API Gateway sends, shaped as AWS sends them;
 //! - [`identity`]: the local signing key, its JWKS, and speaker tokens;
 //! - [`faults`]: DynamoDB and `@connections` faults switched on at run time;
@@ -15,6 +15,7 @@
 //! - [`binaries`]: the functions built for this machine.
 
 pub mod binaries;
+pub mod cors;
 pub mod events;
 pub mod faults;
 pub mod http_api;

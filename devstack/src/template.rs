@@ -1,11 +1,12 @@
 //! What the local stack reads from a synthesized template, and nothing else: the WebSocket API
 //! (route selection expression, stage, routes, the `$connect` authorizer and its identity
-//! sources), the HTTP API (routes and their JWT authorizer), the functions (code, environment,
+//! sources), the HTTP API (routes, their JWT authorizer, CORS), the functions (code, environment,
 //! timeout, memory), the tables and the streams.
 //!
 //! The local stack has no route or authorization knowledge of its own: a route, authorizer or
 //! identity source edited in the template changes what the local gateway does.
 
+use crate::cors::Cors;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use stacks::template::{self, Resources, prop};
@@ -116,6 +117,8 @@ impl IdentitySource {
 pub struct HttpApi {
     pub logical_id: String,
     pub routes: Vec<HttpRoute>,
+    /// Its `CorsConfiguration`, if it has one.
+    pub cors: Option<Cors>,
 }
 
 /// One route of the HTTP API.
@@ -271,7 +274,8 @@ fn http_api(resources: &Resources<'_>) -> Result<Option<HttpApi>> {
         };
         routes.push(HttpRoute { key: key.to_owned(), function, payload_format, authorization });
     }
-    Ok(Some(HttpApi { logical_id: api.to_owned(), routes }))
+    let cors = Cors::of_api(resources.properties(api));
+    Ok(Some(HttpApi { logical_id: api.to_owned(), routes, cors }))
 }
 
 fn jwt_authorizer(resources: &Resources<'_>, route: &str, properties: &Value) -> Result<HttpAuthorization> {
@@ -327,6 +331,8 @@ mod tests {
         let audiences = stacks::stages::dev().jwt.audiences;
         assert!(matches!(&post.authorization, HttpAuthorization::Jwt { audience, .. } if audience == &audiences));
         assert_eq!(post.payload_format, "2.0");
+        let cors = http.cors.as_ref().expect("dev's HTTP API has CORS");
+        assert_eq!(cors.allow_origins, stacks::stages::dev().cors.allowed_origins);
         assert_eq!(service.tables.len(), 3);
         assert_eq!(service.streams, ["AudioStream"]);
         assert_eq!(service.function("MessagesFunction").map(|f| f.timeout_seconds).ok(), Some(10));

@@ -413,10 +413,24 @@ pub struct Permission {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Api {
+    /// HTTP APIs only: API Gateway answers preflight requests itself and adds the CORS headers
+    /// to responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_configuration: Option<Cors>,
     pub name: Expr,
     pub protocol_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_selection_expression: Option<&'static str>,
+}
+
+/// `AWS::ApiGatewayV2::Api` `Cors`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Cors {
+    pub allow_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_origins: Vec<String>,
+    pub max_age: u32,
 }
 
 /// `AWS::ApiGatewayV2::Integration`.

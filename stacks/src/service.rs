@@ -272,6 +272,7 @@ fn add_websocket_api(
     template.add(
         naming::WEBSOCKET_API,
         Api {
+            cors_configuration: None,
             name: Expr::Str(format!("{}-websocket", stage.stack_name)),
             protocol_type: "WEBSOCKET",
             route_selection_expression: Some(contract.route_selection_expression),
@@ -438,11 +439,41 @@ fn access_logs(
     Some(AccessLogSettings { destination_arn: Expr::get_att(&logs, "Arn"), format: access_log_format(extra_fields) })
 }
 
+/// The request header speakers send their token in (`Authorization: Bearer <jwt>`): the HTTP
+/// API's JWT authorizer reads it, and browsers must be allowed to send it.
+pub const TOKEN_HEADER: &str = "Authorization";
+
+/// The request headers a page may send the HTTP API: the token, and the JSON bodies' type (a
+/// browser asks before sending `Content-Type: application/json` from another origin).
+pub const CORS_ALLOWED_HEADERS: [&str; 2] = [TOKEN_HEADER, "Content-Type"];
+
+/// The HTTP API's CORS configuration for `stage`: its origins (the stage file's), the headers
+/// the API reads, and exactly the methods of the routes it serves, from the contract.
+///
+/// API Gateway answers every preflight `OPTIONS` itself once CORS is configured, whether or not
+/// an `OPTIONS` route exists, before any route's authorizer ("Configure CORS for HTTP APIs in
+/// API Gateway"): so the JWT authorizer never sees a preflight, which carries no token. That
+/// holds as long as no route catches `OPTIONS` itself (`$default`, `ANY`, or an `OPTIONS` route
+/// with an authorizer would answer preflights with 401); the verifier checks it
+/// (`verify::cors`). No `ExposeHeaders`: pages read a refusal's `retryAfter` from its body,
+/// and no `AllowCredentials`: tokens travel in a header, never in cookies.
+fn cors_configuration(stage: &StageConfig, deployed: &[&contract::Function]) -> Cors {
+    let methods: BTreeSet<&str> =
+        deployed.iter().flat_map(|function| function.http_routes).map(|route| route.method.as_str()).collect();
+    Cors {
+        allow_headers: CORS_ALLOWED_HEADERS.iter().map(|header| (*header).to_owned()).collect(),
+        allow_methods: methods.into_iter().map(str::to_owned).collect(),
+        allow_origins: stage.cors.allowed_origins.clone(),
+        max_age: stage.cors.max_age_seconds,
+    }
+}
+
 fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contract::Function]) {
     let api = Expr::reference(naming::HTTP_API);
     template.add(
         naming::HTTP_API,
         Api {
+            cors_configuration: Some(cors_configuration(stage, deployed)),
             name: Expr::Str(format!("{}-http", stage.stack_name)),
             protocol_type: "HTTP",
             route_selection_expression: None,
@@ -454,7 +485,7 @@ fn add_http_api(template: &mut Template, stage: &StageConfig, deployed: &[&contr
             api_id: api.clone(),
             authorizer_type: "JWT",
             authorizer_uri: None,
-            identity_source: vec!["$request.header.Authorization".into()],
+            identity_source: vec![format!("$request.header.{TOKEN_HEADER}")],
             jwt_configuration: Some(JwtConfiguration {
                 audience: stage.jwt.audiences.clone(),
                 issuer: stage.jwt.issuer.clone(),
@@ -665,6 +696,36 @@ mod tests {
                 assert_eq!(variables.contains(&variable), websocket, "{stage}: {variable} in {format}");
             }
         }
+    }
+
+    #[test]
+    fn cors_allows_the_stage_origins_and_exactly_the_methods_of_the_http_routes() {
+        let stage = stages::dev();
+        let template = synthesized(&CONTRACT, &stage);
+        let cors = &template["Resources"][naming::HTTP_API]["Properties"]["CorsConfiguration"];
+        assert_eq!(cors["AllowOrigins"], json!(stage.cors.allowed_origins));
+        assert_eq!(cors["AllowMethods"], json!(["DELETE", "GET", "PATCH", "POST"]));
+        assert_eq!(cors["AllowHeaders"], json!(["Authorization", "Content-Type"]));
+        assert_eq!(cors["MaxAge"], stage.cors.max_age_seconds);
+        assert!(template["Resources"][naming::WEBSOCKET_API]["Properties"].get("CorsConfiguration").is_none());
+
+        // The methods follow the routes the code serves; none is typed anywhere else.
+        let mut functions = CONTRACT.functions.to_vec();
+        for function in functions.iter_mut().filter(|function| !function.http_routes.is_empty()) {
+            let reads: Vec<contract::HttpRoute> = function
+                .http_routes
+                .iter()
+                .filter(|route| route.method == contract::HttpMethod::Get)
+                .copied()
+                .collect();
+            function.http_routes = Box::leak(reads.into_boxed_slice());
+        }
+        let read_only = Contract { functions: Box::leak(functions.into_boxed_slice()), ..CONTRACT };
+        let template = synthesized(&read_only, &stage);
+        assert_eq!(
+            template["Resources"][naming::HTTP_API]["Properties"]["CorsConfiguration"]["AllowMethods"],
+            json!(["GET"])
+        );
     }
 
     #[test]

@@ -20,8 +20,12 @@
 //!   (the deployment's logical id ends with their fingerprint, recomputed here), or
 //!   auto-deploys (AWS_FACTS 12); an auto-deploying HTTP stage waits for every route;
 //! - the HTTP API: a route per HTTP route of the code, on the right function, behind the JWT
-//!   authorizer exactly when the code expects it;
+//!   authorizer exactly when the code expects it; and, when it has a CORS configuration, one
+//!   that lets browsers call every route (methods, the token and body headers, preflights not
+//!   caught by an authorized route);
 //! - API Gateway's permission to invoke each function it integrates;
+//! - the functions that check speaker tokens themselves: the issuer and audiences of the HTTP
+//!   API's JWT authorizer, so every path accepts the same tokens;
 //! - every function: present, with every environment variable it reads, pointing at the right
 //!   table or stream, `MANAGEMENT_ENDPOINT` in `https` (AWS_FACTS 8), and a role allowing every
 //!   action it calls on the right resource, without wildcards;
@@ -37,6 +41,7 @@
 
 mod api;
 mod functions;
+mod jwt;
 mod tables;
 pub mod template;
 
@@ -88,6 +93,8 @@ pub enum FindingKind {
     RouteUnserved,
     /// An HTTP route is (or is not) behind the JWT authorizer, against the code.
     RouteAuthorization,
+    /// The HTTP API's CORS configuration makes browsers refuse a route's cross-origin requests.
+    CorsRefused,
     /// API Gateway has no permission to invoke a function it integrates.
     InvokePermissionMissing,
     /// A function of the contract is not in the template.
@@ -96,6 +103,9 @@ pub enum FindingKind {
     EnvironmentMissing,
     /// An environment variable points at the wrong resource or has an invalid value.
     EnvironmentValue,
+    /// A function checks speaker tokens against another issuer or other audiences than the HTTP
+    /// API's JWT authorizer.
+    JwtSettingsDiffer,
     /// `MANAGEMENT_ENDPOINT` is not an `https://` URL.
     ManagementEndpointNotHttps,
     /// A function's role does not allow an action the function calls.
@@ -115,6 +125,7 @@ pub fn verify(template: &Value, contract: &Contract) -> Vec<Finding> {
     let mut report = Report::default();
     let connect_authorizers = api::check(&view, &mut report);
     functions::check(&view, &connect_authorizers, &mut report);
+    jwt::check(&view, &mut report);
     tables::check(&view, &mut report);
     check_contract(contract, &mut report);
     let mut findings = report.findings;

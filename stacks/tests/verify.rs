@@ -586,6 +586,99 @@ fn a_missing_http_route() {
 }
 
 #[test]
+fn cors_that_leaves_out_a_routes_method_or_the_token_header() {
+    let mut template = dev();
+    let cors = &mut properties(&mut template, "HttpApi")["CorsConfiguration"];
+    cors["AllowMethods"] = json!(["GET", "POST", "DELETE"]);
+    cors["AllowHeaders"] = json!(["content-type"]);
+    let found = assert_findings(
+        &template,
+        &[
+            (FindingKind::CorsRefused, "HttpApi", "CorsConfiguration.AllowHeaders"),
+            (FindingKind::CorsRefused, "HttpApi", "CorsConfiguration.AllowHeaders"),
+            (FindingKind::CorsRefused, "HttpApi", "CorsConfiguration.AllowHeaders"),
+            (FindingKind::CorsRefused, "HttpApi", "CorsConfiguration.AllowMethods"),
+        ],
+    );
+    let texts: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(texts.iter().any(|text| text.contains("PATCH is not allowed")), "{texts:#?}");
+    assert!(texts.iter().any(|text| text.contains("Authorization is not allowed") && text.contains("POST /sessions")));
+
+    // Wildcards and any letter case allow as much.
+    let mut template = dev();
+    let cors = &mut properties(&mut template, "HttpApi")["CorsConfiguration"];
+    cors["AllowMethods"] = json!(["*"]);
+    cors["AllowHeaders"] = json!(["authorization", "CONTENT-TYPE"]);
+    assert_findings(&template, &[]);
+
+    // Without a CORS configuration, the API serves no page of another origin: nothing to judge.
+    let mut template = dev();
+    remove(properties(&mut template, "HttpApi"), "CorsConfiguration");
+    assert_findings(&template, &[]);
+}
+
+#[test]
+fn an_authorized_route_that_catches_preflights_refuses_them_with_401() {
+    let mut template = dev();
+    let mut catch_all = template["Resources"]["HttpRoutePOSTSessions"].clone();
+    catch_all["Properties"]["RouteKey"] = json!("$default");
+    template["Resources"]["HttpRouteDefault"] = catch_all;
+    let mut depends_on = resource(&mut template, "HttpStage")["DependsOn"].as_array().expect("a list").clone();
+    depends_on.push(json!("HttpRouteDefault"));
+    resource(&mut template, "HttpStage")["DependsOn"] = json!(depends_on);
+    let found = assert_findings(
+        &template,
+        &[
+            (FindingKind::RouteUnserved, "HttpRouteDefault", "RouteKey"),
+            (FindingKind::CorsRefused, "HttpRouteDefault", "AuthorizationType"),
+        ],
+    );
+    assert!(found[1].consequence.contains("preflight") && found[1].consequence.contains("401"), "{}", found[1]);
+
+    // An OPTIONS /{proxy+} route without authorization takes the preflights first.
+    let mut preflights = template["Resources"]["HttpRouteGETHealth"].clone();
+    preflights["Properties"]["RouteKey"] = json!("OPTIONS /{proxy+}");
+    template["Resources"]["HttpRouteOptionsProxy"] = preflights;
+    depends_on.push(json!("HttpRouteOptionsProxy"));
+    resource(&mut template, "HttpStage")["DependsOn"] = json!(depends_on);
+    let kinds: Vec<FindingKind> = findings(&template).iter().map(|finding| finding.kind).collect();
+    assert!(!kinds.contains(&FindingKind::CorsRefused), "{kinds:?}");
+}
+
+#[test]
+fn a_function_checking_tokens_against_other_settings_than_the_http_api() {
+    let mut template = dev();
+    let variables = &mut properties(&mut template, "AuthorizerFunction")["Environment"]["Variables"];
+    variables["JWT_ISSUER"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other");
+    let audiences = &mut properties(&mut template, "HttpJwtAuthorizer")["JwtConfiguration"]["Audience"];
+    audiences.as_array_mut().expect("a list").push(json!("web-console-client"));
+    let found = assert_findings(
+        &template,
+        &[
+            (FindingKind::JwtSettingsDiffer, "AuthorizerFunction", "Environment.Variables.JWT_AUDIENCE"),
+            (FindingKind::JwtSettingsDiffer, "AuthorizerFunction", "Environment.Variables.JWT_ISSUER"),
+            (FindingKind::JwtSettingsDiffer, "ConnectionFunction", "Environment.Variables.JWT_AUDIENCE"),
+        ],
+    );
+    assert!(
+        found[0].consequence.contains("web-console-client") && found[0].consequence.contains("1006"),
+        "{}",
+        found[0]
+    );
+
+    // The same audiences in another order, as the list variable holds them, agree.
+    let mut template = dev();
+    let audiences = &mut properties(&mut template, "HttpJwtAuthorizer")["JwtConfiguration"]["Audience"];
+    audiences.as_array_mut().expect("a list").insert(0, json!("web-console-client"));
+    let first = stages::dev().jwt.audiences[0].clone();
+    for function in ["AuthorizerFunction", "ConnectionFunction"] {
+        properties(&mut template, function)["Environment"]["Variables"]["JWT_AUDIENCE"] =
+            json!(format!("{first}, web-console-client"));
+    }
+    assert_findings(&template, &[]);
+}
+
+#[test]
 fn findings_serialize_for_tools() {
     let mut template = dev();
     properties(&mut template, "ConnectAuthorizer")["IdentitySource"] = json!(["route.request.querystring.token"]);

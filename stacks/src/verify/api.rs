@@ -1,5 +1,8 @@
 //! The APIs: routes against the route keys the code serves, `$connect` authorization, stage
-//! deployments, and API Gateway's permission to invoke the functions it integrates.
+//! deployments, API Gateway's permission to invoke the functions it integrates, and the HTTP
+//! API's CORS configuration ([`cors`]).
+
+mod cors;
 
 use super::template::{
     self, API, AUTHORIZER, DEPLOYMENT, INTEGRATION, LAMBDA, LAMBDA_PERMISSION, ROUTE, STAGE, prop, refers_to,
@@ -463,6 +466,7 @@ fn check_http(view: &View<'_>, report: &mut Report) {
 fn check_http_api(view: &View<'_>, api: &str, report: &mut Report) {
     let routes = routes(view, api);
     check_http_routes(view, api, &routes, report);
+    cors::check(view, api, &routes, report);
     let route_ids: BTreeSet<&str> = routes.iter().map(|route| route.id).collect();
     check_http_stages(view, api, &route_ids, report);
     check_invoke_permissions(view, api, Vec::new(), report);
