@@ -1,6 +1,7 @@
 //! `cargo xtask deploy`: releases a stage, showing what changes and asking where it matters.
 //!
-//! 1. Synthesizes the stage and refuses a template with contract findings.
+//! 1. Refuses a stage whose file still holds example settings, except against a local endpoint
+//!    ([`crate::examples`]); synthesizes the stage and refuses a template with contract findings.
 //! 2. Builds the functions (or, with `--no-build`, takes the zips of the last `cargo xtask
 //!    build` from `--artifacts`, refusing them unless every function is there, built for the
 //!    stage's architecture with the release profile, and unchanged since: see
@@ -85,6 +86,7 @@ pub(crate) struct Deploy {
 impl Deploy {
     pub(crate) fn run(self) -> Result<()> {
         let stage = stage_named(&self.stage)?;
+        crate::examples::refuse_for_a_real_account(&stage, self.aws.endpoint_url.as_deref())?;
         let template = stacks::synthesize(&contract::CONTRACT, &stage)?;
         let findings = stacks::verify(&template.to_value(), &contract::CONTRACT);
         if !findings.is_empty() {

@@ -14,6 +14,8 @@
 //! Exit codes (Terraform `plan -detailed-exitcode` style): 0 no difference; 2 differences;
 //! 1 an error, any contract finding on either side, or an update CloudFormation would reject —
 //! so a release pipeline stops on the seed incident even when the synthesized side is clean.
+//! A stage whose file still holds example settings is refused before anything is read, except
+//! against a local endpoint ([`crate::examples`]).
 
 use crate::aws::AwsArgs;
 use crate::build;
@@ -93,6 +95,7 @@ pub(crate) struct Findings {
 impl Diff {
     pub(crate) fn run(self) -> Result<ExitCode> {
         let stage = stage_named(&self.stage)?;
+        crate::examples::refuse_for_a_real_account(&stage, self.aws.endpoint_url.as_deref())?;
         let runtime = tokio::runtime::Runtime::new()?;
         let sdk = runtime.block_on(self.aws.load(&stage.region))?;
         let client = aws_sdk_cloudformation::Client::new(&sdk);

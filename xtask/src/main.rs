@@ -10,6 +10,7 @@ mod deploy;
 mod dev;
 mod diff;
 mod doctor;
+mod examples;
 mod fuzz;
 mod logs;
 mod python;

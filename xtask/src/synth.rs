@@ -6,6 +6,10 @@
 //! written (rust-analyzer's `ensure_file_contents` pattern), so a committed copy can never go
 //! stale unnoticed.
 //!
+//! `--stage NAME` asks for a stage's template to release, and is refused while its file holds
+//! example settings ([`crate::examples`]); without it, every template is written for review,
+//! with a warning for each stage that still has them.
+//!
 //! It also writes the published protocol documents, `docs/asyncapi.yaml` and
 //! `docs/openapi.yaml` (`protocol_docs`), which are committed: `--check` fails when either
 //! differs from what the code generates.
@@ -32,8 +36,8 @@ pub(crate) struct Synth {
 impl Synth {
     pub(crate) fn run(self) -> Result<()> {
         let stages = match &self.stage {
-            Some(name) => vec![stage_named(name)?],
-            None => stages::all(),
+            Some(name) => vec![crate::examples::released_stage(name)?],
+            None => crate::examples::every_stage_for_review(),
         };
         let out = self.out.unwrap_or_else(default_out_dir);
         for stage in &stages {
