@@ -12,9 +12,11 @@
 //! - [`faults`]: DynamoDB and `@connections` faults switched on at run time;
 //! - [`proxy`]: the proxy through which the functions reach DynamoDB, where its faults happen;
 //! - [`stack`]: all of it assembled from one template;
-//! - [`binaries`]: the functions built for this machine.
+//! - [`binaries`]: the functions built for this machine;
+//! - [`console`]: the browser console (the pages of `console/`, their `config.json`, local tokens).
 
 pub mod binaries;
+pub mod console;
 pub mod cors;
 pub mod events;
 pub mod faults;
