@@ -3,12 +3,14 @@
 //! Builds the functions for this machine, synthesizes the stage's template (its JWT settings
 //! pointed at the local identity provider), starts moto's server from the project's Python
 //! environment with the template's tables and streams, and serves the template's WebSocket and
-//! HTTP APIs with the functions running as their binaries behind a local Lambda Runtime API.
+//! HTTP APIs with the functions running as their binaries behind a local Lambda Runtime API,
+//! and the browser console (`console/`, `devstack::console`) on a port of its own.
 //! Stops everything on Ctrl-C (SIGINT) or SIGTERM.
 
 use crate::python::PythonEnv;
 use anyhow::{Context, Result};
 use clap::Args;
+use devstack::console::{Console, ConsoleConfig, ConsoleListener};
 use devstack::{DevConfig, DevStack, GatewayLimits, LocalIdentity, LogSink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,8 +26,12 @@ pub(crate) struct Dev {
     /// Port of the HTTP API [default: --port + 1, or a free one when --port is 0].
     #[arg(long)]
     http_port: Option<u16>,
+    /// Port of the browser console [default: --port + 2 (4512), or a free one when --port is 0].
+    #[arg(long)]
+    console_port: Option<u16>,
     /// Once everything accepts connections, write a JSON object here: websocket_url, http_url,
-    /// dynamodb_endpoint, management_endpoint, jwks_url, region, tables. Removed on exit.
+    /// dynamodb_endpoint, management_endpoint, jwks_url, console_url, region, tables. Removed on
+    /// exit.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
     /// Build and run release binaries (slower to build, as deployed).
@@ -56,6 +62,7 @@ impl Dev {
         crate::step(format!("building the functions ({})", if self.release { "release" } else { "debug" }));
         let binaries = devstack::binaries::build(&crate::project_root(), self.release)?;
         let http_port = self.http_port.unwrap_or(if self.port == 0 { 0 } else { self.port.saturating_add(1) });
+        let console_port = self.console_port.unwrap_or(if self.port == 0 { 0 } else { self.port.saturating_add(2) });
         let config = DevConfig {
             stage,
             edit_template: None,
@@ -74,13 +81,17 @@ impl Dev {
             max_concurrency: self.max_concurrency.max(1),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        runtime.block_on(serve(config, self.ready_file.as_deref()))
+        runtime.block_on(serve(config, console_port, self.ready_file.as_deref()))
     }
 }
 
-async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
+async fn serve(config: DevConfig, console_port: u16, ready_file: Option<&Path>) -> Result<()> {
     // Listen for signals from the start, so one during start-up stops what started so far.
     let mut signals = Signals::install()?;
+    // The console's port first: the stack's HTTP API allows its pages' origins (CORS).
+    let console_listener = ConsoleListener::bind(console_port).await?;
+    let config =
+        DevConfig { stage: devstack::console::allow_origins(config.stage, &console_listener.origins()), ..config };
     crate::step("starting moto, the tables, the functions and the gateways");
     let stack = tokio::select! {
         stack = DevStack::start(config) => stack?,
@@ -92,12 +103,22 @@ async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
     for finding in stacks::verify(stack.template(), &contract::CONTRACT) {
         eprintln!("warning: the template has a finding: {finding}");
     }
-    print_banner(&stack);
+    // The console's local tokens are signed with the stack's key, read again from its file.
+    let console_config = ConsoleConfig::for_stack(
+        &stack,
+        crate::project_root().join("console"),
+        LocalIdentity::load_or_create(&key_path())?,
+    );
+    let console = console_listener.serve(console_config)?;
+    print_banner(&stack, &console);
     if let Some(path) = ready_file {
-        write_ready_file(path, &stack)?;
+        let mut ready = stack.ready_json();
+        ready["console_url"] = console.url().into();
+        write_ready_file(path, &ready)?;
     }
     let stopped_by = signals.next().await;
     eprintln!("\n==> {stopped_by}: stopping");
+    console.stop().await;
     stack.stop().await;
     if let Some(path) = ready_file {
         let _ = std::fs::remove_file(path);
@@ -105,12 +126,13 @@ async fn serve(config: DevConfig, ready_file: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn print_banner(stack: &DevStack) {
+fn print_banner(stack: &DevStack, console: &Console) {
     let websocket = stack.websocket_url();
     let http = stack.http_url();
     println!();
     println!("  WebSocket API   {websocket}");
     println!("  HTTP API        {http}");
+    println!("  Console         {}  (speaker and listener pages in a browser)", console.url());
     println!("  DynamoDB        {}", stack.dynamodb_endpoint());
     println!("  Fault switch    {} (README, \"Faults\")", stack.faults_url());
     println!();
@@ -127,8 +149,8 @@ fn print_banner(stack: &DevStack) {
 
 /// Writes the ready file whole (a temporary file renamed into place), so a reader never sees
 /// half of it.
-fn write_ready_file(path: &Path, stack: &DevStack) -> Result<()> {
-    let text = serde_json::to_string_pretty(&stack.ready_json())?;
+fn write_ready_file(path: &Path, ready: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(ready)?;
     let partial = path.with_extension("partial");
     if let Some(directory) = path.parent().filter(|directory| !directory.as_os_str().is_empty()) {
         std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;

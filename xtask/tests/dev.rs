@@ -1,6 +1,6 @@
 //! `cargo xtask dev` as a user runs it: it writes its ready file once everything accepts
-//! connections, serves what the file says, and on SIGTERM stops every process it started and
-//! removes the file.
+//! connections, serves what the file says (the console too, whose pages the HTTP API lets in
+//! whatever port it got), and on SIGTERM stops every process it started and removes the file.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,26 @@ fn dev_is_ready_when_it_says_and_leaves_nothing_behind() {
         assert_eq!(plain.status(), 426, "the WebSocket endpoint asks for an upgrade");
         let jwks = reqwest::get(info["jwks_url"].as_str().expect("jwks_url")).await.expect("the JWKS is served");
         assert_eq!(jwks.status(), 200);
+        let console = info["console_url"].as_str().expect("console_url");
+        let config: Value = reqwest::get(format!("{console}/config.json"))
+            .await
+            .expect("the console answers")
+            .json()
+            .await
+            .expect("its config.json is JSON");
+        assert_eq!(
+            (config["websocketUrl"].as_str(), config["httpUrl"].as_str()),
+            (Some(websocket_url), Some(http_url))
+        );
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{http_url}/sessions"))
+            .header("Origin", console)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .expect("the HTTP API answers a preflight");
+        let allowed = preflight.headers().get("access-control-allow-origin").and_then(|value| value.to_str().ok());
+        assert_eq!(allowed, Some(console), "the HTTP API lets the console's pages in");
     });
 
     let started: Vec<u32> = children(child.id());
