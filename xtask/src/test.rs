@@ -1,7 +1,8 @@
 //! `cargo xtask test`: sets up everything the tests need and runs every test.
 //!
 //! It makes the private Python environment (moto's server, cfn-lint) if missing, installs the
-//! parsers of the published protocol documents (`document_parsers`, `npm ci`), starts one
+//! parsers of the published protocol documents (`document_parsers`, `npm ci`) and the browser
+//! of the console's test (`browser`: Chromium and chromedriver, from apt), starts one
 //! local AWS endpoint for the whole run (tests find it through `TESTKIT_AWS_ENDPOINT`), and
 //! runs `cargo test --workspace`, then cfn-lint on every synthesized template. Extra arguments
 //! go to `cargo test`, for example `cargo xtask test -- --test store` or
@@ -18,6 +19,7 @@
 //! `INSTA_FORCE_PASS` or `INSTA_FORCE_UPDATE`, so a snapshot that differs fails and nothing is
 //! written.
 
+mod browser;
 mod document_parsers;
 
 use crate::python::PythonEnv;
@@ -38,6 +40,7 @@ impl Test {
     pub(crate) fn run(self) -> Result<()> {
         let python = PythonEnv::ensure()?;
         document_parsers::ensure()?;
+        browser::ensure()?;
         let server = testkit::LocalServer::start(&python.python()).map_err(anyhow::Error::msg)?;
         let endpoint = server.url();
         step(format!("local AWS endpoint (moto's server) at {endpoint}"));
