@@ -56,8 +56,7 @@ struct Chromedriver {
 }
 
 impl Chromedriver {
-    async fn start(log: &Path) -> Chromedriver {
-        let program = installed("chromedriver");
+    async fn start(program: &Path, log: &Path) -> Chromedriver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -96,9 +95,9 @@ impl Drop for Chromedriver {
 
 /// Headless Chromium with the flags that work on this machine, a fresh profile, a phone-sized
 /// window and the fake microphone (a beep) granted without asking.
-async fn browser(chromedriver: &Chromedriver, profile: &Path) -> WebDriver {
+async fn browser(chromium: &Path, chromedriver: &Chromedriver, profile: &Path) -> WebDriver {
     let mut capabilities = DesiredCapabilities::chrome();
-    capabilities.set_binary(&installed("chromium").to_string_lossy()).expect("binary set");
+    capabilities.set_binary(&chromium.to_string_lossy()).expect("binary set");
     let (width, height) = VIEWPORT;
     for argument in [
         "--headless".to_owned(),
@@ -277,12 +276,14 @@ async fn audio_of(stack: &DevStack, session: &str, chunks: usize) -> Vec<Vec<i16
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_speaker_and_two_listeners_in_a_browser() {
+    let (chromium, chromedriver) = (installed("chromium"), installed("chromedriver"));
     let scratch = std::env::temp_dir().join(format!("devstack-console-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let (stack, console) = start(&scratch.join("local-signing-key.der")).await;
     let target = devstack::binaries::target_directory(&testkit::workspace_root());
-    let chromedriver = Chromedriver::start(&target.join("devstack-tests/console-chromedriver.log")).await;
-    let driver = browser(&chromedriver, &scratch.join("profile")).await;
+    let chromedriver =
+        Chromedriver::start(&chromedriver, &target.join("devstack-tests/console-chromedriver.log")).await;
+    let driver = browser(&chromium, &chromedriver, &scratch.join("profile")).await;
 
     // The speaker: a local token, a session, the connection, the microphone.
     let speaker = Page::open(&driver, "speaker", &format!("{}/speaker.html", console.url()), true).await;
