@@ -2,14 +2,16 @@
 //! driven over WebDriver (thirtyfour) against a local stack and its console, every page at a
 //! phone's 390×844 viewport.
 //!
-//! One speaker page and two listener pages (German and French) in three windows of one browser:
-//! the speaker gets a local token, creates a session and broadcasts from Chromium's fake
-//! microphone (a beep), and the audio reaches the session's Kinesis stream; both listeners join
-//! and the speaker page shows two listeners and their languages; a listener told to refresh its
-//! connection (a `connectionRefreshRequired` posted through `@connections`) moves to a new
-//! connection and keeps its place; the speaker pauses and both listener pages say so; the
-//! speaker ends the session and both say it ended. Then a listener page asks for a session that
-//! does not exist and shows the 404 sentence.
+//! One speaker page and two listener pages (German and French) in three windows of one browser.
+//! The speaker page checks `console/pcm.js` (resampling, chunks, encoding), gets a local token,
+//! creates a session and broadcasts from Chromium's fake microphone (a beep): the audio reaches
+//! the session's Kinesis stream, captured by an AudioWorklet and then by the ScriptProcessor
+//! fallback. Both listeners join by the join link, and the speaker page shows two listeners and
+//! their languages. A listener told to refresh its connection (a `connectionRefreshRequired`
+//! posted through `@connections`) moves to a new connection and keeps its place. The speaker
+//! pauses, mutes and sets the volume, and both listener pages show each; the speaker ends the
+//! session and both say it ended. Then a listener page asks for a session that does not exist
+//! and shows the 404 sentence.
 //!
 //! `cargo xtask test` installs Chromium and chromedriver when they are missing; a plain
 //! `cargo test` without them fails saying what to install. With `CONSOLE_SCREENSHOTS=1` the
@@ -234,6 +236,25 @@ async fn start(key: &Path) -> (DevStack, Console) {
     (stack, console)
 }
 
+/// What `console/pcm.js` makes of known input, run in the page: one second at 48 kHz, 44.1 kHz
+/// and 8 kHz resampled to 16 kHz (in blocks of 128, as an AudioWorklet delivers them), 6,401
+/// samples cut into 3,200-sample chunks (two, one sample left over), and the base64 of the
+/// little-endian samples 0, -1, 32767, -32768 from floats.
+const PCM_CHECKS: &str = "return import('./pcm.js').then((pcm) => {
+    const resampled = (rate) => {
+        const resampler = new pcm.Resampler(rate);
+        let count = 0;
+        for (let fed = 0; fed < rate; fed += 128) {
+            count += resampler.push(new Float32Array(Math.min(128, rate - fed))).length;
+        }
+        return count;
+    };
+    const chunker = new pcm.Chunker(3200);
+    const chunks = [chunker.push(new Float32Array(3200)).length + chunker.push(new Float32Array(3201)).length, chunker.filled];
+    const samples = new pcm.Chunker(4).push(Float32Array.from([0, -1 / 32768, 1, -1]))[0];
+    return [resampled(48000), resampled(44100), resampled(8000), chunks, pcm.base64(pcm.littleEndianBytes(samples))];
+})";
+
 /// The local name of the template's audio stream: the stack names streams as it names tables,
 /// `{prefix}-{logical id}`.
 fn audio_stream(stack: &DevStack) -> String {
@@ -288,6 +309,11 @@ async fn a_speaker_and_two_listeners_in_a_browser() {
     // The speaker: a local token, a session, the connection, the microphone.
     let speaker = Page::open(&driver, "speaker", &format!("{}/speaker.html", console.url()), true).await;
     speaker.wait_for_text("stage-name", "dev").await;
+    let pcm = speaker.run(PCM_CHECKS).await;
+    for rate in 0..3 {
+        assert!(pcm[rate].as_u64().is_some_and(|samples| (15_999..=16_000).contains(&samples)), "pcm.js: {pcm}");
+    }
+    assert_eq!((&pcm[3], &pcm[4]), (&json!([2, 1]), &json!("AAD///9/AIA=")), "pcm.js: {pcm}");
     speaker.click("get-token").await;
     speaker
         .wait_for("a local token", "return document.getElementById('token').value", |token| {
@@ -308,6 +334,24 @@ async fn a_speaker_and_two_listeners_in_a_browser() {
     assert!(audio.iter().all(|chunk| chunk.len() == 3200), "every chunk is 200 ms at 16 kHz");
     let loudest = audio.iter().flatten().map(|sample| sample.unsigned_abs()).max().unwrap_or_default();
     assert!(loudest > 1000, "the fake microphone's beep reaches the stream (loudest sample {loudest})");
+
+    // Without AudioWorklet the page captures with a ScriptProcessor, and audio still flows.
+    speaker.click("mic-toggle").await;
+    let sent = speaker.run("return Number(document.getElementById('audio-stats').dataset.sent)").await;
+    let sent = sent.as_u64().expect("a count of chunks");
+    speaker
+        .run("Object.defineProperty(BaseAudioContext.prototype, 'audioWorklet', {get: () => undefined}); return null")
+        .await;
+    speaker.click("mic-toggle").await;
+    speaker
+        .wait_for(
+            "audio sent by a ScriptProcessor",
+            "return Number(document.getElementById('audio-stats').dataset.sent)",
+            |now| now.as_u64() >= Some(sent + 3),
+        )
+        .await;
+    assert!(speaker.text("audio-format").await.contains("(ScriptProcessor)"), "the fallback captured");
+    audio_of(&stack, &session, usize::try_from(sent + 3).expect("a small count")).await;
 
     // Two listeners, by the join link.
     let join_link = speaker.run("return document.getElementById('join-link').href").await;
