@@ -165,7 +165,7 @@ pub struct Referrer {
 }
 
 /// The resources of `template` that refer to `target` (`Ref`, `Fn::GetAtt`, `Fn::Sub`), with
-/// what that means for each of them.
+/// what that means for each of them, in logical id order.
 pub fn referrers(template: &Value, target: &str) -> Vec<Referrer> {
     let empty = Map::new();
     let resources = template.get("Resources").and_then(Value::as_object).unwrap_or(&empty);
@@ -190,6 +190,7 @@ pub fn referrers(template: &Value, target: &str) -> Vec<Referrer> {
             if paths.iter().any(create_only_path) { Replacement::Conditional } else { Replacement::Never };
         found.push(Referrer { logical_id: id.clone(), resource_type, replacement, paths });
     }
+    found.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
     found
 }
 

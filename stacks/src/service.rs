@@ -376,7 +376,7 @@ pub fn fingerprint(resources: &serde_json::Value, logical_ids: &[String]) -> Str
     let mut hasher = Sha256::new();
     for id in apis_of(resources, logical_ids).iter().chain(logical_ids) {
         hasher.update(id.as_bytes());
-        hasher.update(resources.get(id).map(serde_json::Value::to_string).unwrap_or_default().as_bytes());
+        hasher.update(resources.get(id).map(crate::template::canonical_json).unwrap_or_default().as_bytes());
     }
     hasher.finalize().iter().take(5).map(|byte| format!("{byte:02x}")).collect()
 }
@@ -413,13 +413,14 @@ const WEBSOCKET_ACCESS_LOG_FIELDS: [(&str, &str); 2] =
 
 /// The access log format: one JSON object per line, so CloudWatch Logs Insights reads the
 /// fields without parsing rules.
+/// Its keys are sorted, whatever order serde_json's maps keep.
 fn access_log_format(extra: &[(&str, &str)]) -> String {
     let line: serde_json::Map<String, serde_json::Value> = ACCESS_LOG_FIELDS
         .iter()
         .chain(extra)
         .map(|(key, variable)| ((*key).to_owned(), serde_json::Value::from(*variable)))
         .collect();
-    serde_json::Value::Object(line).to_string()
+    crate::template::canonical_json(&serde_json::Value::Object(line))
 }
 
 /// The access log settings of `api`'s stage, after adding the log group they write to; `None`

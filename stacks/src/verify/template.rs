@@ -264,6 +264,25 @@ pub fn strings(value: &Value) -> Vec<String> {
     }
 }
 
+/// `value` as JSON text with every object's keys in sorted order, whatever order the value
+/// holds them in: the same text for the same JSON, whether serde_json keeps maps sorted or, with
+/// its `preserve_order` feature (which any crate of a build may turn on), in insertion order.
+/// What a fingerprint hashes.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(entries.into_iter().map(|(key, value)| (key.clone(), sorted(value))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
 /// `true`, or the string `"true"` in any case.
 pub fn is_true(value: &Value) -> bool {
     match value {
@@ -315,6 +334,17 @@ fn glob_bytes(pattern: &[u8], text: &[u8], same: impl Fn(u8, u8) -> bool) -> boo
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_every_objects_keys() {
+        let mut inner = Map::new();
+        inner.insert("d".into(), json!(2));
+        inner.insert("c".into(), json!([{"z": 1, "y": 2}]));
+        let mut outer = Map::new();
+        outer.insert("b".into(), json!(1));
+        outer.insert("a".into(), Value::Object(inner));
+        assert_eq!(canonical_json(&Value::Object(outer)), r#"{"a":{"c":[{"y":2,"z":1}],"d":2},"b":1}"#);
+    }
 
     fn ids(value: Value) -> Vec<String> {
         references(&value).into_iter().map(|reference| reference.id).collect()
