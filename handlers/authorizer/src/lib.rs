@@ -5,7 +5,10 @@
 //! (AWS_FACTS 2, the incident this project exists for). It decides:
 //!
 //! - no token → allow, context `authenticated = "false"` (an anonymous listener);
-//! - a valid speaker token → allow, context with the user's id and email;
+//! - a valid speaker token → allow, context with the user's id and email (if the token has
+//!   one). Valid means what the HTTP API's JWT authorizer accepts with the same settings
+//!   (`session_core::jwt`): a Cognito ID token or access token of one of the stage's app
+//!   clients, so a speaker who can create a session over HTTP can connect;
 //! - an invalid or expired token → fail with exactly `Unauthorized`, which API Gateway turns
 //!   into 401 (AWS_FACTS 15) — never a silent downgrade to listener;
 //! - the key set cannot be loaded → fail with another message: API Gateway answers 500, and

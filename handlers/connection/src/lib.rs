@@ -2,7 +2,8 @@
 //!
 //! `$connect` decides who is connecting and refuses with the right HTTP status (PROTOCOL.md):
 //! the caller comes from the authorizer's context, or, on a stage without the authorizer
-//! (`CONNECT_AUTH=self`) or when the context is absent, from verifying the token here. A
+//! (`CONNECT_AUTH=self`) or when the context is absent, from verifying the token here, by the
+//! HTTP API JWT authorizer's rules (`session_core::jwt`: ID and access tokens alike). A
 //! connection with `targetLanguage` is a listener (a signed-in user may listen too); one with a
 //! verified token and no `targetLanguage` is a speaker, who must own the session if one is
 //! named. Listeners are counted against the session's cap; nothing is half-written (a
