@@ -25,6 +25,7 @@ use crate::synth::stage_named;
 use anyhow::{Result, anyhow, bail};
 use serde_json::{Map, Value};
 use stacks::StageConfig;
+use stacks::template::canonical_json;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -302,7 +303,7 @@ pub(crate) fn utc(millis: i64) -> String {
 
 /// A log message made readable: a JSON application line as `LEVEL message {rest}`, a JSON
 /// platform line as `platform.x {record}`, anything else as it is (without its trailing
-/// newline).
+/// newline). Objects show their keys sorted, in every build of serde_json.
 pub(crate) fn render(message: &str) -> String {
     let text = message.trim_end();
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {
@@ -311,7 +312,7 @@ pub(crate) fn render(message: &str) -> String {
     if let Some(kind) = object.get("type").and_then(Value::as_str).filter(|kind| kind.starts_with("platform.")) {
         let kind = kind.to_owned();
         return match object.get("record") {
-            Some(record) => format!("{kind} {record}"),
+            Some(record) => format!("{kind} {}", canonical_json(record)),
             None => kind,
         };
     }
@@ -342,7 +343,7 @@ pub(crate) fn render(message: &str) -> String {
     };
     let mut line = [level.unwrap_or_default(), said].into_iter().filter(|part| !part.is_empty()).collect::<Vec<_>>();
     if !object.is_empty() {
-        line.push(Value::Object(Map::from_iter(object)).to_string());
+        line.push(canonical_json(&Value::Object(Map::from_iter(object))));
     }
     line.join(" ")
 }

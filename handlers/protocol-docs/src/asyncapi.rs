@@ -33,11 +33,16 @@ pub const SEND_OPERATION: &str = "sendServerMessage";
 #[serde(rename_all = "camelCase")]
 pub struct AsyncApi {
     asyncapi: &'static str,
+    #[serde(serialize_with = "crate::sorted")]
     info: Value,
+    #[serde(serialize_with = "crate::sorted")]
     servers: Value,
     default_content_type: &'static str,
+    #[serde(serialize_with = "crate::sorted")]
     channels: Value,
+    #[serde(serialize_with = "crate::sorted")]
     operations: Value,
+    #[serde(serialize_with = "crate::sorted")]
     components: Value,
 }
 

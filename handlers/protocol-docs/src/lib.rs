@@ -26,7 +26,9 @@ pub mod examples;
 pub mod openapi;
 mod schemas;
 
-use serde::Serialize;
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 use std::path::Path;
 
 /// The command that regenerates the documents.
@@ -80,6 +82,35 @@ pub fn documents() -> Result<Vec<Document>, Error> {
         Document { path: ASYNCAPI_PATH, text: render(&asyncapi::document()?)? },
         Document { path: OPENAPI_PATH, text: render(&openapi::document()?)? },
     ])
+}
+
+/// Serializes `value` with every object's keys in sorted order, whatever order the `Value`
+/// holds them in: serde_json keeps maps sorted, unless a crate of the build turns on its
+/// `preserve_order` feature (a dev-dependency does, in workspace test builds), and then keeps
+/// insertion order. The documents are therefore the same text in every build.
+pub(crate) fn sorted<S: Serializer>(value: &Value, serializer: S) -> Result<S::Ok, S::Error> {
+    Sorted(value).serialize(serializer)
+}
+
+/// A value that serializes its objects' keys in sorted order.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    out.serialize_entry(key, &Sorted(value))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(Sorted)),
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// A document as YAML, under a header saying it is generated and how to regenerate it.

@@ -27,9 +27,13 @@ pub const JWT_SCHEME: &str = "speakerJwt";
 #[derive(Debug, Serialize)]
 pub struct OpenApi {
     openapi: &'static str,
+    #[serde(serialize_with = "crate::sorted")]
     info: Value,
+    #[serde(serialize_with = "crate::sorted")]
     servers: Value,
+    #[serde(serialize_with = "crate::sorted")]
     paths: Value,
+    #[serde(serialize_with = "crate::sorted")]
     components: Value,
 }
 
