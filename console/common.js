@@ -143,6 +143,27 @@ const ERROR_SENTENCES = {
   SERVICE_UNAVAILABLE: "The service is busy or one of its dependencies is slow.",
 };
 
+/**
+ * Opens the connection that takes the current one's place (PROTOCOL.md, "Connection
+ * lifetime"): it sends `refreshFrame` once open and then serves like any other. While it is
+ * `state.refreshing` (it has not taken over yet), its close is only logged; after, `onClose`
+ * judges it as the page's connection.
+ */
+export function openRefresh(state, url, refreshFrame, onMessage, onClose) {
+  return new ServiceSocket(url, {
+    open: (socket) => socket.send(refreshFrame),
+    message: onMessage,
+    close: (event, socket) => {
+      if (socket === state.refreshing) {
+        state.refreshing = null;
+        log(`the refresh connection ${closeMeaning(event.code)}`);
+      } else {
+        onClose(event, socket);
+      }
+    },
+  });
+}
+
 /** A sentence for an `error` frame or an HTTP refusal body ({code, message, retryAfter?}). */
 export function describeError(error) {
   const sentence = ERROR_SENTENCES[error.code] ?? "The service refused the request.";

@@ -13,7 +13,7 @@
 
 import {
   LANGUAGE_PATTERN, SESSION_ID_PATTERN, ServiceSocket, brief, clearNotice, closeMeaning, clock, describeError,
-  explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, websocketUrl,
+  explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -175,24 +175,16 @@ function ended(text) {
 function refresh(frame) {
   if (state.refreshing || state.ended || state.left) return;
   log("refreshing the connection");
-  state.refreshing = new ServiceSocket(
+  state.refreshing = openRefresh(
+    state,
     websocketUrl(state.config, {
       sessionId: state.sessionId,
       targetLanguage: frame.targetLanguage ?? state.language,
       previousConnectionId: frame.connectionId ?? state.connectionId,
     }),
-    {
-      open: (socket) => socket.send({ action: "refreshConnection", sessionId: state.sessionId, role: "listener" }),
-      message: onMessage,
-      close: (event, socket) => {
-        if (socket === state.refreshing) {
-          state.refreshing = null;
-          log(`the refresh connection ${closeMeaning(event.code)}`);
-        } else {
-          onClose(event, socket);
-        }
-      },
-    },
+    { action: "refreshConnection", sessionId: state.sessionId, role: "listener" },
+    onMessage,
+    onClose,
   );
 }
 

@@ -16,7 +16,7 @@
 
 import {
   ServiceSocket, brief, clearNotice, closeMeaning, clock, describeError, explainRefusedHandshake, fillLanguages,
-  languageLabel, loadConfig, log, notify, websocketUrl,
+  languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
 } from "./common.js";
 import { CHUNK_MS, Chunker, Resampler, SERVICE_RATE, base64, levelDbfs, littleEndianBytes } from "./pcm.js";
 
@@ -192,18 +192,13 @@ async function refresh() {
   if (state.refreshing || state.ended) return;
   log("refreshing the connection");
   if (state.tokenIsLocal) await renewLocalToken();
-  state.refreshing = new ServiceSocket(speakerUrl(), {
-    open: (socket) => socket.send({ action: "refreshConnection", sessionId: state.session.sessionId, role: "speaker" }),
-    message: onMessage,
-    close: (event, socket) => {
-      if (socket === state.refreshing) {
-        state.refreshing = null;
-        log(`the refresh connection ${closeMeaning(event.code)}`);
-      } else {
-        onClose(event, socket);
-      }
-    },
-  });
+  state.refreshing = openRefresh(
+    state,
+    speakerUrl(),
+    { action: "refreshConnection", sessionId: state.session.sessionId, role: "speaker" },
+    onMessage,
+    onClose,
+  );
 }
 
 function onMessage(frame, socket) {
