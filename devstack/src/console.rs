@@ -237,7 +237,9 @@ async fn local_token(State(served): State<Arc<Served>>, headers: HeaderMap, body
             }
         }
     };
-    match tokens.identity.token(&tokens.stage, &TokenRequest::id(&sub, LOCAL_TOKEN_SECONDS)) {
+    // An access token: what speakers send (README, "Speaker tokens"), with no email to carry
+    // in the WebSocket URL's query.
+    match tokens.identity.token(&tokens.stage, &TokenRequest::id(&sub, LOCAL_TOKEN_SECONDS).access()) {
         Ok(token) => answer(StatusCode::OK, &json!({ "token": token, "sub": sub, "expiresIn": LOCAL_TOKEN_SECONDS })),
         Err(error) => refused(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error:#}")),
     }
@@ -358,6 +360,8 @@ mod tests {
         let issued_claims = claims(issued["token"].as_str().expect("a token"));
         assert_eq!(issued_claims["sub"], DEFAULT_SPEAKER);
         assert_eq!(issued_claims["iss"], crate::identity::LOCAL_ISSUER);
+        assert_eq!(issued_claims["token_use"], "access", "speakers send access tokens");
+        assert!(issued_claims.get("aud").is_none() && issued_claims.get("email").is_none(), "{issued_claims}");
         assert_eq!(issued["expiresIn"], LOCAL_TOKEN_SECONDS);
         let named: Value = token(None, r#"{"sub":"ada"}"#).await.expect("answered").json().await.expect("JSON");
         assert_eq!(claims(named["token"].as_str().expect("a token"))["sub"], "ada");

@@ -1,7 +1,7 @@
 //! `cargo xtask token`: prints one speaker token the local stack (`cargo xtask dev`) accepts,
 //! signed with the local key (made on first use, kept under the build directory), in either of
-//! the shapes Cognito issues: an ID token (`--kind id`, the default) or an access token
-//! (`--kind access`). The deployed stage accepts both shapes of its identity provider's tokens,
+//! the shapes Cognito issues: an access token (`--kind access`, the default: what speakers
+//! send, README "Speaker tokens") or an ID token (`--kind id`). The deployed stage accepts both shapes of its identity provider's tokens,
 //! and so does the local one.
 
 use anyhow::{Context, Result};
@@ -15,7 +15,7 @@ pub(crate) struct Token {
     stage: String,
     /// Which of Cognito's tokens: `id` (the app client in `aud`, with the email) or `access`
     /// (the app client in `client_id`, no `aud`).
-    #[arg(long, default_value = "id", value_name = "id|access")]
+    #[arg(long, default_value = "access", value_name = "access|id")]
     kind: TokenKind,
     /// The user the token is for (its `sub`).
     #[arg(long, default_value = "local-speaker")]
