@@ -247,8 +247,9 @@ export async function explainRefusedHandshake(config, sessionId, role) {
     retryAfter: 60,
     text:
       preface +
-      `Session ${sessionId} is live and has room, so this network most likely made too many connection attempts ` +
-      `in the last minute (429), or the service failed for a moment. Trying again in 60 s.`,
+      `Session ${sessionId} is live and has room, so the service most likely refused this network (429): too many ` +
+      `connection attempts this minute, or too many for sessions that do not exist or have ended. It may also ` +
+      `have failed for a moment. Trying again in 60 s.`,
   };
 }
 

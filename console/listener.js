@@ -90,6 +90,7 @@ function join(sessionId, language) {
   $("language-label").textContent = languageLabel(language);
   $("source-label").textContent = "—";
   $("retry-row").hidden = true;
+  $("retry").textContent = "Try again";
   show("connecting", "Connecting…");
   open();
 }

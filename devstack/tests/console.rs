@@ -10,8 +10,15 @@
 //! their languages. A listener told to refresh its connection (a `connectionRefreshRequired`
 //! posted through `@connections`) moves to a new connection and keeps its place. The speaker
 //! pauses, mutes and sets the volume, and both listener pages show each; the speaker ends the
-//! session and both say it ended. Then a listener page asks for a session that does not exist
-//! and shows the 404 sentence.
+//! session and both say it ended.
+//!
+//! Every refusal of a join shows its sentence: a third listener finds the session full (the
+//! stack's cap is two listeners); it then asks for a session that does not exist (404), which
+//! uses up the address's handshakes for the minute (the stack allows one such miss), so its
+//! join of the live session, which has room again once the French listener left, is refused
+//! (429) and counts down to trying again; the test forgets the count, as the next minute would,
+//! and the page's button joins at once. After the end, a listener following the join link is
+//! told the session ended (403).
 //!
 //! `cargo xtask test` installs Chromium and chromedriver when they are missing; a plain
 //! `cargo test` without them fails saying what to install. With `CONSOLE_SCREENSHOTS=1` the
@@ -214,20 +221,27 @@ impl Page {
     }
 }
 
+/// The stack's listener cap: the two listeners fill a session.
+const MAX_LISTENERS: u32 = 2;
+
 /// A local stack whose key is in `key` (so the console can load it too), and its console on a
-/// free port, whose origins the stack's HTTP API allows.
+/// free port, whose origins the stack's HTTP API allows. A session takes [`MAX_LISTENERS`]
+/// listeners, and an address that named one session that does not exist (or has ended) is
+/// refused every handshake (429) for the rest of that minute.
 async fn start(key: &Path) -> (DevStack, Console) {
     let console_listener = ConsoleListener::bind(0).await.expect("a free port for the console");
     let binaries = tokio::task::spawn_blocking(support::binaries).await.expect("the build finished");
     let endpoint = tokio::task::spawn_blocking(testkit::local_endpoint).await.expect("moto is up");
     let target = devstack::binaries::target_directory(&testkit::workspace_root());
     let logs = LogSink::file(&target.join("devstack-tests/console.log")).expect("a log file");
+    let mut stage = allow_origins(stacks::stages::dev(), &console_listener.origins());
+    stage.limits.max_listeners_per_session = MAX_LISTENERS;
+    stage.limits.unknown_session_connects_per_minute_per_ip = 1;
     let config = DevConfig {
         aws_endpoint: Some(endpoint),
         max_concurrency: 8,
         identity: LocalIdentity::load_or_create(key).expect("a local key"),
-        ..DevConfig::local(allow_origins(stacks::stages::dev(), &console_listener.origins()), binaries, logs)
-            .expect("a local key")
+        ..DevConfig::local(stage, binaries, logs).expect("a local key")
     };
     let stack = DevStack::start(config).await.expect("the local stack starts");
     let identity = LocalIdentity::load_or_create(key).expect("the same key");
@@ -266,6 +280,34 @@ fn audio_stream(stack: &DevStack) -> String {
         .find(|(_, resource)| resource["Type"] == "AWS::Kinesis::Stream")
         .expect("the template has an audio stream");
     format!("{prefix}-{stream_id}")
+}
+
+/// Waits, if the minute (the rate limit's window) ends in less than `needed`, for the next one.
+async fn minute_with(needed: Duration) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    let left = Duration::from_secs(60) - Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap_or(0));
+    if left < needed {
+        tokio::time::sleep(left + Duration::from_millis(200)).await;
+    }
+}
+
+/// Forgets the handshakes counted against every address, as the next minute would.
+async fn forget_connection_attempts(stack: &DevStack) {
+    let client = stack.dynamodb_client();
+    let table = &stack.table_names()[contract::tables::RATE_LIMITS.logical_id];
+    let rows = client.scan().table_name(table).send().await.expect("the rate limits are read");
+    for row in rows.items() {
+        let key = &row[contract::tables::rate_limits::IDENTIFIER];
+        if key.as_s().is_ok_and(|key| key.starts_with("connect:")) {
+            let deleted = client
+                .delete_item()
+                .table_name(table)
+                .key(contract::tables::rate_limits::IDENTIFIER, key.clone())
+                .send()
+                .await;
+            deleted.expect("a rate limit is forgotten");
+        }
+    }
 }
 
 /// The loudest sample a beep of the fake microphone has, at least (a tone near full scale).
@@ -380,6 +422,19 @@ async fn a_speaker_and_two_listeners_in_a_browser() {
     speaker.wait_for("German and French", distribution, |shown| *shown == json!({"de": 1, "fr": 1})).await;
     speaker.screenshot("console-speaker.png").await;
 
+    // A third listener: the session is full.
+    let third = Page::open(&driver, "Spanish listener", &join_link, false).await;
+    third.wait_for_text("stage-name", "dev").await;
+    third.run("document.getElementById('language-select').value = 'es'; return null").await;
+    third.click("join").await;
+    third.wait_for_state("refused").await;
+    third.wait_for_text("status-title", "The session is full").await;
+    assert_eq!(
+        third.text("status-detail").await,
+        format!("Session {session} is full (403): 2 of {MAX_LISTENERS} listeners. Try again when someone leaves.")
+    );
+    assert_eq!(third.run("return document.getElementById('retry-row').hidden").await, false, "a retry button");
+
     // The service tells the German listener to refresh its connection: it moves to a new one.
     let connection_id = "return document.getElementById('listening').dataset.connectionId ?? null";
     let old = listeners[0].run(connection_id).await.as_str().expect("the listener's connection id").to_owned();
@@ -420,22 +475,66 @@ async fn a_speaker_and_two_listeners_in_a_browser() {
         page.assert_fits_a_phone().await;
     }
 
+    // A session that does not exist: the 404 sentence. The miss uses up this address's
+    // handshakes until the minute ends, so both joins happen in one minute.
+    minute_with(Duration::from_secs(15)).await;
+    third.run("document.getElementById('session-input').value = 'unknown-session-404'; return null").await;
+    third.click("join").await;
+    third.wait_for_state("refused").await;
+    third.wait_for_text("status-title", "Session not found").await;
+    assert_eq!(
+        third.text("status-detail").await,
+        "There is no session \"unknown-session-404\" (404). Check the id with the speaker (ids look like \
+         quiet-harbor-417); sessions also expire."
+    );
+
+    // The French listener leaves, so the session has room, but this address is refused (429):
+    // the page counts down to trying again, and its button tries at once.
+    listeners[1].click("leave").await;
+    listeners[1].wait_for_state("left").await;
+    speaker.wait_for_text("listener-count", "1").await;
+    third.run(&format!("document.getElementById('session-input').value = {session:?}; return null")).await;
+    third.click("join").await;
+    third.wait_for_state("refused").await;
+    third.wait_for_text("status-title", "Too many attempts").await;
+    assert_eq!(
+        third.text("status-detail").await,
+        format!(
+            "The service refused the connection (the browser saw close code 1006). Session {session} is live and \
+             has room, so the service most likely refused this network (429): too many connection attempts this \
+             minute, or too many for sessions that do not exist or have ended. It may also have failed for a \
+             moment. Trying again in 60 s."
+        )
+    );
+    third
+        .wait_for("a count-down", "return document.getElementById('retry').textContent", |text| {
+            text.as_str().is_some_and(|text| text.starts_with("Try again (") && text.ends_with(" s)"))
+        })
+        .await;
+    forget_connection_attempts(&stack).await;
+    third.click("retry").await;
+    third.wait_for_text("status-title", "Paused by the speaker").await;
+    assert_eq!(third.text("retry").await, "Try again", "the count-down stopped");
+    speaker.wait_for_text("listener-count", "2").await;
+
     // The end: both listener pages say the session ended.
     speaker.click("end-session").await;
     speaker.wait_for_state("ended").await;
-    for listener in &listeners {
+    for listener in [&listeners[0], &third] {
         listener.wait_for_state("ended").await;
         listener.wait_for_text("status-title", "The session has ended").await;
     }
 
-    // A session that does not exist: the 404 sentence.
-    let refused = &listeners[1];
-    refused.run("document.getElementById('session-input').value = 'unknown-session-404'; return null").await;
-    refused.click("join").await;
-    refused.wait_for_state("refused").await;
-    refused.wait_for_text("status-title", "Session not found").await;
-    let sentence = refused.text("status-detail").await;
-    assert!(sentence.starts_with("There is no session \"unknown-session-404\" (404)."), "{sentence}");
+    // A listener who follows the join link after the end: the 403 sentence.
+    let late = Page::open(&driver, "late listener", &join_link, false).await;
+    late.wait_for_text("stage-name", "dev").await;
+    late.click("join").await;
+    late.wait_for_state("ended").await;
+    late.wait_for_text("status-title", "The session has ended").await;
+    assert_eq!(
+        late.text("status-detail").await,
+        format!("Session {session} has ended (403). Ask the speaker for the id of a new session.")
+    );
 
     driver.quit().await.expect("the browser quits");
     drop(chromedriver);
