@@ -268,7 +268,7 @@ impl Doctor {
             since: self.since,
             artifacts: self.artifacts.clone().unwrap_or_else(|| crate::project_root().join("target/lambda")),
         };
-        let checks = runtime.block_on(self.checks(&context))?;
+        let checks = runtime.block_on(self.checks(&context));
         let report = Report::new(&context.stage.name, checks);
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -278,15 +278,23 @@ impl Doctor {
         Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 
-    /// Every group's checks, in the order of the runbook.
-    async fn checks(&self, context: &Context) -> Result<Vec<Check>> {
+    /// Every group's checks, in the order of the runbook. A group that cannot read what it
+    /// judges says so in a failed check; the others still run.
+    async fn checks(&self, context: &Context) -> Vec<Check> {
         let stage = &context.stage;
         let mut checks = stack::judge(stage, &context.synthesized, context.stack.as_ref());
 
         let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
         let physical = context.stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
-        let api = websocket::read(&apigateway, &context.synthesized, &physical, &stage.name).await?;
-        checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref(), &physical));
+        match websocket::read(&apigateway, &context.synthesized, &physical, &stage.name).await {
+            Ok(api) => checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref(), &physical)),
+            Err(error) => checks.push(Check::fail(
+                websocket::GROUP,
+                "websocket.api",
+                format!("cannot read the WebSocket API: {error:#}; its routes, authorizer and stage are not judged"),
+                "run doctor with credentials allowed apigateway:GET on the stage's APIs (a throttled call: run it again)",
+            )),
+        }
 
         checks.extend(functions::checks(context).await);
         checks.extend(permissions::checks(context).await);
@@ -301,7 +309,7 @@ impl Doctor {
         checks.extend(probe::checks(context, &targets).await);
 
         checks.extend(errors::checks(context).await);
-        Ok(checks)
+        checks
     }
 }
 
