@@ -96,6 +96,12 @@ impl Template {
         text
     }
 
+    /// The template as CloudFormation YAML text with the short intrinsic forms, ending with a
+    /// newline: what people read ([`crate::yaml`]).
+    pub fn to_yaml(&self) -> String {
+        crate::yaml::to_yaml(&self.to_value())
+    }
+
     /// The template as a JSON value (what the verifier and the diff read).
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()

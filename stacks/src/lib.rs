@@ -7,7 +7,8 @@
 //! - [`stages`]: `dev` and `prod`, and the configuration without the `$connect` authorizer;
 //! - [`service`]: the stack, synthesized from the contract and a stage;
 //! - [`naming`]: logical ids shared by the stacks and the verifier;
-//! - [`verify`]: the contract verifier (any template JSON in, findings out).
+//! - [`verify`]: the contract verifier (any template JSON in, findings out);
+//! - [`yaml`]: CloudFormation YAML (short intrinsic forms), written and read.
 
 pub mod cfn;
 pub mod diff;
@@ -18,6 +19,7 @@ pub mod served_routes;
 pub mod service;
 pub mod stages;
 pub mod verify;
+pub mod yaml;
 
 pub use service::{SynthError, synthesize};
 pub use stages::StageConfig;

@@ -1,8 +1,11 @@
 //! `cargo xtask synth`: writes each stage's template, verified against the contract first (a
 //! finding is an error).
 //!
-//! One `<StackName>.template.json` per stack, under `target/templates` unless `--out` says
-//! otherwise. `--check` writes nothing and fails when a file on disk differs from what would be
+//! One `<StackName>.template.yaml` per stack, under `target/templates` unless `--out` says
+//! otherwise: CloudFormation YAML with the short intrinsic forms (`!Ref`, `!GetAtt`, `!Sub`,
+//! `!Join`; `stacks::yaml`), for people. `--format json` writes `<StackName>.template.json`, the
+//! JSON that `deploy`, `diff` and `doctor` use (they synthesize it themselves, never through
+//! these files); both load to the same template. `--check` writes nothing and fails when a file on disk differs from what would be
 //! written (rust-analyzer's `ensure_file_contents` pattern), so a committed copy can never go
 //! stale unnoticed.
 //!
@@ -31,6 +34,27 @@ pub(crate) struct Synth {
     /// Compare with the files on disk instead of writing; fail if any differs.
     #[arg(long)]
     check: bool,
+    /// The templates' form: CloudFormation YAML with the short intrinsic forms, or JSON.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    format: Format,
+}
+
+/// The form a template is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// `<StackName>.template.yaml`: `!Ref`, `!GetAtt`, `!Sub`, `!Join`, for people.
+    Yaml,
+    /// `<StackName>.template.json`: what the deploy path sends to CloudFormation.
+    Json,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+        }
+    }
 }
 
 impl Synth {
@@ -41,7 +65,7 @@ impl Synth {
         };
         let out = self.out.unwrap_or_else(default_out_dir);
         for stage in &stages {
-            let (path, text) = render(stage, &out)?;
+            let (path, text) = render(stage, &out, self.format)?;
             if self.check {
                 ensure_unchanged(&path, &text)?;
             } else {
@@ -75,26 +99,34 @@ pub(crate) fn stage_named(name: &str) -> Result<StageConfig> {
     })
 }
 
-/// The stage's template text and where it goes; fails on any synthesis error and on any
-/// contradiction between the template and the contract.
-pub(crate) fn render(stage: &StageConfig, out: &Path) -> Result<(PathBuf, String)> {
+/// The stage's template text in `format` and where it goes; fails on any synthesis error and on
+/// any contradiction between the template and the contract.
+pub(crate) fn render(stage: &StageConfig, out: &Path, format: Format) -> Result<(PathBuf, String)> {
     let template = stacks::synthesize(&contract::CONTRACT, stage)?;
     let findings = stacks::verify(&template.to_value(), &contract::CONTRACT);
     if !findings.is_empty() {
         let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
         bail!("the {} template contradicts the contract:\n{}", stage.name, lines.join("\n"));
     }
-    Ok((out.join(format!("{}.template.json", stage.stack_name)), template.to_json()))
+    let text = match format {
+        Format::Yaml => template.to_yaml(),
+        Format::Json => template.to_json(),
+    };
+    Ok((out.join(format!("{}.template.{}", stage.stack_name, format.extension())), text))
 }
 
-/// Writes every template the tests lint: each stage, and `dev` without the authorizer.
+/// Writes every template the tests lint, in both forms: each stage, and `dev` without the
+/// authorizer. The JSON is what is deployed; the YAML is what people read, so cfn-lint (whose
+/// reader is PyYAML with CloudFormation's tags) must read it too.
 pub(crate) fn write_all_for_lint() -> Result<Vec<PathBuf>> {
     let out = default_out_dir().join("lint");
     let mut paths = Vec::new();
     for stage in stages::all().into_iter().chain([stages::without_authorizer(stages::dev())]) {
-        let (path, text) = render(&stage, &out)?;
-        write(&path, &text)?;
-        paths.push(path);
+        for format in [Format::Json, Format::Yaml] {
+            let (path, text) = render(&stage, &out, format)?;
+            write(&path, &text)?;
+            paths.push(path);
+        }
     }
     Ok(paths)
 }
@@ -129,4 +161,119 @@ pub(crate) fn lint(cfn_lint: &Path, templates: &[PathBuf]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        synth: Synth,
+    }
+
+    #[test]
+    fn yaml_is_the_default_and_json_is_asked_for() {
+        let synth = |args: &[&str]| Command::parse_from([&["synth"], args].concat()).synth.format;
+        assert_eq!(synth(&[]), Format::Yaml);
+        assert_eq!(synth(&["--out", "somewhere"]), Format::Yaml);
+        assert_eq!(synth(&["--format", "json"]), Format::Json);
+        assert_eq!(synth(&["--format", "yaml"]), Format::Yaml);
+    }
+
+    #[test]
+    fn both_forms_are_the_same_template() {
+        let out = Path::new("out");
+        let (yaml_path, yaml) = render(&stages::dev(), out, Format::Yaml).expect("renders");
+        let (json_path, json) = render(&stages::dev(), out, Format::Json).expect("renders");
+        assert!(yaml_path.ends_with("session-service-dev.template.yaml"), "{}", yaml_path.display());
+        assert!(json_path.ends_with("session-service-dev.template.json"), "{}", json_path.display());
+        assert!(yaml.contains("!Ref WebSocketApi"), "{yaml}");
+        let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(stacks::yaml::from_yaml(&yaml).expect("YAML"), json);
+    }
+
+    /// cfn-lint's own reader (PyYAML with CloudFormation's tags), not only ours, reads every
+    /// stage's YAML, and strings a YAML 1.1 reader could misread, as exactly the JSON: same
+    /// values, same types.
+    #[test]
+    fn cfn_lints_reader_reads_the_yaml_as_the_json() {
+        const CHECK: &str = r#"
+import json, sys
+from cfnlint.decode import decode_str
+def same(a, b):
+    if isinstance(b, dict):
+        return isinstance(a, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in b)
+    if isinstance(b, list):
+        return isinstance(a, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(b, str):
+        return isinstance(a, str) and a == b
+    return type(a) is type(b) and a == b
+for name, text, expected in json.load(sys.stdin):
+    loaded, errors = decode_str(text)
+    if errors or not same(loaded, expected):
+        print(f"{name}: read differently ({errors})")
+        sys.exit(1)
+print("same")
+"#;
+        let strings = [
+            "yes",
+            "no",
+            "on",
+            "off",
+            "true",
+            "NO",
+            "y",
+            "null",
+            "~",
+            "",
+            "10800",
+            "0x1F",
+            "1e3",
+            "012",
+            "3.14",
+            ".inf",
+            "2010-09-09",
+            "2026-01-01T00:00:00Z",
+            "1:30",
+            "*",
+            "&a",
+            "!Ref",
+            "@x",
+            "a: b",
+            "a #b",
+            "#x",
+            "[x]",
+            "{x}",
+            " lead",
+            "trail ",
+            "two\nlines",
+            "two\nlines\n",
+            "$connect",
+            "${AWS::Region}",
+        ];
+        let mut cases = vec![
+            serde_json::json!(["strings", {"S": strings.as_slice(), "N": [0, 10800, -1, 1.5], "B": [true, false]}]),
+        ];
+        for stage in stages::all().into_iter().chain([stages::without_authorizer(stages::dev())]) {
+            let template = stacks::synthesize(&contract::CONTRACT, &stage).expect("synthesizes");
+            cases.push(serde_json::json!([stage.name, template.to_value()]));
+        }
+        let input: Vec<serde_json::Value> = cases
+            .into_iter()
+            .map(|case| serde_json::json!([case[0], stacks::yaml::to_yaml(&case[1]), case[1]]))
+            .collect();
+        let mut child = std::process::Command::new(testkit::venv_python())
+            .args(["-c", CHECK])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the project's Python environment (cargo xtask test makes it)");
+        serde_json::to_writer(child.stdin.take().expect("stdin"), &input).expect("writes");
+        let output = child.wait_with_output().expect("runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.trim() == "same", "{stdout}");
+    }
 }
