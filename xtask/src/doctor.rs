@@ -213,6 +213,9 @@ pub(crate) struct Context {
     pub(crate) sdk: aws_config::SdkConfig,
     /// The live stack, when it exists.
     pub(crate) stack: Option<stack::LiveStack>,
+    /// The live WebSocket API (`None` when there is none to find), read once for every group
+    /// that judges it or needs its ids; the error says why it could not be read.
+    pub(crate) websocket: Result<Option<websocket::LiveApi>, String>,
     /// How far back `errors` reads.
     pub(crate) since: Duration,
     /// The build manifest's directory.
@@ -260,11 +263,15 @@ impl Doctor {
         let sdk = runtime.block_on(self.aws.load(&stage.region))?;
         let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
         let live_stack = runtime.block_on(stack::read(&cloudformation, &stage.stack_name))?;
+        let apigateway = aws_sdk_apigatewayv2::Client::new(&sdk);
+        let physical = live_stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
+        let live_api = runtime.block_on(websocket::read(&apigateway, &synthesized, &physical, &stage.name));
         let context = Context {
             stage,
             synthesized,
             sdk,
             stack: live_stack,
+            websocket: live_api.map_err(|error| format!("{error:#}")),
             since: self.since,
             artifacts: self.artifacts.clone().unwrap_or_else(|| crate::project_root().join("target/lambda")),
         };
@@ -284,14 +291,13 @@ impl Doctor {
         let stage = &context.stage;
         let mut checks = stack::judge(stage, &context.synthesized, context.stack.as_ref());
 
-        let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
         let physical = context.stack.as_ref().map(|live| live.resources.clone()).unwrap_or_default();
-        match websocket::read(&apigateway, &context.synthesized, &physical, &stage.name).await {
+        match &context.websocket {
             Ok(api) => checks.extend(websocket::judge(stage, &context.synthesized, api.as_ref(), &physical)),
             Err(error) => checks.push(Check::fail(
                 websocket::GROUP,
                 "websocket.api",
-                format!("cannot read the WebSocket API: {error:#}; its routes, authorizer and stage are not judged"),
+                format!("cannot read the WebSocket API: {error}; its routes, authorizer and stage are not judged"),
                 "run doctor with credentials allowed apigateway:GET on the stage's APIs (a throttled call: run it again)",
             )),
         }

@@ -168,18 +168,14 @@ impl<'a> Expected<'a> {
     async fn read(context: &'a Context) -> Expected<'a> {
         let physical = context.stack.as_ref().map(|stack| stack.resources.clone()).unwrap_or_default();
         let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
-        let live = websocket::read(&apigateway, &context.synthesized, &physical, &context.stage.name).await;
-        let (websocket_api, connect_authorizer) = match live {
-            Ok(Some(api)) => (Ok(Some(api.id)), api.connect_authorizer.map(|authorizer| authorizer.id)),
+        let (websocket_api, connect_authorizer) = match &context.websocket {
+            Ok(Some(api)) => {
+                (Ok(Some(api.id.clone())), api.connect_authorizer.as_ref().map(|authorizer| authorizer.id.clone()))
+            }
             Ok(None) => (Ok(None), None),
-            Err(error) => (
-                Err(Unreadable::new(
-                    "the API Gateway v2 API (GetApis, GetRoutes)",
-                    "apigateway:GET",
-                    format!("{error:#}"),
-                )),
-                None,
-            ),
+            Err(error) => {
+                (Err(Unreadable::new("the API Gateway v2 API (GetApis, GetRoutes)", "apigateway:GET", error)), None)
+            }
         };
         let connect_authorizer = context.physical(naming::CONNECT_AUTHORIZER).map(str::to_owned).or(connect_authorizer);
         let http_api = match context.physical(naming::HTTP_API) {

@@ -18,7 +18,7 @@
 //! see; a wildcard is a warning (clients see nothing wrong).
 
 use super::functions::{self, LiveFunction};
-use super::{Check, Context, websocket};
+use super::{Check, Context};
 use crate::doctor::live;
 use crate::doctor::live::{ArnParts, Unreadable};
 use contract::Function;
@@ -563,22 +563,16 @@ pub(super) async fn checks(context: &Context) -> Vec<Check> {
     let iam = aws_sdk_iam::Client::new(&context.sdk);
     let physical = context.stack.as_ref().map(|stack| stack.resources.clone()).unwrap_or_default();
     let mut unlisted = None;
-    let websocket_api = match context.physical(naming::WEBSOCKET_API) {
-        Some(id) => Some(id.to_owned()),
-        None => {
-            let apigateway = aws_sdk_apigatewayv2::Client::new(&context.sdk);
-            let name = websocket::template_name(&context.synthesized).unwrap_or_default();
-            match websocket::find_by_name(&apigateway, name).await {
-                Ok(found) => found,
-                Err(error) => {
-                    // @connections grants are then judged without the API's id, and the checks say so.
-                    unlisted = Some(format!(
-                        " (GetApis failed, {error:#}: @connections grants were not tied to the API's id; the \
-                         doctor's credentials need apigateway:GET)"
-                    ));
-                    None
-                }
-            }
+    let websocket_api = match (context.physical(naming::WEBSOCKET_API), &context.websocket) {
+        (Some(id), _) => Some(id.to_owned()),
+        (None, Ok(api)) => api.as_ref().map(|api| api.id.clone()),
+        (None, Err(error)) => {
+            // @connections grants are then judged without the API's id, and the checks say so.
+            unlisted = Some(format!(
+                " (GetApis failed, {error}: @connections grants were not tied to the API's id; the doctor's \
+                 credentials need apigateway:GET)"
+            ));
+            None
         }
     };
     let mut checks = Vec::new();

@@ -189,6 +189,7 @@ mod tests {
             synthesized: serde_json::Value::Null,
             sdk: aws_config::SdkConfig::builder().build(),
             stack: Some(stack),
+            websocket: Ok(None),
             since: Duration::from_secs(3600),
             artifacts: std::path::PathBuf::new(),
         }

@@ -30,7 +30,7 @@ pub(super) const GROUP: &str = "websocket";
 
 /// The live WebSocket API, as far as these checks read it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct LiveApi {
+pub(crate) struct LiveApi {
     pub(super) id: String,
     pub(super) name: String,
     pub(super) routes: Vec<LiveRoute>,
