@@ -124,14 +124,7 @@ impl Deploy {
         }
         let bucket = match &self.assets_bucket {
             Some(bucket) => bucket.clone(),
-            None => {
-                let identity = aws_sdk_sts::Client::new(&sdk)
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .context("asking STS who we are")?;
-                format!("{}-assets-{}", stage.stack_name, identity.account().unwrap_or("account"))
-            }
+            None => assets::default_bucket(&sdk, &stage.stack_name).await?,
         };
         let s3 = aws_sdk_s3::Client::new(&sdk);
         // The bucket lives where the stack does (Lambda reads code only from its own

@@ -12,6 +12,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+/// The bucket a release uses when `--assets-bucket` names none: `<stack>-assets-<account>`.
+pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str) -> Result<String> {
+    let identity =
+        aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.context("asking STS who we are")?;
+    Ok(format!("{stack_name}-assets-{}", identity.account().unwrap_or("account")))
+}
+
 /// The assets bucket of one release, in the release's region.
 #[derive(Debug)]
 pub(super) struct Assets<'a> {
