@@ -237,7 +237,7 @@ async fn local_token(State(served): State<Arc<Served>>, headers: HeaderMap, body
             }
         }
     };
-    // An access token: what speakers send (README, "Speaker tokens"), with no email to carry
+    // An access token: what speakers send (docs/protocol.md, "Speaker tokens"), with no email to carry
     // in the WebSocket URL's query.
     match tokens.identity.token(&tokens.stage, &TokenRequest::id(&sub, LOCAL_TOKEN_SECONDS).access()) {
         Ok(token) => answer(StatusCode::OK, &json!({ "token": token, "sub": sub, "expiresIn": LOCAL_TOKEN_SECONDS })),

@@ -40,7 +40,7 @@ use thirtyfour::prelude::*;
 const VIEWPORT: (u32, u32) = (390, 844);
 /// How long a page may take to show what the test waits for.
 const PAGE_WAIT: Duration = Duration::from_secs(30);
-/// Set to write the README's screenshots.
+/// Set to write the screenshots in docs/images.
 const SCREENSHOTS_ENV: &str = "CONSOLE_SCREENSHOTS";
 
 /// A program from `PATH`, or a failure saying what to install.

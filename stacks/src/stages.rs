@@ -120,12 +120,12 @@ pub struct StageConfig {
     /// The stage file this stage's account settings come from.
     pub settings_file: &'static str,
     /// The settings ([`SETTING_KEYS`]) still holding this repository's example values: a real
-    /// account's release of the stage is refused until each is replaced (README, "Settings a
-    /// new account must change").
+    /// account's release of the stage is refused until each is replaced
+    /// (docs/infrastructure.md, "Settings a new account must change").
     pub example_settings: Vec<String>,
 }
 
-/// The contract's defaults (`contract::limits`, where the README explains them).
+/// The contract's defaults (`contract::limits`, where docs/audiences.md explains them).
 const DEFAULT_LIMITS: StageLimits = StageLimits {
     max_listeners_per_session: limits::MAX_LISTENERS_PER_SESSION,
     connects_per_minute_per_ip: limits::CONNECTS_PER_MINUTE_PER_IP,

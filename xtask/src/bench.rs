@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: measures what the README reports.
+//! `cargo xtask bench`: measures what docs/benchmarks.md reports.
 //!
 //! 1. Synthesizing every stage's template (`stacks/benches/synth.rs`), and the CPU cost of a
 //!    warm `messages` invocation without network I/O (`handlers/messages/benches/warm.rs`).

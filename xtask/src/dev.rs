@@ -134,7 +134,7 @@ fn print_banner(stack: &DevStack, console: &Console) {
     println!("  HTTP API        {http}");
     println!("  Console         {}  (speaker and listener pages in a browser)", console.url());
     println!("  DynamoDB        {}", stack.dynamodb_endpoint());
-    println!("  Fault switch    {} (README, \"Faults\")", stack.faults_url());
+    println!("  Fault switch    {} (docs/local-stack.md, \"Faults\")", stack.faults_url());
     println!();
     println!("  A speaker token:    TOKEN=$(cargo xtask token --stage {})", stack.stage().name);
     println!(

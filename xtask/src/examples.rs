@@ -4,7 +4,7 @@
 //! made-up console origin), each listed under `examples` in its file. A release to a real
 //! account with those would deploy an HTTP API and authorizers that no real token ever passes,
 //! so `cargo xtask synth --stage`, `deploy` and `diff` refuse such a stage, naming the file and
-//! every key still to change (README, "Settings a new account must change"). `cargo xtask synth`
+//! every key still to change (docs/infrastructure.md, "Settings a new account must change"). `cargo xtask synth`
 //! without `--stage`, the repository's command that regenerates every template for review (and
 //! the published documents), writes them and warns.
 //!
@@ -54,7 +54,7 @@ pub(crate) fn every_stage_for_review() -> Vec<StageConfig> {
 pub(crate) fn refusal(stage: &StageConfig) -> String {
     format!(
         "stage {} still has this repository's example values in {}: {}. Put your account's values \
-         there (README, \"Settings a new account must change\") and take each key off the file's \
+         there (docs/infrastructure.md, \"Settings a new account must change\") and take each key off the file's \
          `examples` list. A local endpoint (--endpoint-url http://127.0.0.1:PORT) takes the examples; \
          `cargo xtask dev` runs the stage with its local identity",
         stage.name,

@@ -1,7 +1,7 @@
 //! `cargo xtask token`: prints one speaker token the local stack (`cargo xtask dev`) accepts,
 //! signed with the local key (made on first use, kept under the build directory), in either of
 //! the shapes Cognito issues: an access token (`--kind access`, the default: what speakers
-//! send, README "Speaker tokens") or an ID token (`--kind id`). The deployed stage accepts both shapes of its identity provider's tokens,
+//! send, docs/protocol.md, "Speaker tokens") or an ID token (`--kind id`). The deployed stage accepts both shapes of its identity provider's tokens,
 //! and so does the local one.
 
 use anyhow::{Context, Result};

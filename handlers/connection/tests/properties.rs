@@ -4,7 +4,7 @@
 //!
 //! Arbitrary `sessionId`, `targetLanguage`, `previousConnectionId` and `token` parameters (and
 //! `Authorization` headers) are refused before the store is asked anything when the client got
-//! them wrong, with the status and code PROTOCOL.md and README give: 401 `UNAUTHORIZED` for a
+//! them wrong, with the status and code PROTOCOL.md and docs/protocol.md give: 401 `UNAUTHORIZED` for a
 //! token that does not verify, then 400 `MISSING_PARAMETER` (empty or absent, when the role
 //! needs it) or `INVALID_PARAMETER` naming the parameter. Parameters that are right reach the
 //! store. Every answer is a documented status with a JSON `{code, message}` body.

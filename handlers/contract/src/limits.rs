@@ -1,4 +1,4 @@
-//! The service's default limits: what PROTOCOL.md asks for, and what the README's "Limits"
+//! The service's default limits: what PROTOCOL.md asks for, and what docs/audiences.md's "Limits"
 //! section explains. Both stages start from these (`stacks::stages`), and a function whose
 //! environment does not set a limit falls back to them (`session_core::config::Limits`).
 //!

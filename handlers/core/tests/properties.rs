@@ -3,7 +3,7 @@
 //!
 //! - Frames (`protocol::parse_client_frame`): arbitrary text, mutated valid frames, arbitrary
 //!   JSON values, and objects with a valid action and arbitrary field values. The refusal is
-//!   the code README "Protocol" documents for the input, with `details.field` naming the field
+//!   the code docs/protocol.md documents for the input, with `details.field` naming the field
 //!   where it says so; a frame over the limit is `MESSAGE_TOO_LARGE`.
 //! - Speaker tokens (`jwt::Verifier`): arbitrary text, dot-separated segments, a valid token
 //!   with one segment replaced, and tokens signed by the local signer with arbitrary headers and
@@ -135,7 +135,7 @@ const FRAME_CODES: [ErrorCode; 5] = [
     ErrorCode::UnknownAction,
 ];
 
-/// What README "Protocol" says the parser decides before it reads an action's fields.
+/// What docs/protocol.md says the parser decides before it reads an action's fields.
 #[derive(Debug, Clone, PartialEq)]
 enum Expected {
     /// This code, naming this field (or none).

@@ -3,8 +3,8 @@
 //! parameters, headers, bodies (plain and base64) and authorizer claims are a request or a
 //! documented refusal, never a panic and never a 500 for what a client sent.
 //!
-//! A refusal is JSON `{code, message, details?}` with a documented code and the status README
-//! "HTTP API" gives it (the code's status; 404 for a route this function does not serve), and
+//! A refusal is JSON `{code, message, details?}` with a documented code and the status docs/protocol.md
+//! gives it (the code's status; 404 for a route this function does not serve), and
 //! names the field where the code is about one. The event itself is built as JSON and read
 //! with serde, as the runtime reads it, so arbitrary headers also go through its reader.
 //!

@@ -711,7 +711,7 @@ impl ServerMessageKind {
 }
 
 /// The AWS calls each action makes, for a session with a speaker and three listeners (two in
-/// `de`, one in `fr`), none gone: the README's cost table. A change in any row fails here and
+/// `de`, one in `fr`), none gone: docs/audiences.md's table of AWS calls. A change in any row fails here and
 /// is reviewed like a snapshot.
 #[tokio::test]
 async fn aws_calls_per_action() {

@@ -16,7 +16,7 @@
 //! Unknown keys are refused, and every value is checked ([`parse`]): an error names the file,
 //! the key and what is expected. `examples` lists the keys whose values are the repository's
 //! examples rather than an account's; `cargo xtask synth --stage`, `deploy` and `diff` refuse a
-//! stage while it lists any (README, "Settings a new account must change").
+//! stage while it lists any (docs/infrastructure.md, "Settings a new account must change").
 //!
 //! This module is also compiled into the crate's build script, which validates every stage file
 //! before the crate builds, so it uses nothing but `std`, serde and serde-saphyr.
