@@ -40,6 +40,7 @@
 
 mod assets;
 mod change_set;
+mod progress;
 mod review;
 
 use crate::aws::{self, AwsArgs};
@@ -51,11 +52,12 @@ use anyhow::{Context, Result, bail};
 use assets::Assets;
 use aws_sdk_cloudformation::types::{ChangeSetType, StackStatus};
 use change_set::Pending;
+use progress::Execution;
 use stacks::naming;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Deploys a stage.
 #[derive(Debug, clap::Args)]
@@ -163,19 +165,25 @@ impl Deploy {
             println!("No changes: CloudFormation found nothing to change.");
             return Ok(());
         };
-        if let Err(refused) = self.review(&cloudformation, &pending, &report).await {
-            change_set::delete(&cloudformation, &pending).await;
-            return Err(refused);
-        }
-        let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
+        let changes = match self.review(&cloudformation, &pending, &report).await {
+            Ok(changes) => changes,
+            Err(refused) => {
+                change_set::delete(&cloudformation, &pending).await;
+                return Err(refused);
+            }
+        };
+        let started = SystemTime::now();
         change_set::execute(&cloudformation, &pending).await?;
         // From here on the stack is named by its id: the one this change set belongs to.
         let stack_id = &pending.stack_id;
-        let status = follow(&cloudformation, stack_id, started).await?;
+        let mut execution = Execution::new(stack, changes, started);
+        let status = follow(&cloudformation, stack_id, &mut execution).await?;
         let description = describe(&cloudformation, stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
+            // The root cause first: what a person has to fix.
+            let first = execution.root_cause().map(|failure| format!("{failure}\n")).unwrap_or_default();
             bail!(
-                "{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
+                "{first}{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
                  (a stack in UPDATE_ROLLBACK_FAILED needs `aws cloudformation continue-update-rollback` first)",
                 status.as_str(),
                 description.and_then(|stack| stack.stack_status_reason).unwrap_or_default()
@@ -190,8 +198,13 @@ impl Deploy {
 
     /// Shows our diff and the change set side by side, then decides: a stateful replacement
     /// not allowed is refused; a risky release is asked about. An error here means the change
-    /// set must not be executed.
-    async fn review(&self, client: &aws_sdk_cloudformation::Client, pending: &Pending, report: &Report) -> Result<()> {
+    /// set must not be executed. Returns how many resource changes the change set holds.
+    async fn review(
+        &self,
+        client: &aws_sdk_cloudformation::Client,
+        pending: &Pending,
+        report: &Report,
+    ) -> Result<usize> {
         let plan = change_set::describe(client, pending).await?;
         print!("{}", report.body());
         if !report.findings.deployed.is_empty() {
@@ -209,7 +222,7 @@ impl Deploy {
         if risky && !self.yes {
             approve()?;
         }
-        Ok(())
+        Ok(plan.changes.len())
     }
 }
 
@@ -307,18 +320,28 @@ fn approve() -> Result<()> {
     Ok(())
 }
 
-/// Prints the stack's new events until it settles; returns its final status.
+/// Follows the stack's new events into `execution` until the stack settles; returns its
+/// final status. On a terminal ([`crate::progress::live`]) it shows the execution live: done
+/// of total, what is in progress and for how long, each failure as it comes (the root cause
+/// first) and the rollback; elsewhere it prints each event as a plain line.
 async fn follow(
     client: &aws_sdk_cloudformation::Client,
     stack: &str,
-    since: aws_sdk_cloudformation::primitives::DateTime,
+    execution: &mut Execution,
 ) -> Result<StackStatus> {
+    let since = aws_sdk_cloudformation::primitives::DateTime::from(execution.started());
+    let mut board = crate::progress::live().then(crate::progress::Board::stderr);
     let mut seen = std::collections::BTreeSet::new();
+    let mut printed = std::collections::BTreeSet::new();
     loop {
         let events = client.describe_stack_events().stack_name(stack).send().await?.stack_events.unwrap_or_default();
         for event in events.iter().rev() {
             let id = event.event_id.clone().unwrap_or_default();
             if event.timestamp.is_some_and(|at| at.secs() + 1 < since.secs()) || !seen.insert(id) {
+                continue;
+            }
+            execution.apply(event);
+            if board.is_some() {
                 continue;
             }
             let status = event.resource_status.as_ref().map(|status| status.as_str()).unwrap_or("");
@@ -330,12 +353,28 @@ async fn follow(
                 event.resource_status_reason.as_deref().unwrap_or("")
             );
         }
+        if let Some(board) = &board {
+            for failure in execution.failures() {
+                if printed.insert(failure.event_id.clone()) {
+                    board.println(&format!("✗ {failure}"));
+                }
+            }
+        }
         let status =
             describe(client, stack).await?.and_then(|stack| stack.stack_status).context("the stack vanished")?;
         if !status.as_str().ends_with("_IN_PROGRESS") {
+            if let Some(board) = board.take() {
+                board.finish(&execution.view(SystemTime::now()));
+            }
             return Ok(status);
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Two seconds between polls; the elapsed times move on every second meanwhile.
+        for _ in 0..2 {
+            if let Some(board) = &mut board {
+                board.show(&execution.view(SystemTime::now()));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 
@@ -457,9 +496,9 @@ mod tests {
             plan.changes.iter().map(|change| (change.action.as_str(), change.logical_id.as_str())).collect::<Vec<_>>(),
             [("Add", "Topic")]
         );
-        let started = aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now());
+        let mut execution = Execution::new(stack, plan.changes.len(), SystemTime::now());
         change_set::execute(&cloudformation, &pending).await.expect("executed");
-        let status = follow(&cloudformation, &pending.stack_id, started).await.expect("settled");
+        let status = follow(&cloudformation, &pending.stack_id, &mut execution).await.expect("settled");
         assert_eq!(status, StackStatus::CreateComplete);
         let deployed = deployed_template(&cloudformation, stack).await.expect("read").expect("deployed");
         assert_eq!(deployed, template);

@@ -13,6 +13,7 @@ mod doctor;
 mod examples;
 mod fuzz;
 mod logs;
+mod progress;
 mod python;
 mod registry;
 mod synth;
