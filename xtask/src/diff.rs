@@ -16,6 +16,11 @@
 //! so a release pipeline stops on the seed incident even when the synthesized side is clean.
 //! A stage whose file still holds example settings is refused before anything is read, except
 //! against a local endpoint ([`crate::examples`]).
+//!
+//! The report prints as text (for a person), JSON (`--format json`, or `--json`: for scripts),
+//! or markdown (`--format markdown`: the body of a pull-request comment, [`markdown`]).
+
+mod markdown;
 
 use crate::aws::AwsArgs;
 use crate::build;
@@ -38,14 +43,28 @@ pub(crate) struct Diff {
     /// The stage (`dev`, `prod`).
     #[arg(long)]
     stage: String,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// How to print the report: text, json, or markdown (a pull-request comment).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Print the report as JSON (the same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Where the local build's zips and manifest.json are (default: target/lambda).
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
     #[command(flatten)]
     aws: AwsArgs,
+}
+
+/// How `diff` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// For a person at a terminal.
+    Text,
+    /// For scripts: the whole report.
+    Json,
+    /// The body of a pull-request comment (GitHub-flavoured markdown).
+    Markdown,
 }
 
 /// Everything `diff` found.
@@ -106,10 +125,10 @@ impl Diff {
         let dir = self.artifacts.unwrap_or_else(|| project_root().join("target/lambda"));
         let built = build::read_manifest(&dir).unwrap_or_default();
         report.with_code(code_changes(&deployed_keys, &built));
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{report}");
+        match if self.json { Format::Json } else { self.format } {
+            Format::Text => print!("{report}"),
+            Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            Format::Markdown => print!("{}", markdown::render(&report, &stage.name)),
         }
         Ok(ExitCode::from(report.exit_code))
     }
