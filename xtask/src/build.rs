@@ -12,6 +12,12 @@
 //! function (`--function`) replaces that function's entry and keeps the others, so the
 //! manifest always describes every zip in the directory. [`check_manifest`] is what
 //! `deploy --no-build` asks of it.
+//!
+//! On a terminal the build shows each function's progress live (waiting, building, done with
+//! its zip's size): what cargo lets be seen of one build of every function is in [`progress`].
+//! Elsewhere cargo's own output is printed as it always was.
+
+mod progress;
 
 use crate::python::PythonEnv;
 use crate::{cargo, project_root, step};
@@ -186,11 +192,18 @@ pub(crate) fn build(arch: Arch, release: bool, functions: &[&contract::Function]
     }
     // cargo finds `cargo-lambda` on PATH, and cargo-zigbuild finds zig through the
     // environment's `python3 -m ziglang`.
-    let status = command
-        .env("PATH", python.path_with_bin()?)
-        .current_dir(project_root())
-        .status()
-        .context("starting cargo lambda")?;
+    command.env("PATH", python.path_with_bin()?).current_dir(project_root());
+    let mut live = crate::progress::live().then(|| {
+        let manifests = binary_manifests();
+        let functions: Vec<(&str, Option<String>)> =
+            functions.iter().map(|function| (function.name, manifests.get(function.name).cloned())).collect();
+        let title = format!("building ({arch}, {})", profile.as_str());
+        progress::Live::new(progress::Builds::new(&title, &functions, std::time::Instant::now()))
+    });
+    let status = match &mut live {
+        Some(live) => live.run(&mut command)?,
+        None => command.status().context("starting cargo lambda")?,
+    };
     if !status.success() {
         bail!("cargo lambda build failed ({status}); the errors are above");
     }
@@ -203,10 +216,43 @@ pub(crate) fn build(arch: Arch, release: bool, functions: &[&contract::Function]
         let zip = package(&bytes)?;
         let path = lambda_dir.join(format!("{}.zip", function.name));
         std::fs::write(&path, &zip).with_context(|| format!("writing {}", path.display()))?;
+        if let Some(live) = &mut live {
+            live.packaged(function.name, zip.len() as u64);
+        }
         artifacts.push(artifact(function.name, arch, profile, path, &zip));
+    }
+    if let Some(live) = live {
+        live.finish();
     }
     write_manifest(&lambda_dir, &artifacts)?;
     Ok(artifacts)
+}
+
+/// The manifest of the package holding each binary of the workspace, by binary name, from
+/// `cargo metadata`; empty when it cannot say (the progress then shows no "building" step).
+fn binary_manifests() -> std::collections::BTreeMap<String, String> {
+    let output = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(project_root())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Some(metadata) =
+        output.ok().and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
+    else {
+        return Default::default();
+    };
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    packages
+        .iter()
+        .flat_map(|package| {
+            let manifest = package["manifest_path"].as_str().unwrap_or_default().to_owned();
+            let targets = package["targets"].as_array().cloned().unwrap_or_default();
+            targets
+                .into_iter()
+                .filter(|target| target["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin")))
+                .filter_map(move |target| Some((target["name"].as_str()?.to_owned(), manifest.clone())))
+        })
+        .collect()
 }
 
 pub(crate) fn artifact(function: &str, arch: Arch, profile: Profile, zip: PathBuf, bytes: &[u8]) -> Artifact {
