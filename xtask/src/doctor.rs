@@ -11,6 +11,9 @@
 //!   `$connect`'s authorization and its authorizer (type REQUEST, no identity source, invoking
 //!   the stack's authorizer function), judged by [`stacks::verify()`] itself, and the stage
 //!   serving a deployment made for the live routes;
+//! - `http` ([`http_api`]): the live HTTP API: every contract route with an integration invoking
+//!   this stack's function and the authorization the code expects, the JWT authorizer trusting
+//!   the stage's identity provider, and CORS letting the stage file's origins call every route;
 //! - `functions` ([`functions`]): each contract function's live configuration (state, runtime,
 //!   architecture, code against the local build manifest, environment, resource policy);
 //! - `permissions` ([`permissions`]): each function role's live policies grant the contract's
@@ -34,6 +37,7 @@
 
 mod errors;
 mod functions;
+mod http_api;
 mod live;
 mod permissions;
 mod probe;
@@ -302,6 +306,7 @@ impl Doctor {
             )),
         }
 
+        checks.extend(http_api::checks(context).await);
         checks.extend(functions::checks(context).await);
         checks.extend(permissions::checks(context).await);
         checks.extend(tables::checks(context).await);

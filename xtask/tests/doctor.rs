@@ -6,7 +6,7 @@
 //! limit it makes up for): the stack's outputs; the WebSocket API built through the API
 //! Gateway v2 API (moto does not create API Gateway v2 resources from CloudFormation), its
 //! integrations and authorizer
-//! invoking the deployed functions; the HTTP API; the functions on arm64 with
+//! invoking the deployed functions; the HTTP API with its CORS, JWT authorizer and routes; the functions on arm64 with
 //! `MANAGEMENT_ENDPOINT` naming that API; API Gateway's invoke permissions with that API's
 //! source ARNs; the roles' policies as JSON naming that API; TTL and point-in-time recovery.
 //!
@@ -14,7 +14,8 @@
 //! undone before the next) and doctor names exactly the check that judges it, with what it
 //! means for clients and the fix: `MANAGEMENT_ENDPOINT` written as `wss://`, a missing
 //! environment variable, a missing invoke permission, a role policy without an action the
-//! code calls, a route's integration pointed at another function, a route deleted, the incident (an identity source on the `$connect`
+//! code calls, a route's integration pointed at another function, the HTTP API's CORS without
+//! the stage's origins, `POST /sessions` out from behind the JWT authorizer, a route deleted, the incident (an identity source on the `$connect`
 //! authorizer), and a function deleted live. The probes run against local servers that
 //! answer with a chosen status (`doctor_probe.rs` runs them against the local stack).
 
@@ -79,6 +80,10 @@ struct LiveStage {
     routes: BTreeMap<String, String>,
     /// The `$connect` authorizer's id.
     authorizer: String,
+    /// The HTTP API's id.
+    http_api: String,
+    /// The HTTP API's route key → route id.
+    http_routes: BTreeMap<String, String>,
     /// Contract function name → its environment as AWS has it.
     environments: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// What `${...}` stands for in the template's `Fn::Sub` texts.
@@ -146,14 +151,7 @@ async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
     // through the API Gateway v2 API, invoking the deployed functions.
     let apigateway = aws_sdk_apigatewayv2::Client::new(&config);
     let (api, routes, authorizer) = build_live_api(&apigateway, &template, &mut values).await;
-    let http = apigateway
-        .create_api()
-        .name(template["Resources"][naming::HTTP_API]["Properties"]["Name"].as_str().expect("HTTP API name"))
-        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
-        .send()
-        .await
-        .expect("HTTP API created");
-    values.insert(naming::HTTP_API.to_owned(), http.api_id().expect("HTTP API id").to_owned());
+    let (http_api, http_routes) = build_live_http_api(&apigateway, &template, &mut values).await;
 
     // moto creates functions from CloudFormation on x86_64 whatever `Architectures` says, and
     // ignores `Architectures` in UpdateFunctionCode: each function is made again, on the
@@ -235,19 +233,23 @@ async fn as_aws_deploys_it(endpoint: &str, dir: &Path) -> LiveStage {
     // `PointInTimeRecoverySpecification`: both are turned on as the template says.
     tables_as_aws_deploys_them(&aws_sdk_dynamodb::Client::new(&config), &physical).await;
 
-    LiveStage { physical, api, routes, authorizer, environments, values, policies }
+    LiveStage { physical, api, routes, authorizer, http_api, http_routes, environments, values, policies }
 }
 
 /// The template's API Gateway v2 resources of `kind` on the WebSocket API: (logical id, properties).
 fn of_api<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    of_the_api(template, naming::WEBSOCKET_API, kind)
+}
+
+/// The template's API Gateway v2 resources of `kind` on the API `api`: (logical id, properties).
+fn of_the_api<'a>(template: &'a Value, api: &str, kind: &str) -> Vec<(&'a str, &'a Value)> {
     let kind = format!("AWS::ApiGatewayV2::{kind}");
     let resources = template["Resources"].as_object().expect("resources");
     resources
         .iter()
         .filter(|(_, resource)| {
             resource["Type"] == kind.as_str()
-                && template::references(&resource["Properties"]["ApiId"]).first().map(|r| r.id.as_str())
-                    == Some(naming::WEBSOCKET_API)
+                && template::references(&resource["Properties"]["ApiId"]).first().map(|r| r.id.as_str()) == Some(api)
         })
         .map(|(id, resource)| (id.as_str(), &resource["Properties"]))
         .collect()
@@ -330,6 +332,93 @@ async fn build_live_api(
     (api_id, routes, authorizer)
 }
 
+/// Builds the HTTP API of the template through the API Gateway v2 API: its CORS configuration,
+/// the integration invoking the function `values` names, the JWT authorizer, the routes and the
+/// auto-deployed `$default` stage. Returns the API's id and its routes by key.
+async fn build_live_http_api(
+    client: &aws_sdk_apigatewayv2::Client,
+    template: &Value,
+    values: &mut BTreeMap<String, String>,
+) -> (String, BTreeMap<String, String>) {
+    use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType, Cors, IntegrationType, JwtConfiguration};
+    let api = &template["Resources"][naming::HTTP_API]["Properties"];
+    let cors = &api["CorsConfiguration"];
+    let created = client
+        .create_api()
+        .name(api["Name"].as_str().expect("HTTP API name"))
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
+        .cors_configuration(
+            Cors::builder()
+                .set_allow_origins(Some(template::strings(&cors["AllowOrigins"])))
+                .set_allow_methods(Some(template::strings(&cors["AllowMethods"])))
+                .set_allow_headers(Some(template::strings(&cors["AllowHeaders"])))
+                .set_max_age(cors["MaxAge"].as_i64().map(|age| i32::try_from(age).expect("max age")))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("HTTP API created");
+    let api_id = created.api_id.expect("HTTP API id");
+    values.insert(naming::HTTP_API.to_owned(), api_id.clone());
+    let mut integrations = BTreeMap::new();
+    for (logical, properties) in of_the_api(template, naming::HTTP_API, "Integration") {
+        let uri = template::render(&properties["IntegrationUri"]).expect("integration URI");
+        let integration = client
+            .create_integration()
+            .api_id(&api_id)
+            .integration_type(IntegrationType::AwsProxy)
+            .integration_uri(resolve(&uri, values))
+            .payload_format_version(properties["PayloadFormatVersion"].as_str().expect("payload format"))
+            .send()
+            .await
+            .expect("integration created");
+        integrations.insert(logical, integration.integration_id.expect("integration id"));
+    }
+    let mut authorizers = BTreeMap::new();
+    for (logical, properties) in of_the_api(template, naming::HTTP_API, "Authorizer") {
+        let jwt = &properties["JwtConfiguration"];
+        let authorizer = client
+            .create_authorizer()
+            .api_id(&api_id)
+            .name(properties["Name"].as_str().expect("authorizer name"))
+            .authorizer_type(AuthorizerType::Jwt)
+            .set_identity_source(Some(template::strings(&properties["IdentitySource"])))
+            .jwt_configuration(
+                JwtConfiguration::builder()
+                    .issuer(jwt["Issuer"].as_str().expect("issuer"))
+                    .set_audience(Some(template::strings(&jwt["Audience"])))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("authorizer created");
+        authorizers.insert(logical, authorizer.authorizer_id.expect("authorizer id"));
+    }
+    let mut routes = BTreeMap::new();
+    for (_, properties) in of_the_api(template, naming::HTTP_API, "Route") {
+        let key = properties["RouteKey"].as_str().expect("route key").to_owned();
+        let integration = template::references(&properties["Target"])
+            .first()
+            .and_then(|reference| integrations.get(reference.id.as_str()));
+        let authorizer = template::references(&properties["AuthorizerId"])
+            .first()
+            .and_then(|reference| authorizers.get(reference.id.as_str()));
+        let route = client
+            .create_route()
+            .api_id(&api_id)
+            .route_key(&key)
+            .authorization_type(AuthorizationType::from(properties["AuthorizationType"].as_str().unwrap_or("NONE")))
+            .set_authorizer_id(authorizer.cloned())
+            .set_target(integration.map(|id| format!("integrations/{id}")))
+            .send()
+            .await
+            .expect("route created");
+        routes.insert(key, route.route_id.expect("route id"));
+    }
+    client.create_stage().api_id(&api_id).stage_name("$default").auto_deploy(true).send().await.expect("stage");
+    (api_id, routes)
+}
+
 /// A local server that answers every request (a WebSocket handshake, `GET /health`) with
 /// `status`; its address.
 fn answering(status: u16) -> std::net::SocketAddr {
@@ -407,6 +496,9 @@ async fn doctor_names_each_break_of_a_live_stage() {
         "✓ functions.authorizer.invoke-permission",
         "✓ functions.http.invoke-permission",
         "✓ permissions.messages",
+        "✓ http.route.POST /sessions: POST /sessions → http (",
+        "✓ http.authorizer",
+        "✓ http.cors",
         "- probe.listener: skipped (--no-probe)",
     ] {
         assert!(report.contains(line), "{line}: {report}");
@@ -424,7 +516,7 @@ async fn doctor_names_each_break_of_a_live_stage() {
     assert_eq!(probe["status"], "skip");
     assert_eq!(probe["group"], "probe");
     let groups: BTreeSet<&str> = checks.iter().filter_map(|check| check["group"].as_str()).collect();
-    for group in ["stack", "websocket", "functions", "permissions", "tables", "probe", "errors"] {
+    for group in ["stack", "websocket", "http", "functions", "permissions", "tables", "probe", "errors"] {
         assert!(groups.contains(group), "{group}: {groups:?}");
     }
 
@@ -540,6 +632,39 @@ async fn doctor_names_each_break_of_a_live_stage() {
     retarget(heartbeat_target).await.expect("heartbeat restored");
     let (code, checks) = doctor_json(&endpoint, &dir);
     assert_eq!((code, failed(&checks)), (Some(0), Vec::<&str>::new()), "every break undone: {checks:#?}");
+
+    // The HTTP API's CORS without the stage's origins: the console's pages are refused by browsers.
+    let template = stacks::synthesize(&contract::CONTRACT, &stacks::stages::dev()).expect("dev").to_value();
+    let cors = &template["Resources"][naming::HTTP_API]["Properties"]["CorsConfiguration"];
+    let cors_with = |origins: Vec<String>| {
+        aws_sdk_apigatewayv2::types::Cors::builder()
+            .set_allow_origins(Some(origins))
+            .set_allow_methods(Some(template::strings(&cors["AllowMethods"])))
+            .set_allow_headers(Some(template::strings(&cors["AllowHeaders"])))
+            .build()
+    };
+    let elsewhere = vec!["https://elsewhere.example.org".to_owned()];
+    let update = apigateway.update_api().api_id(&live.http_api).cors_configuration(cors_with(elsewhere));
+    update.send().await.expect("CORS edited");
+    let (message, fix) = only_failure(&endpoint, &dir, "http.cors");
+    let origins = template::strings(&cors["AllowOrigins"]).join(", ");
+    assert!(message.contains(&format!("pages from {origins} get no Access-Control-Allow-Origin")), "{message}");
+    assert!(fix.contains(&format!("aws apigatewayv2 update-api --api-id {}", live.http_api)), "{fix}");
+    let update = apigateway
+        .update_api()
+        .api_id(&live.http_api)
+        .cors_configuration(cors_with(template::strings(&cors["AllowOrigins"])));
+    update.send().await.expect("CORS restored");
+
+    // POST /sessions taken out from behind the JWT authorizer.
+    let post = &live.http_routes["POST /sessions"];
+    let authorize = |kind: &str| {
+        apigateway.update_route().api_id(&live.http_api).route_id(post).authorization_type(kind.into()).send()
+    };
+    authorize("NONE").await.expect("route edited");
+    let (message, _) = only_failure(&endpoint, &dir, "http.route.POST /sessions");
+    assert!(message.contains("POST /sessions is not behind the JWT authorizer"), "{message}");
+    authorize("JWT").await.expect("route restored");
 
     // A route deleted: named by its key.
     apigateway.delete_route().api_id(&live.api).route_id(&live.routes["joinSession"]).send().await.expect("deleted");

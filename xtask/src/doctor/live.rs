@@ -86,6 +86,25 @@ pub(super) fn deploy_or_live(stage: &StageConfig, live_fix: &str) -> String {
     )
 }
 
+/// Every item of a listing that pages with a `NextToken` (API Gateway v2's `Get*s` calls have
+/// no SDK paginator): `page` fetches one page from a token and returns its items and the next
+/// token.
+pub(super) async fn all_pages<T, Page>(mut page: impl FnMut(Option<String>) -> Page) -> anyhow::Result<Vec<T>>
+where
+    Page: Future<Output = anyhow::Result<(Vec<T>, Option<String>)>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (mut found, next) = page(token).await?;
+        items.append(&mut found);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

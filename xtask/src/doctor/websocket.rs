@@ -82,7 +82,7 @@ pub(super) struct LiveAuthorizer {
     pub(super) uri: String,
 }
 
-fn sdk_error<E: std::error::Error + Send + Sync + 'static>(error: E) -> anyhow::Error {
+pub(super) fn sdk_error<E: std::error::Error + Send + Sync + 'static>(error: E) -> anyhow::Error {
     anyhow::anyhow!("{}", aws_sdk_apigatewayv2::error::DisplayErrorContext(error))
 }
 
@@ -109,50 +109,7 @@ pub(super) async fn read(
     let api = client.get_api().api_id(&id).send().await.map_err(sdk_error).context("reading the WebSocket API")?;
     let mut live = LiveApi { id: id.clone(), name: api.name.unwrap_or(name), ..LiveApi::default() };
 
-    let mut token = None;
-    loop {
-        let page = client
-            .get_routes()
-            .api_id(&id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(sdk_error)
-            .context("listing the WebSocket API's routes")?;
-        for route in page.items.unwrap_or_default() {
-            live.routes.push(LiveRoute {
-                key: route.route_key.unwrap_or_default(),
-                authorization_type: route.authorization_type.map(|kind| kind.as_str().to_owned()).unwrap_or_default(),
-                authorizer_id: route.authorizer_id,
-                target: route.target,
-            });
-        }
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
-
-    let mut token = None;
-    loop {
-        let page = client
-            .get_integrations()
-            .api_id(&id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(sdk_error)
-            .context("listing the WebSocket API's integrations")?;
-        for integration in page.items.unwrap_or_default() {
-            if let Some(integration_id) = integration.integration_id {
-                live.integrations.insert(integration_id, integration.integration_uri.unwrap_or_default());
-            }
-        }
-        token = page.next_token;
-        if token.is_none() {
-            break;
-        }
-    }
+    (live.routes, live.integrations) = routes_and_integrations(client, &id, "WebSocket API").await?;
 
     let authorizer_id =
         live.routes.iter().find(|route| route.key == CONNECT_ROUTE).and_then(|route| route.authorizer_id.clone());
@@ -175,6 +132,52 @@ pub(super) async fn read(
     }
     live.stage = read_stage(client, &id, stage).await?;
     Ok(Some(live))
+}
+
+/// Every route and integration (id → URI) of the API `api` (`what` names it in errors).
+pub(super) async fn routes_and_integrations(
+    client: &aws_sdk_apigatewayv2::Client,
+    api: &str,
+    what: &str,
+) -> Result<(Vec<LiveRoute>, BTreeMap<String, String>)> {
+    let routes = live::all_pages(|token| async move {
+        let page = client
+            .get_routes()
+            .api_id(api)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("listing the {what}'s routes"))?;
+        Ok((page.items.unwrap_or_default(), page.next_token))
+    })
+    .await?;
+    let integrations = live::all_pages(|token| async move {
+        let page = client
+            .get_integrations()
+            .api_id(api)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .with_context(|| format!("listing the {what}'s integrations"))?;
+        Ok((page.items.unwrap_or_default(), page.next_token))
+    })
+    .await?;
+    let routes = routes
+        .into_iter()
+        .map(|route| LiveRoute {
+            key: route.route_key.unwrap_or_default(),
+            authorization_type: route.authorization_type.map(|kind| kind.as_str().to_owned()).unwrap_or_default(),
+            authorizer_id: route.authorizer_id,
+            target: route.target,
+        })
+        .collect();
+    let integrations = integrations
+        .into_iter()
+        .filter_map(|integration| Some((integration.integration_id?, integration.integration_uri.unwrap_or_default())))
+        .collect();
+    Ok((routes, integrations))
 }
 
 /// Whether `error` says the endpoint does not serve the operation at all: a 404 that carries
@@ -250,13 +253,13 @@ impl StackFunctions {
     }
 
     /// The physical name of the function with logical id `logical`.
-    fn physical(&self, logical: &str) -> Option<&str> {
+    pub(super) fn physical(&self, logical: &str) -> Option<&str> {
         self.physical_by_logical.get(logical).map(String::as_str)
     }
 
     /// The function an integration or authorizer URI invokes: its logical id when it is one of
     /// the stack's, else its name (or the URI itself when it names no function).
-    fn invoked(&self, uri: &str) -> String {
+    pub(super) fn invoked(&self, uri: &str) -> String {
         let name = served_routes::function_name_of_uri(uri).unwrap_or(uri);
         self.physical_by_logical
             .iter()
