@@ -180,14 +180,8 @@ impl Deploy {
         let status = follow(&cloudformation, stack_id, &mut execution).await?;
         let description = describe(&cloudformation, stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
-            // The root cause first: what a person has to fix.
-            let first = execution.root_cause().map(|failure| format!("{failure}\n")).unwrap_or_default();
-            bail!(
-                "{first}{stack} is {}: {}. The failing events are listed above; fix the cause and deploy again \
-                 (a stack in UPDATE_ROLLBACK_FAILED needs `aws cloudformation continue-update-rollback` first)",
-                status.as_str(),
-                description.and_then(|stack| stack.stack_status_reason).unwrap_or_default()
-            );
+            let reason = description.and_then(|stack| stack.stack_status_reason).unwrap_or_default();
+            bail!("{}", failed(stack, &status, &reason, execution.root_cause()));
         }
         println!("{stack} is {}.", status.as_str());
         for output in description.map(|stack| stack.outputs.unwrap_or_default()).unwrap_or_default() {
@@ -320,6 +314,27 @@ fn approve() -> Result<()> {
     Ok(())
 }
 
+/// The error of a release whose stack ended in `status` (`reason`: the stack's), the root
+/// cause first: what a person has to fix.
+fn failed(stack: &str, status: &StackStatus, reason: &str, root_cause: Option<&progress::Failure>) -> String {
+    let first = root_cause.map(|failure| format!("{failure}\n")).unwrap_or_default();
+    let reason = match reason.trim().trim_end_matches('.') {
+        "" => String::new(),
+        reason => format!(": {reason}"),
+    };
+    let next = match status {
+        StackStatus::RollbackComplete | StackStatus::RollbackFailed => {
+            "; the stack was never created, so delete it before deploying again (`cargo xtask deploy` says how)"
+        }
+        _ => "",
+    };
+    format!(
+        "{first}{stack} is {}{reason}. The failing events are listed above; fix the cause and deploy again{next} \
+         (a stack in UPDATE_ROLLBACK_FAILED needs `aws cloudformation continue-update-rollback` first)",
+        status.as_str()
+    )
+}
+
 /// Follows the stack's new events into `execution` until the stack settles; returns its
 /// final status. On a terminal ([`crate::progress::live`]) it shows the execution live: done
 /// of total, what is in progress and for how long, each failure as it comes (the root cause
@@ -391,6 +406,32 @@ mod tests {
         let two_indexes = crate::diff::with_two_indexes_more(&dev);
         let refused = refuse_rejected(&report("s", Some(&dev), &two_indexes)).expect_err("refused");
         assert!(refused.to_string().contains("ConnectionsTable") && refused.to_string().contains("one at a time"));
+    }
+
+    #[test]
+    fn the_error_of_a_failed_release_starts_with_the_root_cause() {
+        let root = progress::Failure {
+            event_id: "e".into(),
+            logical_id: "MessagesFunction".into(),
+            resource_type: "AWS::Lambda::Function".into(),
+            status: "CREATE_FAILED".into(),
+            reason: "Resource handler returned message: \"Uploaded file must be a non-empty zip\"".into(),
+        };
+        let reason = "The following resource(s) failed to create: [SessionsTable, MessagesFunction]. \
+                      Rollback requested by user.";
+        let error = failed("session-service-dev", &StackStatus::RollbackComplete, reason, Some(&root));
+        assert!(
+            error.starts_with(
+                "MessagesFunction (AWS::Lambda::Function) CREATE_FAILED: Resource handler returned message: \
+                 \"Uploaded file must be a non-empty zip\"\nsession-service-dev is ROLLBACK_COMPLETE: The following \
+                 resource(s) failed to create: [SessionsTable, MessagesFunction]. Rollback requested by user. The \
+                 failing events are listed above"
+            ),
+            "{error}"
+        );
+        assert!(error.contains("delete it before deploying again"), "{error}");
+        let without = failed("s", &StackStatus::UpdateRollbackComplete, "", None);
+        assert!(without.starts_with("s is UPDATE_ROLLBACK_COMPLETE. The failing events"), "{without}");
     }
 
     fn decide(status: Option<StackStatus>) -> Result<ChangeSetType> {
