@@ -74,10 +74,11 @@ impl Board {
 
     /// Shows `view` in place of the one before.
     pub(crate) fn show(&mut self, view: &View) {
-        self.header.set_prefix(view.title.clone());
+        // Each setter draws: the counts first, so that no draw shows an empty bar as full.
         self.header.set_length(view.total.max(view.done));
         self.header.set_position(view.done);
         self.header.set_message(view.unit.clone());
+        self.header.set_prefix(view.title.clone());
         while self.lines.len() > view.lines.len() {
             if let Some(line) = self.lines.pop() {
                 line.finish_and_clear();

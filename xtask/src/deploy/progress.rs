@@ -73,6 +73,9 @@ pub(crate) struct Execution {
     phase: Phase,
     /// Whether the stack's own event said it settled (`*_COMPLETE`, `*_FAILED`).
     settled: bool,
+    /// Whether it settled as it should: every change applied (`CREATE_COMPLETE`,
+    /// `UPDATE_COMPLETE`, whatever the events of single resources said).
+    applied_all: bool,
     resources: BTreeMap<String, Resource>,
     /// The resources the release touched (an event while applying).
     touched: BTreeSet<String>,
@@ -94,6 +97,7 @@ impl Execution {
             started,
             phase: Phase::Applying,
             settled: false,
+            applied_all: false,
             resources: BTreeMap::new(),
             touched: BTreeSet::new(),
             applied: BTreeSet::new(),
@@ -122,6 +126,7 @@ impl Execution {
                 self.phase = Phase::RollingBack;
             }
             self.settled = terminal(&status);
+            self.applied_all = self.phase == Phase::Applying && status.ends_with("_COMPLETE");
             return;
         }
         match self.phase {
@@ -162,9 +167,11 @@ impl Execution {
     }
 
     /// Resources done and resources to do, in the current phase. While rolling back, what
-    /// there is to undo is what the release touched.
+    /// there is to undo is what the release touched. A stack that settled as it should has
+    /// done it all, whichever events were missed (a local endpoint sends none of resources).
     pub(crate) fn progress(&self) -> (usize, usize) {
         match self.phase {
+            Phase::Applying if self.applied_all => (self.total, self.total),
             Phase::Applying => (self.applied.len(), self.total.max(self.applied.len())),
             Phase::RollingBack => (self.restored.len(), self.touched.len().max(self.restored.len())),
         }
@@ -375,6 +382,22 @@ mod tests {
         assert_eq!(root.to_string(), format!("MessagesFunction (AWS::Lambda::Function) CREATE_FAILED: {ROOT_CAUSE}"));
         let failures: Vec<&str> = execution.failures().iter().map(|failure| failure.logical_id.as_str()).collect();
         assert_eq!(failures, ["MessagesFunction", "SessionsTable"], "the root cause first");
+    }
+
+    #[test]
+    fn a_stack_that_settled_as_it_should_did_everything() {
+        let execution = fed(&[
+            stack(0, "UPDATE_IN_PROGRESS", Some("User Initiated")),
+            event(1, "MessagesFunction", FUNCTION, "UPDATE_IN_PROGRESS", None),
+        ]);
+        assert_eq!(execution.progress(), (0, 4));
+        let mut settled = execution.clone();
+        settled.apply(&stack(9, "UPDATE_COMPLETE", None));
+        assert_eq!(settled.progress(), (4, 4));
+        assert_eq!(settled.view(after(started(), 9)).title, "deployed session-service-dev");
+        let mut rolled_back = fed(&failed_creation());
+        rolled_back.apply(&stack(40, "ROLLBACK_COMPLETE", None));
+        assert_eq!(rolled_back.progress(), (4, 4), "what was undone, not what was applied");
     }
 
     #[test]
