@@ -73,13 +73,14 @@ use request::{json_object, route_key, session_id, subject};
 use response::{Refusal, Reply};
 use routes::Operation;
 use serde::Deserialize as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use session_core::config::Limits;
 use session_core::deadline::{Deadline, OutOfTime};
 use session_core::fanout::Connections;
 use session_core::ids::SessionId;
 use session_core::lifecycle::{Lifecycle, reasons};
 use session_core::model::{Session, SessionStatus};
+use session_core::protocol::http::{Health, HealthStatus};
 use session_core::protocol::{ErrorCode, Fields, ProtocolError};
 use session_core::store::{NewSession, RateDecision, RateLimitKey, RateRule, Store, StoreError};
 use session_core::validation::{LanguageCode, QualityTier};
@@ -139,7 +140,7 @@ impl HttpFunction {
 
     async fn dispatch(&self, request: &ApiGatewayV2httpRequest) -> Result<Reply, Refusal> {
         match read(request)? {
-            Request::Health => Ok(Reply::ok(json!({ "status": "ok" }))),
+            Request::Health => Ok(Reply::ok(response::body_of(Health { status: HealthStatus::Ok }))),
             Request::GetSession { id } => self.get(&id).await,
             Request::CreateSession { user, source_language, quality_tier } => {
                 self.create(user, source_language, quality_tier).await

@@ -1,24 +1,22 @@
 //! What the function answers: a status, a JSON body and headers, as an HTTP API payload 2.0
 //! response.
 //!
-//! Every response is `application/json`. A refusal's body is
-//! [`session_core::events::error_body`] (`{code, message, details?, retryAfter?}`) and its
-//! status is the code's [`ErrorCode::http_status`] unless a route documents an override; a
-//! rate-limit refusal also carries `Retry-After`. A session is shown by its public fields
-//! only, with times in milliseconds since the epoch.
+//! Every response is `application/json`, with the bodies of `session_core::protocol::http`
+//! (the types the published OpenAPI document is generated from). A refusal's body is
+//! [`ErrorBody`] (`{code, message, details?, retryAfter?}`) and its status is the code's
+//! [`ErrorCode::http_status`] unless a route documents an override; a rate-limit refusal also
+//! carries `Retry-After`. A session is shown by its public fields only ([`SessionView`]), with
+//! times in milliseconds since the epoch.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{CONTENT_TYPE, HeaderName, LOCATION, RETRY_AFTER};
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
-use serde::Serialize;
 use serde_json::Value;
-use session_core::events::error_body;
-use session_core::ids::SessionId;
-use session_core::model::{BroadcastState, EpochMillis, EpochSeconds, Session, SessionStatus};
+use session_core::model::Session;
+use session_core::protocol::http::{ErrorBody, SessionView};
 use session_core::protocol::{ErrorCode, ProtocolError};
 use session_core::store::StoreError;
-use session_core::validation::{LanguageCode, QualityTier};
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +79,7 @@ impl Refusal {
         if let Some(retry_after) = self.error.retry_after {
             insert(&mut headers, RETRY_AFTER, &retry_after.to_string());
         }
-        response(self.status, &error_body(&self.error), headers)
+        response(self.status, &body_of(ErrorBody::from(&self.error)), headers)
     }
 }
 
@@ -107,6 +105,14 @@ fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
+/// `body` as JSON (a body that cannot be serialized, which these types cannot be, is `null`).
+pub(crate) fn body_of(body: impl serde::Serialize) -> Value {
+    serde_json::to_value(body).unwrap_or_else(|error| {
+        tracing::error!(%error, "a body could not be serialized");
+        Value::Null
+    })
+}
+
 fn response(status: u16, body: &Value, mut headers: HeaderMap) -> ApiGatewayV2httpResponse {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut response = ApiGatewayV2httpResponse::default();
@@ -116,46 +122,18 @@ fn response(status: u16, body: &Value, mut headers: HeaderMap) -> ApiGatewayV2ht
     response
 }
 
-/// A session as anyone may see it: no speaker user id, no connection ids.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PublicSession<'a> {
-    session_id: &'a SessionId,
-    status: SessionStatus,
-    source_language: LanguageCode,
-    quality_tier: QualityTier,
-    listener_count: u32,
-    broadcast_state: BroadcastState,
-    created_at: EpochMillis,
-    expires_at: EpochMillis,
-}
-
-/// The session's public JSON (times in milliseconds; the store keeps seconds).
+/// The session's public JSON: [`SessionView`], the body the published OpenAPI document
+/// describes (times in milliseconds; the store keeps seconds).
 pub(crate) fn public_session(session: &Session) -> Value {
-    let public = PublicSession {
-        session_id: &session.session_id,
-        status: session.status,
-        source_language: session.source_language,
-        quality_tier: session.quality_tier,
-        listener_count: session.listener_count,
-        broadcast_state: session.broadcast_state,
-        created_at: millis(session.created_at),
-        expires_at: millis(session.expires_at),
-    };
-    serde_json::to_value(public).unwrap_or_else(|error| {
-        tracing::error!(%error, "a session could not be serialized");
-        Value::Null
-    })
-}
-
-fn millis(seconds: EpochSeconds) -> EpochMillis {
-    seconds.saturating_mul(1000)
+    body_of(SessionView::from(session))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_core::model::BroadcastState;
+    use session_core::ids::SessionId;
+    use session_core::model::{BroadcastState, SessionStatus};
+    use session_core::validation::{LanguageCode, QualityTier};
 
     fn session() -> Session {
         Session {
