@@ -1,6 +1,7 @@
 //! CloudFormation for the session service, generated from the contract in `handlers/contract`,
 //! and the verifier that checks any template against that contract.
 //!
+//! - [`cdk`]: a stage's stack as a CDK cloud assembly (the CDK bootstrap's bucket and roles);
 //! - [`cfn`]: the typed template model;
 //! - [`diff`]: what a release would change, security and data loss called out;
 //! - [`replacement`]: which changes replace a resource, from [`registry`] (generated);
@@ -10,6 +11,7 @@
 //! - [`verify`]: the contract verifier (any template JSON in, findings out);
 //! - [`yaml`]: CloudFormation YAML (short intrinsic forms), written and read.
 
+pub mod cdk;
 pub mod cfn;
 pub mod diff;
 pub mod naming;

@@ -13,9 +13,15 @@
 //! example settings ([`crate::examples`]); without it, every template is written for review,
 //! with a warning for each stage that still has them.
 //!
+//! `--stage NAME --cdk-out DIR` writes instead the stage as a CDK cloud assembly, for `cdk ls`,
+//! `cdk diff` and `cdk deploy --app DIR` through the account's CDK bootstrap ([`cdk`]), with
+//! the zips of the last `cargo xtask build` (`--artifacts`).
+//!
 //! It also writes the published protocol documents, `docs/asyncapi.yaml` and
 //! `docs/openapi.yaml` (`protocol_docs`), which are committed: `--check` fails when either
 //! differs from what the code generates.
+
+mod cdk;
 
 use crate::{project_root, step};
 use anyhow::{Context, Result, bail};
@@ -37,6 +43,14 @@ pub(crate) struct Synth {
     /// The templates' form: CloudFormation YAML with the short intrinsic forms, or JSON.
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     format: Format,
+    /// Write the stage (`--stage`) as a CDK cloud assembly into this directory instead, for
+    /// `cdk ls|diff|deploy --app DIR` with the account's CDK bootstrap.
+    #[arg(long, value_name = "DIR", requires = "stage", conflicts_with_all = ["out", "check", "format"])]
+    cdk_out: Option<PathBuf>,
+    /// With --cdk-out: where the built zips and their manifest.json are (default: target/lambda,
+    /// where `cargo xtask build` leaves them).
+    #[arg(long, value_name = "DIR", requires = "cdk_out")]
+    artifacts: Option<PathBuf>,
 }
 
 /// The form a template is written in.
@@ -59,6 +73,18 @@ impl Format {
 
 impl Synth {
     pub(crate) fn run(self) -> Result<()> {
+        if let (Some(dir), Some(name)) = (&self.cdk_out, &self.stage) {
+            // The assembly is released by the CDK CLI wherever the environment points it: a
+            // local endpoint (AWS_ENDPOINT_URL, which the CLI's SDK reads too) takes the examples.
+            let stage = stage_named(name)?;
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+            crate::examples::refuse_for_a_real_account(&stage, endpoint.as_deref())?;
+            let artifacts = self.artifacts.unwrap_or_else(|| project_root().join("target/lambda"));
+            for path in cdk::write(&stage, &artifacts, dir)? {
+                println!("{}", path.display());
+            }
+            return Ok(());
+        }
         let stages = match &self.stage {
             Some(name) => vec![crate::examples::released_stage(name)?],
             None => crate::examples::every_stage_for_review(),
@@ -181,6 +207,17 @@ mod tests {
         assert_eq!(synth(&["--out", "somewhere"]), Format::Yaml);
         assert_eq!(synth(&["--format", "json"]), Format::Json);
         assert_eq!(synth(&["--format", "yaml"]), Format::Yaml);
+    }
+
+    #[test]
+    fn a_cdk_assembly_is_of_one_stage_and_nothing_else() {
+        let parse = |args: &[&str]| Command::try_parse_from([&["synth"], args].concat());
+        let synth = parse(&["--stage", "dev", "--cdk-out", "cdk.out"]).expect("parses").synth;
+        assert_eq!(synth.cdk_out.as_deref(), Some(Path::new("cdk.out")));
+        assert!(parse(&["--cdk-out", "cdk.out"]).is_err(), "a stage is required");
+        assert!(parse(&["--stage", "dev", "--cdk-out", "d", "--check"]).is_err());
+        assert!(parse(&["--stage", "dev", "--cdk-out", "d", "--format", "json"]).is_err());
+        assert!(parse(&["--stage", "dev", "--artifacts", "target/lambda"]).is_err(), "only with --cdk-out");
     }
 
     #[test]

@@ -2,21 +2,56 @@
 //! function's zip and the template itself — under content-addressed keys, so that only new
 //! content is uploaded and an unchanged release costs one `HeadObject` per object.
 //!
-//! The bucket is created on first use, in the region the release goes to (Lambda reads code
-//! only from a bucket in its own region); a bucket S3 places in another region is refused.
+//! Which bucket, unless `--assets-bucket` names one ([`default_bucket`]): in an account and
+//! region bootstrapped for the CDK, the bootstrap's assets bucket (the `BucketName` output of
+//! the `CDKToolkit` stack), so that a team already on the CDK has no second bucket; otherwise
+//! the project's own, `<stack>-assets-<account>`.
+//!
+//! The project's own bucket is created on first use, in the region the release goes to (Lambda
+//! reads code only from a bucket in its own region); a bucket S3 places in another region is
+//! refused.
 
 use crate::build::Artifact;
 use crate::step;
 use anyhow::{Context, Result, bail};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
+use stacks::cdk::{TOOLKIT_BUCKET_OUTPUT, TOOLKIT_STACK};
 use std::collections::BTreeMap;
 
-/// The bucket a release uses when `--assets-bucket` names none: `<stack>-assets-<account>`.
+/// The bucket a release uses when `--assets-bucket` names none: the CDK bootstrap's assets
+/// bucket where the region has one ([`cdk_bootstrap_bucket`]), else `<stack>-assets-<account>`.
 pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str) -> Result<String> {
-    let identity =
-        aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.context("asking STS who we are")?;
+    let cloudformation = aws_sdk_cloudformation::Client::new(sdk);
+    if let Some(bucket) = cdk_bootstrap_bucket(&cloudformation).await {
+        step(format!(
+            "using the CDK bootstrap's assets bucket {bucket} (output {TOOLKIT_BUCKET_OUTPUT} of stack \
+             {TOOLKIT_STACK}); --assets-bucket names another"
+        ));
+        return Ok(bucket);
+    }
+    let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.context("asking STS who we are")?;
     Ok(format!("{stack_name}-assets-{}", identity.account().unwrap_or("account")))
+}
+
+/// The assets bucket of the region's CDK bootstrap: the [`TOOLKIT_BUCKET_OUTPUT`] output of
+/// the [`TOOLKIT_STACK`] stack that `cdk bootstrap` made, if there is one. A stack that cannot
+/// be read is said and passed over: the release then uses the project's own bucket.
+async fn cdk_bootstrap_bucket(cloudformation: &aws_sdk_cloudformation::Client) -> Option<String> {
+    let toolkit = match super::describe(cloudformation, TOOLKIT_STACK).await {
+        Ok(toolkit) => toolkit?,
+        Err(error) => {
+            step(format!("could not read the CDK bootstrap stack {TOOLKIT_STACK} ({error:#}); not using it"));
+            return None;
+        }
+    };
+    toolkit
+        .outputs()
+        .iter()
+        .find(|output| output.output_key() == Some(TOOLKIT_BUCKET_OUTPUT))
+        .and_then(|output| output.output_value())
+        .filter(|bucket| !bucket.is_empty())
+        .map(str::to_owned)
 }
 
 /// The assets bucket of one release, in the release's region.

@@ -1,9 +1,11 @@
-//! The ecosystem's parsers of the published protocol documents (`@asyncapi/parser`,
-//! `@readme/openapi-parser`), pinned by `xtask/node/package.json` and its `package-lock.json`,
-//! installed with `npm ci` under `target/tools/node` for the tests of `protocol-docs`.
+//! The ecosystem's tools the tests run, pinned by `xtask/node/package.json` and its
+//! `package-lock.json`, installed with `npm ci` under `target/tools/node`: the parsers of the
+//! published protocol documents (`@asyncapi/parser`, `@readme/openapi-parser`) for the tests of
+//! `protocol-docs`, and the AWS CDK CLI (`aws-cdk`) for the tests of the CDK cloud assembly
+//! (`xtask/tests/cdk.rs`).
 //!
 //! They are installed on first use and again whenever the package or lock file changes (a stamp
-//! file records the hash of both). Install scripts are not run: the parsers need none.
+//! file records the hash of both). Install scripts are not run: none of them needs one.
 
 use crate::{project_root, step};
 use anyhow::{Context, Result, bail};
@@ -29,12 +31,12 @@ pub(crate) fn ensure() -> Result<()> {
     {
         return Ok(());
     }
-    step(format!("installing the document parsers into {} (npm ci)", tools.display()));
+    step(format!("installing the document parsers and the CDK CLI into {} (npm ci)", tools.display()));
     let npm_works = Command::new("npm").arg("--version").output().is_ok_and(|output| output.status.success());
     if !npm_works {
         bail!(
             "npm is not on PATH: install Node.js 20 or newer with npm (on Debian or Ubuntu: `apt-get install nodejs npm`); \
-             the tests check the published AsyncAPI and OpenAPI documents with their ecosystem's parsers"
+             the tests check the published AsyncAPI and OpenAPI documents with their ecosystem's parsers, and the CDK cloud assembly with the CDK CLI"
         );
     }
     std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
