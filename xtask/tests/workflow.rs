@@ -1,0 +1,240 @@
+//! The GitHub workflows under `.github/workflows`, and the deploy role's policy beside them.
+//!
+//! - actionlint (from the project's Python environment, `xtask/python-requirements.txt`) finds
+//!   nothing in any workflow, and it does refuse a copy of the release workflow broken on
+//!   purpose (a misspelt key, a bad expression), so the first check cannot pass vacuously.
+//!   actionlint also runs shellcheck on `run:` scripts when shellcheck is on `PATH`.
+//! - The release workflow, read as YAML, runs exactly the commands it is meant to run: the
+//!   tests, the templates' check, the build and the markdown diff of `prod` on pull requests;
+//!   the deploy of `prod`, in the `prod` environment (its approval), one at a time, on `main`.
+//!   AWS access is by OIDC only (no access key anywhere), no job asks for more than it uses,
+//!   and every action is pinned to a version.
+//! - The deploy role may create every resource type the stacks synthesize (CloudFormation
+//!   creates them with the caller's credentials), and its statements and the diff role's
+//!   are scoped to the `prod` stack's names.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+}
+
+/// The actionlint of the project's Python environment.
+fn actionlint() -> PathBuf {
+    let python = testkit::venv_python();
+    let program = python.parent().expect("the environment's bin directory").join("actionlint");
+    assert!(program.exists(), "{} is missing: run `cargo xtask test`, which installs it", program.display());
+    program
+}
+
+/// actionlint's verdict on `files`: whether it found nothing, and what it said.
+fn lint(files: &[PathBuf]) -> (bool, String) {
+    let output = Command::new(actionlint()).arg("-no-color").args(files).output().expect("actionlint runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), said)
+}
+
+fn workflows() -> Vec<PathBuf> {
+    let dir = root().join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect(".github/workflows")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yml" || ext == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+const RELEASE: &str = ".github/workflows/release.yml";
+
+#[test]
+fn actionlint_finds_nothing_in_any_workflow() {
+    let files = workflows();
+    assert!(files.iter().any(|file| file.ends_with(RELEASE)), "{files:?}");
+    let (clean, said) = lint(&files);
+    assert!(clean, "actionlint:\n{said}");
+}
+
+#[test]
+fn actionlint_refuses_a_broken_copy() {
+    let release = std::fs::read_to_string(root().join(RELEASE)).expect("release.yml");
+    let dir = std::env::temp_dir().join(format!("xtask-workflow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (name, from, to, says) in [
+        ("key", "    environment: prod\n", "    environmnt: prod\n", "environmnt"),
+        ("expression", "vars.AWS_DIFF_ROLE_ARN }}", "vars.AWS_DIFF_ROLE_ARN ) }}", "AWS_DIFF_ROLE_ARN"),
+    ] {
+        assert!(release.contains(from), "{from:?} is no longer in release.yml: change this test");
+        let broken = dir.join(format!("broken-{name}.yml"));
+        std::fs::write(&broken, release.replacen(from, to, 1)).expect("written");
+        let (clean, said) = lint(std::slice::from_ref(&broken));
+        assert!(!clean && said.contains(says), "a broken {name} passed actionlint:\n{said}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn release() -> Value {
+    let text = std::fs::read_to_string(root().join(RELEASE)).expect("release.yml");
+    serde_saphyr::from_str(&text).expect("release.yml is YAML")
+}
+
+/// Per job, the `cargo xtask` commands its `run:` steps call: the lines that start with one, up to
+/// a redirection or an operator.
+fn xtask_commands(workflow: &Value) -> BTreeMap<String, Vec<String>> {
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    jobs.iter()
+        .map(|(name, job)| {
+            let commands = job["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .filter_map(|step| step["run"].as_str())
+                .flat_map(|script| script.lines().map(str::trim_start).filter(|line| line.starts_with("cargo xtask")))
+                .map(|command| command.split(['>', '|', ';', '&']).next().unwrap_or_default().trim().to_owned())
+                .collect();
+            (name.clone(), commands)
+        })
+        .collect()
+}
+
+#[test]
+fn the_release_workflow_runs_what_it_should_where_it_should() {
+    let workflow = release();
+    let commands = xtask_commands(&workflow);
+    let expected: BTreeMap<String, Vec<String>> = [
+        ("test", vec!["cargo xtask test", "cargo xtask synth --check"]),
+        ("diff", vec!["cargo xtask build", "cargo xtask diff --stage prod --format markdown"]),
+        ("deploy", vec!["cargo xtask deploy --stage prod --yes"]),
+    ]
+    .into_iter()
+    .map(|(job, commands)| (job.to_owned(), commands.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(commands, expected);
+
+    let jobs = &workflow["jobs"];
+    assert!(jobs["diff"]["if"].as_str().is_some_and(|condition| condition.contains("pull_request")));
+    let deploy = &jobs["deploy"];
+    assert_eq!(deploy["environment"], "prod");
+    assert!(deploy["if"].as_str().is_some_and(|condition| condition.contains("refs/heads/main")));
+    assert_eq!(deploy["concurrency"]["cancel-in-progress"], false);
+    assert!(deploy["concurrency"]["group"].as_str().is_some_and(|group| !group.is_empty()));
+    assert_eq!(deploy["needs"], "test");
+}
+
+#[test]
+fn aws_access_is_by_oidc_with_the_least_permissions() {
+    let workflow = release();
+    assert_eq!(workflow["permissions"], serde_json::json!({}), "nothing by default");
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    let text = std::fs::read_to_string(root().join(RELEASE)).expect("release.yml");
+    assert!(!text.contains("aws-access-key-id") && !text.contains("aws-secret-access-key"), "no stored keys");
+    for (name, job) in jobs {
+        let steps = job["steps"].as_array().expect("steps");
+        let credentials: Vec<&Value> = steps
+            .iter()
+            .filter(|step| {
+                step["uses"].as_str().is_some_and(|uses| uses.starts_with("aws-actions/configure-aws-credentials@"))
+            })
+            .collect();
+        let permissions = job["permissions"].as_object().expect("each job says what it needs");
+        let write: BTreeSet<&str> =
+            permissions.iter().filter(|(_, level)| *level == "write").map(|(scope, _)| scope.as_str()).collect();
+        let wanted: BTreeSet<&str> = match name.as_str() {
+            "test" => BTreeSet::new(),
+            "diff" => ["id-token", "pull-requests"].into(),
+            "deploy" => ["id-token"].into(),
+            other => panic!("a job this test does not know: {other}"),
+        };
+        assert_eq!(write, wanted, "{name} writes");
+        assert_eq!(credentials.len(), usize::from(write.contains("id-token")), "{name}: credentials by OIDC only");
+        for step in credentials {
+            let role = step["with"]["role-to-assume"].as_str().unwrap_or_default();
+            assert!(role.starts_with("${{ vars.AWS_") && role.ends_with("_ROLE_ARN }}"), "{name}: {role}");
+        }
+        // Every action pinned to a version (a tag vN or a commit).
+        for uses in steps.iter().filter_map(|step| step["uses"].as_str()) {
+            let version = uses.rsplit_once('@').map(|(_, version)| version).unwrap_or_default();
+            let tag =
+                version.strip_prefix('v').is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            let commit = version.len() == 40 && version.chars().all(|c| c.is_ascii_hexdigit());
+            assert!(tag || commit, "{name}: {uses} is not pinned");
+        }
+    }
+}
+
+fn iam(name: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(".github/iam").join(name)).expect("policy");
+    serde_json::from_str(&text).expect("policy JSON")
+}
+
+fn statements(policy: &Value) -> &Vec<Value> {
+    policy["Statement"].as_array().expect("statements")
+}
+
+fn listed(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The IAM service prefix of a CloudFormation resource type.
+fn service(resource_type: &str) -> String {
+    let service = resource_type.split("::").nth(1).expect("AWS::Service::Type");
+    match service {
+        "ApiGatewayV2" | "ApiGateway" => "apigateway".to_owned(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+#[test]
+fn the_deploy_role_may_create_every_resource_type_the_stacks_synthesize() {
+    let policy = iam("deploy-role-policy.json");
+    let services: BTreeSet<String> = statements(&policy)
+        .iter()
+        .filter(|statement| statement["Effect"] == "Allow")
+        .flat_map(|statement| listed(&statement["Action"]))
+        .filter_map(|action| action.split_once(':').map(|(service, _)| service.to_owned()))
+        .collect();
+    for stage in [stacks::stages::dev(), stacks::stages::prod()] {
+        let template = stacks::synthesize(&contract::CONTRACT, &stage).expect("synthesizes").to_value();
+        for resource in template["Resources"].as_object().expect("resources").values() {
+            let resource_type = resource["Type"].as_str().expect("type");
+            assert!(
+                services.contains(&service(resource_type)),
+                "{resource_type} ({}): CloudFormation creates it with the deploy role's credentials; \
+                 add a statement for it to .github/iam/deploy-role-policy.json",
+                stage.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_roles_are_scoped_to_the_prod_stack() {
+    let stack = stacks::stages::prod().stack_name;
+    for name in ["diff-role-policy.json", "deploy-role-policy.json"] {
+        for statement in statements(&iam(name)) {
+            let actions = listed(&statement["Action"]);
+            assert!(!actions.iter().any(|action| action.ends_with(":*") || action == "*"), "{name}: {actions:?}");
+            for resource in listed(&statement["Resource"]) {
+                // Only listing log groups cannot be scoped (CloudFormation lists them all).
+                let unscoped = resource == "*" && actions == ["logs:DescribeLogGroups"];
+                let apis = resource.starts_with("arn:aws:apigateway:");
+                assert!(unscoped || apis || resource.contains(&stack), "{name}: {resource} is not {stack}'s");
+            }
+        }
+    }
+    for (name, subject) in [("diff-role-trust.json", ":pull_request"), ("deploy-role-trust.json", ":environment:prod")]
+    {
+        let trust = iam(name);
+        let condition = &statements(&trust)[0]["Condition"]["StringEquals"];
+        assert_eq!(condition["token.actions.githubusercontent.com:aud"], "sts.amazonaws.com", "{name}");
+        let sub = condition["token.actions.githubusercontent.com:sub"].as_str().unwrap_or_default();
+        assert!(sub.starts_with("repo:") && sub.ends_with(subject), "{name}: {sub}");
+    }
+}
