@@ -49,15 +49,15 @@ use session_core::ids::SessionId;
 use session_core::jwt::Verifier;
 use session_core::lifecycle::Lifecycle;
 use session_core::model::{Connection, Role, Session};
+use session_core::protocol::handshake::HandshakeQuery;
 use session_core::protocol::{ErrorCode, ProtocolError};
 use session_core::store::{RateDecision, RateLimitKey, RateRule, Store, StoreError};
 use session_core::validation::LanguageCode;
 
 /// The `$connect` query parameter by which a listener's new connection names the connection
-/// it refreshes (the `connectionId` of its `sessionJoined` or `connectionRefreshRequired`).
-pub const PREVIOUS_CONNECTION_PARAM: &str = "previousConnectionId";
-/// The longest `previousConnectionId` accepted (API Gateway's ids are 16 characters).
-pub const MAX_CONNECTION_ID_CHARS: usize = 128;
+/// it refreshes (the `connectionId` of its `sessionJoined` or `connectionRefreshRequired`), and
+/// the longest value it may have.
+pub use session_core::protocol::handshake::{MAX_CONNECTION_ID_CHARS, PREVIOUS_CONNECTION_PARAM};
 
 /// Who verifies speaker tokens on `$connect` (the `CONNECT_AUTH` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,16 +161,10 @@ impl ConnectionFunction {
 
     async fn connect(&self, event: &WebSocketEvent, connections: &Connections) -> Result<(), ProtocolError> {
         let caller = self.caller(event).await?;
-        let session_id =
-            event.query("sessionId").map(|value| parse_param("sessionId", value, SessionId::parse)).transpose()?;
-        let language = event
-            .query("targetLanguage")
-            .map(|value| parse_param("targetLanguage", value, LanguageCode::parse))
-            .transpose()?;
-        let previous = event
-            .query(PREVIOUS_CONNECTION_PARAM)
-            .map(|value| parse_param(PREVIOUS_CONNECTION_PARAM, value, parse_connection_id))
-            .transpose()?
+        let query = HandshakeQuery::read(|name| event.query(name))?;
+        let (session_id, language) = (query.session_id, query.target_language);
+        let previous = query
+            .previous_connection_id
             // Its own id names no other connection: an ordinary connect.
             .filter(|previous| *previous != event.request_context.connection_id);
         let user_id = match &caller {
@@ -351,24 +345,4 @@ impl ConnectionFunction {
     fn lifecycle<'a>(&'a self, connections: &'a Connections) -> Lifecycle<'a> {
         Lifecycle::new(&self.store, connections, &self.limits)
     }
-}
-
-/// What `previousConnectionId` may be: an API Gateway connection id (at most
-/// [`MAX_CONNECTION_ID_CHARS`] printable ASCII characters).
-fn parse_connection_id(value: &str) -> Result<String, String> {
-    if value.len() > MAX_CONNECTION_ID_CHARS || !value.bytes().all(|byte| byte.is_ascii_graphic()) {
-        return Err(format!("must be a connection id (at most {MAX_CONNECTION_ID_CHARS} printable ASCII characters)"));
-    }
-    Ok(value.to_owned())
-}
-
-fn parse_param<T, E: std::fmt::Display>(
-    name: &str,
-    value: &str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<T, ProtocolError> {
-    if value.is_empty() {
-        return Err(ProtocolError::missing(name));
-    }
-    parse(value).map_err(|rule| ProtocolError::invalid(name, rule))
 }
