@@ -184,7 +184,11 @@ enum Line {
 
 impl Live {
     pub(crate) fn new(builds: Builds) -> Live {
-        Live { builds, board: Board::stderr() }
+        Live::on(builds, Board::stderr())
+    }
+
+    fn on(builds: Builds, board: Board) -> Live {
+        Live { builds, board }
     }
 
     /// Runs `command` (a `cargo lambda build`), showing its progress; returns how it ended.
@@ -309,6 +313,29 @@ mod tests {
             Builds::new("b", &[("http", None)], start).view(start).lines,
             ["http  waiting for its dependencies"]
         );
+    }
+
+    /// The build's output is read as it comes: cargo's messages move the functions on, its
+    /// standard error stays on screen above the board, its exit status is returned.
+    #[test]
+    fn a_live_build_reads_cargos_messages_and_keeps_its_errors_on_screen() {
+        let script = format!(
+            "echo '{}'; echo 'warning: unused variable: `x`' >&2; echo '{}'; echo 'not a message'; exit 3",
+            artifact("http_function", "lib", "handlers/http"),
+            artifact("http", "bin", "handlers/http")
+        );
+        let (board, terminal) = board_in_memory();
+        let mut live = Live::on(builds(Instant::now()), board);
+        // The arguments a live build adds to cargo's become the script's own, unused.
+        let status = live.run(Command::new("sh").args(["-c", &script, "sh"])).expect("ran");
+        assert_eq!(status.code(), Some(3));
+        live.packaged("http", 1_500_000);
+        let shown = terminal.contents();
+        assert!(shown.contains("warning: unused variable: `x`\n"), "{shown}");
+        assert!(shown.contains("not a message\n"), "{shown}");
+        assert!(shown.contains("building (arm64, release): 1/2 functions, 2 crates compiled, "), "{shown}");
+        assert!(shown.contains("authorizer  waiting for its dependencies"), "{shown}");
+        assert!(shown.contains("http        done, 1.50 MB"), "{shown}");
     }
 
     #[test]
