@@ -276,6 +276,10 @@ fn findings(out: &mut String, report: &Report) {
         }
         let _ = writeln!(out);
     }
+    // One blank line before the next section, not two.
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
 }
 
 /// The short form of an asset key `assets/<function>/<sha256>.zip`: the first 12 hex digits

@@ -87,6 +87,7 @@ fn no_change_is_the_marker_a_verdict_and_empty_sections() {
     assert!(body.contains("No resource differs.") && body.contains("Not compared."), "{body}");
     assert!(body.contains("0 added · 0 modified · 0 removed · 0 replacements · exit 0"), "{body}");
     assert!(!body.contains("<details>"), "{body}");
+    assert!(!body.contains("\n\n\n"), "{body}");
 }
 
 #[test]
@@ -125,7 +126,8 @@ fn what_must_be_read_comes_first_then_resources_findings_code_and_details() {
     assert!(deployed >= 1 && body.contains(&format!("In the **deployed** template ({deployed}):")), "{body}");
     assert_eq!(body.lines().filter(|line| line.starts_with("- ✗ ")).count(), deployed, "{body}");
     assert!(body.contains("\\$connect"), "{body}");
-    assert!(body.contains("In the synthesized template: none."), "{body}");
+    assert!(body.contains("In the synthesized template: none.\n\n#### Code"), "{body}");
+    assert!(!body.contains("\n\n\n"), "{body}");
 }
 
 #[test]
