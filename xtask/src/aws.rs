@@ -5,6 +5,27 @@
 use anyhow::{Result, bail};
 use aws_config::BehaviorVersion;
 use aws_sdk_cloudformation::config::ProvideCredentials;
+use std::collections::BTreeMap;
+
+/// Logical id → physical id of every resource of `stack`: `ListStackResources`, every page
+/// (`DescribeStackResources` answers only the first 100 resources of a stack). The error is
+/// CloudFormation's, for the caller to explain (a stack that does not exist says so in it).
+pub(crate) async fn stack_resources(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut pages = client.list_stack_resources().stack_name(stack).into_paginator().send();
+    let mut resources = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| aws_sdk_cloudformation::error::DisplayErrorContext(error).to_string())?;
+        for summary in page.stack_resource_summaries.unwrap_or_default() {
+            if let (Some(logical), Some(physical)) = (summary.logical_resource_id, summary.physical_resource_id) {
+                resources.insert(logical, physical);
+            }
+        }
+    }
+    Ok(resources)
+}
 
 /// `--region`, `--profile`, `--endpoint-url`.
 #[derive(Debug, Clone, clap::Args)]

@@ -227,7 +227,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// The physical id of the template's resource `logical` (`DescribeStackResources`), if
+    /// The physical id of the template's resource `logical` (`ListStackResources`), if
     /// the stack lists it.
     pub(crate) fn physical(&self, logical: &str) -> Option<&str> {
         self.stack.as_ref().and_then(|stack| stack.resources.get(logical)).map(String::as_str)

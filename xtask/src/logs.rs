@@ -3,7 +3,7 @@
 //!
 //! The log groups are the stack's: each contract function logs to `<Name>Logs`
 //! ([`stacks::naming::log_group`]), which the template names in the function's `LoggingConfig`;
-//! their physical names come from `DescribeStackResources`, and their lines from
+//! their physical names come from `ListStackResources`, and their lines from
 //! `FilterLogEvents`, from `--since` ago. One line per event: the time (UTC, milliseconds), the
 //! function's name, the message. The functions log JSON (`LogFormat: JSON`), shown readably
 //! ([`render`]): an application line as its level and message, then its other fields compact;
@@ -131,22 +131,14 @@ async fn stack_resources(
     stack: &str,
     region: &str,
 ) -> Result<BTreeMap<String, String>> {
-    let listed = client.describe_stack_resources().stack_name(stack).send().await.map_err(|error| {
-        let text = aws_sdk_cloudformation::error::DisplayErrorContext(&error).to_string();
+    crate::aws::stack_resources(client, stack).await.map_err(|text| {
         if text.contains("does not exist") {
             anyhow!("the stack {stack} does not exist in {region}: deploy the stage, or pass the --region it lives in")
         } else {
-            anyhow!("{text}").context(format!(
-                "DescribeStackResources on {stack} failed (it needs cloudformation:DescribeStackResources)"
-            ))
+            anyhow!("{text}")
+                .context(format!("ListStackResources on {stack} failed (it needs cloudformation:ListStackResources)"))
         }
-    })?;
-    Ok(listed
-        .stack_resources
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|resource| Some((resource.logical_resource_id?, resource.physical_resource_id?)))
-        .collect())
+    })
 }
 
 /// Every source's events from `start`, each with its function's name.

@@ -18,7 +18,7 @@
 //!   `$connect` authorizer, and for every HTTP route it serves (the source ARNs API Gateway
 //!   invokes with).
 //!
-//! Physical names come from `DescribeStackResources`; the APIs, which the local AWS endpoint
+//! Physical names come from `ListStackResources`; the APIs, which the local AWS endpoint
 //! does not list there, are found by the names the template gives them. The authorizer
 //! function is judged only on a stage with the `$connect` authorizer.
 

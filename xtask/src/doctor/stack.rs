@@ -1,6 +1,6 @@
 //! Check group `stack`: the stage's CloudFormation stack exists, is in a `*_COMPLETE` status
 //! (not rolled back, not in progress), and has every output the synthesized template declares.
-//! Reading it also gives the physical ids of its resources (`DescribeStackResources`), which
+//! Reading it also gives the physical ids of its resources (`ListStackResources`), which
 //! the other groups use to find the live resources.
 
 use super::Check;
@@ -49,18 +49,10 @@ pub(super) async fn read(client: &aws_sdk_cloudformation::Client, stack: &str) -
         .into_iter()
         .filter_map(|output| Some((output.output_key?, output.output_value?)))
         .collect();
-    let resources = client
-        .describe_stack_resources()
-        .stack_name(stack)
-        .send()
+    let resources = crate::aws::stack_resources(client, stack)
         .await
-        .map_err(|error| anyhow::anyhow!("{}", aws_sdk_cloudformation::error::DisplayErrorContext(error)))
-        .with_context(|| format!("listing the resources of {stack}"))?
-        .stack_resources
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|resource| Some((resource.logical_resource_id?, resource.physical_resource_id?)))
-        .collect();
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("listing the resources of {stack} (cloudformation:ListStackResources)"))?;
     Ok(Some(LiveStack {
         status: found.stack_status.map(|status| status.as_str().to_owned()).unwrap_or_default(),
         status_reason: found.stack_status_reason,

@@ -1,7 +1,7 @@
 //! Check group `tables`: each contract table as DynamoDB describes it **live**, and the audio
 //! stream.
 //!
-//! For each table of the contract (its physical name from `DescribeStackResources`):
+//! For each table of the contract (its physical name from `ListStackResources`):
 //!
 //! - `tables.<LogicalId>.keys` (`DescribeTable`): the table exists, is usable (`ACTIVE` or
 //!   `UPDATING`), and is keyed and typed as the store queries it;

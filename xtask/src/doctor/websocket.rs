@@ -1,7 +1,7 @@
 //! Check group `websocket`: the **live** WebSocket API, read through the API Gateway v2 API,
 //! not the template (a console edit or a failed deployment shows here and nowhere else).
 //!
-//! The API is found by its physical id (`DescribeStackResources`, logical id `WebSocketApi`),
+//! The API is found by its physical id (`ListStackResources`, logical id `WebSocketApi`),
 //! else by the name the synthesized template gives it (the local AWS endpoint does not create
 //! API Gateway v2 resources from CloudFormation). Then:
 //!
@@ -234,7 +234,7 @@ pub(super) async fn find_by_name(client: &aws_sdk_apigatewayv2::Client, name: &s
     }
 }
 
-/// The stack's functions by physical name and by logical id (from `DescribeStackResources`).
+/// The stack's functions by physical name and by logical id (from `ListStackResources`).
 #[derive(Debug, Default)]
 pub(super) struct StackFunctions {
     physical_by_logical: BTreeMap<String, String>,
@@ -629,7 +629,7 @@ mod tests {
         format!("session-service-dev-{logical}-X1")
     }
 
-    /// `DescribeStackResources` of a stack holding the contract's functions.
+    /// `ListStackResources` of a stack holding the contract's functions.
     fn stack_resources() -> BTreeMap<String, String> {
         contract::CONTRACT
             .functions
