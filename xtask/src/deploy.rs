@@ -181,7 +181,8 @@ impl Deploy {
         let description = describe(&cloudformation, stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             let reason = description.and_then(|stack| stack.stack_status_reason).unwrap_or_default();
-            bail!("{}", failed(stack, &status, &reason, execution.root_cause()));
+            let cli_options = self.aws.cli_options(&region);
+            bail!("{}", failed(stack, &status, &reason, execution.root_cause(), &cli_options));
         }
         println!("{stack} is {}.", status.as_str());
         for output in description.map(|stack| stack.outputs.unwrap_or_default()).unwrap_or_default() {
@@ -315,24 +316,33 @@ fn approve() -> Result<()> {
 }
 
 /// The error of a release whose stack ended in `status` (`reason`: the stack's), the root
-/// cause first: what a person has to fix.
-fn failed(stack: &str, status: &StackStatus, reason: &str, root_cause: Option<&progress::Failure>) -> String {
+/// cause first: what a person has to fix. Then what else the stack needs before the next
+/// release, with the commands (`cli_options` as for [`change_set_type`]).
+fn failed(
+    stack: &str,
+    status: &StackStatus,
+    reason: &str,
+    root_cause: Option<&progress::Failure>,
+    cli_options: &str,
+) -> String {
     let first = root_cause.map(|failure| format!("{failure}\n")).unwrap_or_default();
     let reason = match reason.trim().trim_end_matches('.') {
         "" => String::new(),
         reason => format!(": {reason}"),
     };
     let next = match status {
-        StackStatus::RollbackComplete | StackStatus::RollbackFailed => {
-            "; the stack was never created, so delete it before deploying again (`cargo xtask deploy` says how)"
-        }
-        _ => "",
+        StackStatus::RollbackComplete | StackStatus::RollbackFailed => format!(
+            "fix the cause, delete the stack (a first creation that failed cannot be updated), and deploy again:\n  \
+             aws cloudformation delete-stack --stack-name {stack}{cli_options}\n  \
+             aws cloudformation wait stack-delete-complete --stack-name {stack}{cli_options}"
+        ),
+        StackStatus::UpdateRollbackFailed => format!(
+            "finish the rollback, fix the cause, and deploy again:\n  \
+             aws cloudformation continue-update-rollback --stack-name {stack}{cli_options}"
+        ),
+        _ => "fix the cause and deploy again".to_owned(),
     };
-    format!(
-        "{first}{stack} is {}{reason}. The failing events are listed above; fix the cause and deploy again{next} \
-         (a stack in UPDATE_ROLLBACK_FAILED needs `aws cloudformation continue-update-rollback` first)",
-        status.as_str()
-    )
+    format!("{first}{stack} is {}{reason}. The failing events are listed above; {next}", status.as_str())
 }
 
 /// Follows the stack's new events into `execution` until the stack settles; returns its
@@ -419,19 +429,30 @@ mod tests {
         };
         let reason = "The following resource(s) failed to create: [SessionsTable, MessagesFunction]. \
                       Rollback requested by user.";
-        let error = failed("session-service-dev", &StackStatus::RollbackComplete, reason, Some(&root));
-        assert!(
-            error.starts_with(
-                "MessagesFunction (AWS::Lambda::Function) CREATE_FAILED: Resource handler returned message: \
-                 \"Uploaded file must be a non-empty zip\"\nsession-service-dev is ROLLBACK_COMPLETE: The following \
-                 resource(s) failed to create: [SessionsTable, MessagesFunction]. Rollback requested by user. The \
-                 failing events are listed above"
-            ),
-            "{error}"
+        let error = failed("session-service-dev", &StackStatus::RollbackComplete, reason, Some(&root), CLI);
+        assert_eq!(
+            error,
+            "MessagesFunction (AWS::Lambda::Function) CREATE_FAILED: Resource handler returned message: \
+             \"Uploaded file must be a non-empty zip\"\n\
+             session-service-dev is ROLLBACK_COMPLETE: The following resource(s) failed to create: \
+             [SessionsTable, MessagesFunction]. Rollback requested by user. The failing events are listed above; \
+             fix the cause, delete the stack (a first creation that failed cannot be updated), and deploy again:\n  \
+             aws cloudformation delete-stack --stack-name session-service-dev --region eu-west-1 --profile ops\n  \
+             aws cloudformation wait stack-delete-complete --stack-name session-service-dev --region eu-west-1 \
+             --profile ops"
         );
-        assert!(error.contains("delete it before deploying again"), "{error}");
-        let without = failed("s", &StackStatus::UpdateRollbackComplete, "", None);
-        assert!(without.starts_with("s is UPDATE_ROLLBACK_COMPLETE. The failing events"), "{without}");
+        let stuck = failed("s", &StackStatus::UpdateRollbackFailed, "x", Some(&root), CLI);
+        assert!(
+            stuck.ends_with(
+                "aws cloudformation continue-update-rollback --stack-name s --region eu-west-1 --profile ops"
+            ),
+            "{stuck}"
+        );
+        let without = failed("s", &StackStatus::UpdateRollbackComplete, "", None, "");
+        assert_eq!(
+            without,
+            "s is UPDATE_ROLLBACK_COMPLETE. The failing events are listed above; fix the cause and deploy again"
+        );
     }
 
     fn decide(status: Option<StackStatus>) -> Result<ChangeSetType> {
