@@ -28,8 +28,12 @@
 //! 9. Asks for approval when the release has security-relevant changes, replaces stateful
 //!    resources or removes them (`--yes` skips the question; without a terminal it refuses
 //!    instead). A refusal at 8 or 9 deletes the change set: nothing is executed.
-//! 10. Executes the change set and streams the stack's events; prints the outputs, or on
-//!     failure the failing events and the stack's state.
+//! 10. Executes the change set and follows the stack's events ([`progress`]): on a terminal
+//!     live (resources done of the change set's, those in progress and for how long, each
+//!     failure as it comes, the root cause first, then the rollback), elsewhere one plain line
+//!     per event. Prints the outputs; or, on failure, an error that starts with the root cause
+//!     (the first failure that is not a cascade of another) and ends with what the stack
+//!     needs before the next release.
 //!
 //! Exit codes: 0 released, or nothing to change; 1 anything else, the message saying what to
 //! do next — among them a stack in `ROLLBACK_COMPLETE` (the message gives the exact
