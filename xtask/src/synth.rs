@@ -143,7 +143,8 @@ pub(crate) fn render(stage: &StageConfig, out: &Path, format: Format) -> Result<
 
 /// Writes every template the tests lint, in both forms: each stage, and `dev` without the
 /// authorizer. The JSON is what is deployed; the YAML is what people read, so cfn-lint (whose
-/// reader is PyYAML with CloudFormation's tags) must read it too.
+/// reader is PyYAML with CloudFormation's tags) must read it too. And each stage's template as
+/// a CDK cloud assembly holds it (`--cdk-out`; zips named by a made-up hash).
 pub(crate) fn write_all_for_lint() -> Result<Vec<PathBuf>> {
     let out = default_out_dir().join("lint");
     let mut paths = Vec::new();
@@ -153,6 +154,14 @@ pub(crate) fn write_all_for_lint() -> Result<Vec<PathBuf>> {
             write(&path, &text)?;
             paths.push(path);
         }
+    }
+    for stage in stages::all() {
+        let template = stacks::synthesize(&contract::CONTRACT, &stage)?.to_value();
+        let zips = contract::CONTRACT.functions.iter().map(|function| (function.name.to_owned(), "0".repeat(64)));
+        let cdk = stacks::cdk::template(&contract::CONTRACT, &stage.region, &template, &zips.collect())?;
+        let path = out.join(format!("{}.cdk.template.json", stage.stack_name));
+        write(&path, &serde_json::to_string_pretty(&cdk)?)?;
+        paths.push(path);
     }
     Ok(paths)
 }

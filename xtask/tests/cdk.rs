@@ -6,9 +6,10 @@
 //! without credentials, blind to the caller's AWS settings, with its version check, notices
 //! and telemetry off.
 //!
-//! And `cargo xtask deploy` against the local endpoint (moto's server) puts the zips in the CDK
-//! bootstrap's assets bucket in a region where a `CDKToolkit` stack names one, and in its own
-//! bucket in a region without one.
+//! Against the local endpoint (moto's server), in a region bootstrapped as far as a release
+//! reads it (a `CDKToolkit` stack with the assets bucket and the version parameter):
+//! `cdk deploy --app DIR` creates the stack with the assembly's zips; and `cargo xtask deploy`
+//! puts the zips in the bootstrap's bucket there, and in its own bucket in a region without one.
 
 use serde_json::{Value, json};
 use stacks::naming;
@@ -55,6 +56,11 @@ fn synth(out: &Path, zips: &Path) -> Output {
 /// The pinned CDK CLI with `args`: offline, no credentials, no version check, notices or
 /// telemetry, its caches in `home`.
 fn cdk(home: &Path, args: &[&str]) -> Output {
+    cdk_command(home, args).output().expect("node runs the CDK CLI (install Node.js 20 or newer)")
+}
+
+/// [`cdk`], to be run.
+fn cdk_command(home: &Path, args: &[&str]) -> Command {
     let cli = root().join(protocol_docs::PARSERS_DIR).join("node_modules/aws-cdk/bin/cdk");
     assert!(
         cli.is_file(),
@@ -72,7 +78,7 @@ fn cdk(home: &Path, args: &[&str]) -> Output {
         .env("CDK_HOME", home)
         .env("HOME", home)
         .stdin(std::process::Stdio::null());
-    command.output().expect("node runs the CDK CLI (install Node.js 20 or newer)")
+    command
 }
 
 fn read_json(path: &Path) -> Value {
@@ -203,69 +209,100 @@ fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// `deploy` without `--assets-bucket` puts the zips in the CDK bootstrap's assets bucket of a
-/// region bootstrapped for the CDK (a `CDKToolkit` stack with a `BucketName` output), and says
-/// so; in a region without one, in the project's own bucket. In an account of the test's own
-/// (moto switches accounts on an assumed role's credentials), so that no other test's stacks
-/// or buckets are in the way.
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_uses_the_cdk_bootstrap_bucket_where_the_region_has_one() {
-    let endpoint = testkit::local_endpoint();
-    let account = format!("{:012}", 200_000_000_000_u64 + u64::from(std::process::id()));
-    let sts = aws_sdk_sts::Client::new(&sdk_config(&endpoint, "eu-central-1"));
-    let assumed = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/cdk-interop-test"))
-        .role_session_name("cdk-interop-test")
-        .send()
-        .await
-        .expect("a role in the test's account");
-    let credentials = assumed.credentials().expect("credentials");
-    let keys = [
-        ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key().to_owned()),
-        ("AWS_SESSION_TOKEN", credentials.session_token().to_owned()),
-    ];
-    let config = |region: &str| {
-        let provider =
-            aws_sdk_sts::config::Credentials::new(&keys[0].1, &keys[1].1, Some(keys[2].1.clone()), None, "t");
+/// Credentials of an account of the test's own, `offset` apart from other tests' accounts: moto
+/// switches accounts on an assumed role's credentials, so no other test's stacks or buckets
+/// (bucket names are global) are in the way, whatever region the test uses.
+struct Account {
+    id: String,
+    endpoint: String,
+    keys: [(&'static str, String); 3],
+}
+
+impl Account {
+    async fn own(endpoint: &str, offset: u64) -> Account {
+        let id = format!("{:012}", offset * 100_000_000_000 + u64::from(std::process::id()));
+        let sts = aws_sdk_sts::Client::new(&sdk_config(endpoint, "eu-central-1"));
+        let assumed = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{id}:role/cdk-interop-test"))
+            .role_session_name("cdk-interop-test")
+            .send()
+            .await
+            .expect("a role in the test's account");
+        let credentials = assumed.credentials().expect("credentials");
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key().to_owned()),
+            ("AWS_SESSION_TOKEN", credentials.session_token().to_owned()),
+        ];
+        Account { id, endpoint: endpoint.to_owned(), keys }
+    }
+
+    /// SDK clients' configuration in `region` of this account.
+    fn config(&self, region: &str) -> aws_config::SdkConfig {
+        let [(_, key), (_, secret), (_, token)] = &self.keys;
+        let provider = aws_sdk_sts::config::Credentials::new(key, secret, Some(token.clone()), None, "test");
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
-            .endpoint_url(&endpoint)
+            .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
             .build()
-    };
+    }
+
+    /// Bootstraps `region` as far as a release reads the bootstrap: a `CDKToolkit` stack with
+    /// the assets bucket, its `BucketName` output and the version parameter.
+    /// Moto lets anyone assume the bootstrap's roles without them existing, so they are not
+    /// made. Returns the bucket's name.
+    async fn bootstrap(&self, region: &str) -> String {
+        let bucket = format!("cdk-{}-assets-{}-{region}", stacks::cdk::QUALIFIER, self.id);
+        let toolkit = json!({
+            "Resources": {
+                "StagingBucket": { "Type": "AWS::S3::Bucket", "Properties": { "BucketName": bucket } },
+                "CdkBootstrapVersion": {
+                    "Type": "AWS::SSM::Parameter",
+                    "Properties": { "Name": stacks::cdk::bootstrap_version_parameter(), "Type": "String", "Value": "30" },
+                },
+            },
+            "Outputs": { stacks::cdk::TOOLKIT_BUCKET_OUTPUT: { "Value": { "Ref": "StagingBucket" } } },
+        });
+        aws_sdk_cloudformation::Client::new(&self.config(region))
+            .create_stack()
+            .stack_name(stacks::cdk::TOOLKIT_STACK)
+            .template_body(toolkit.to_string())
+            .send()
+            .await
+            .expect("the bootstrap stack is created");
+        bucket
+    }
+}
+
+/// `deploy` without `--assets-bucket` puts the zips in the CDK bootstrap's assets bucket of a
+/// region bootstrapped for the CDK (a `CDKToolkit` stack with a `BucketName` output), and says
+/// so; in a region without one, in the project's own bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_uses_the_cdk_bootstrap_bucket_where_the_region_has_one() {
+    let endpoint = testkit::local_endpoint();
+    let account = Account::own(&endpoint, 2).await;
     let dir = temp_dir("cdk-bootstrap-bucket");
     artifacts(&dir);
     let deploy = |region: &str| {
         let dir = dir.to_str().expect("utf-8 path");
         let args = ["deploy", "--stage", "dev", "--no-build", "--yes", "--region", region, "--artifacts", dir];
         let mut command = xtask_command(&endpoint, &args);
-        command.envs(keys.iter().map(|(name, value)| (name, value)));
+        command.envs(account.keys.iter().map(|(name, value)| (name, value)));
         command.output().expect("xtask runs")
     };
 
-    // eu-central-1 is bootstrapped: a CDKToolkit stack with its bucket and that output.
+    // eu-central-1 is bootstrapped.
     let bootstrapped = "eu-central-1";
-    let bucket = format!("cdk-{}-assets-{account}-{bootstrapped}", stacks::cdk::QUALIFIER);
-    let toolkit = json!({
-        "Resources": { "StagingBucket": { "Type": "AWS::S3::Bucket", "Properties": { "BucketName": bucket } } },
-        "Outputs": { stacks::cdk::TOOLKIT_BUCKET_OUTPUT: { "Value": { "Ref": "StagingBucket" } } },
-    });
-    let cloudformation = aws_sdk_cloudformation::Client::new(&config(bootstrapped));
-    cloudformation
-        .create_stack()
-        .stack_name(stacks::cdk::TOOLKIT_STACK)
-        .template_body(toolkit.to_string())
-        .send()
-        .await
-        .expect("the bootstrap stack is created");
+    let bucket = account.bootstrap(bootstrapped).await;
     let released = deploy(bootstrapped);
     let output = text(&released);
     assert!(released.status.success(), "{output}");
     assert!(output.contains(&format!("using the CDK bootstrap's assets bucket {bucket}")), "{output}");
-    assert_zips_in(&config(bootstrapped), &bucket, &dir).await;
+    assert_zips_in(&account.config(bootstrapped), &bucket, &dir).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&account.config(bootstrapped));
     let deployed = cloudformation.describe_stacks().stack_name(stack()).send().await.expect("the stack");
     let parameters = deployed.stacks()[0].parameters();
     let assets_bucket =
@@ -278,9 +315,71 @@ async fn deploy_uses_the_cdk_bootstrap_bucket_where_the_region_has_one() {
     let output = text(&released);
     assert!(released.status.success(), "{output}");
     assert!(!output.contains("CDK bootstrap"), "{output}");
-    let own = format!("{}-assets-{account}", stack());
+    let own = format!("{}-assets-{}", stack(), account.id);
     assert!(output.contains(&format!("creating the assets bucket {own} in {plain}")), "{output}");
-    assert_zips_in(&config(plain), &own, &dir).await;
+    assert_zips_in(&account.config(plain), &own, &dir).await;
+}
+
+/// `cdk deploy --app DIR` releases the assembly through a bootstrapped account: the CLI
+/// publishes the zips and the template to the bootstrap's bucket, CloudFormation reads the
+/// bootstrap version from its parameter, and the stack's functions run exactly the assembly's
+/// zips. In the stage's own region, in an account of the test's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn cdk_deploy_releases_the_assembly_through_the_bootstrap() {
+    let endpoint = testkit::local_endpoint();
+    let account = Account::own(&endpoint, 3).await;
+    let region = stacks::stages::dev().region;
+    let bucket = account.bootstrap(&region).await;
+    let out = assembly("cdk-deploy");
+    let zips = out.parent().expect("dir").join("zips");
+
+    // Moto reads a change set's TemplateURL from its own S3 only when the URL names localhost.
+    let endpoint_for_the_cli = endpoint.replace("127.0.0.1", "localhost");
+    let mut command = cdk_command(out.parent().expect("dir"), &["deploy", "--app", out.to_str().expect("utf-8")]);
+    command
+        .args(["--require-approval", "never"])
+        .env("AWS_ENDPOINT_URL", &endpoint_for_the_cli)
+        .env("AWS_REGION", &region)
+        .envs(account.keys.iter().map(|(name, value)| (name, value)));
+    let deployed = command.output().expect("the CDK CLI runs");
+    assert!(deployed.status.success(), "{}", text(&deployed));
+
+    let config = account.config(&region);
+    assert_zips_in_as_cdk_publishes_them(&config, &bucket, &zips).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&config);
+    let described = cloudformation.describe_stacks().stack_name(stack()).send().await.expect("the stack");
+    let deployed_stack = &described.stacks()[0];
+    assert_eq!(deployed_stack.stack_status().map(|status| status.as_str()), Some("CREATE_COMPLETE"));
+    let parameters: Vec<(&str, &str)> = deployed_stack
+        .parameters()
+        .iter()
+        .map(|p| (p.parameter_key().unwrap_or_default(), p.parameter_value().unwrap_or_default()))
+        .collect();
+    assert_eq!(parameters, [(stacks::cdk::BOOTSTRAP_VERSION, "30")]);
+    let physical = support::physical_ids(&cloudformation, &stack()).await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    for function in contract::CONTRACT.functions {
+        let zip = std::fs::read(zips.join(format!("{}.zip", function.name))).expect("zip");
+        let name = &physical[&naming::function(function.name)];
+        let configuration = lambda.get_function_configuration().function_name(name).send().await.expect("function");
+        assert_eq!(configuration.code_sha256(), Some(code_sha256(&zip).as_str()), "{}", function.name);
+    }
+}
+
+/// Every zip of `dir` is in `bucket` as the CDK CLI publishes it: `<sha256>.zip`.
+async fn assert_zips_in_as_cdk_publishes_them(config: &aws_config::SdkConfig, bucket: &str, dir: &Path) {
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build());
+    for function in contract::CONTRACT.functions {
+        let zip = std::fs::read(dir.join(format!("{}.zip", function.name))).expect("zip");
+        let key = format!("{}.zip", sha256_hex(&zip));
+        s3.head_object().bucket(bucket).key(&key).send().await.unwrap_or_else(|error| panic!("{key}: {error:?}"));
+    }
+}
+
+fn code_sha256(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
 }
 
 /// Every zip of `dir` (as [`artifacts`] wrote them) is in `bucket`, under its content hash.
