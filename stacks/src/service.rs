@@ -396,7 +396,7 @@ fn apis_of(resources: &serde_json::Value, logical_ids: &[String]) -> Vec<String>
 /// which request API Gateway answered how, and which part (gateway, authorizer, integration)
 /// failed. These variables exist for WebSocket and HTTP APIs alike (API Gateway developer
 /// guide: "Configure logging for WebSocket APIs", "Customizing HTTP API access logs").
-const ACCESS_LOG_FIELDS: [(&str, &str); 7] = [
+pub(crate) const ACCESS_LOG_FIELDS: [(&str, &str); 7] = [
     ("requestId", "$context.requestId"),
     ("requestTimeEpoch", "$context.requestTimeEpoch"),
     ("routeKey", "$context.routeKey"),
@@ -408,7 +408,7 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 7] = [
 
 /// What a WebSocket API's lines carry besides: the connection, so that its `$connect`, messages
 /// and `$disconnect` read as one story, and the event (`CONNECT`, `MESSAGE`, `DISCONNECT`).
-const WEBSOCKET_ACCESS_LOG_FIELDS: [(&str, &str); 2] =
+pub(crate) const WEBSOCKET_ACCESS_LOG_FIELDS: [(&str, &str); 2] =
     [("connectionId", "$context.connectionId"), ("eventType", "$context.eventType")];
 
 /// The access log format: one JSON object per line, so CloudWatch Logs Insights reads the

@@ -30,6 +30,9 @@
 //!   table or stream, `MANAGEMENT_ENDPOINT` in `https` (AWS_FACTS 8), and a role allowing every
 //!   action it calls on the right resource, without wildcards;
 //! - every table: key schema, key attribute types, indexes and TTL, as the store queries them;
+//! - every stage that logs access: JSON lines with every field that tells a request refused
+//!   before any function runs apart (the authorizer's and the integration's errors among them),
+//!   to a destination;
 //! - the contract itself: every authorizer context key a handler reads is one the authorizer
 //!   emits, and the authorizer requires no identity source.
 //!
@@ -39,6 +42,7 @@
 //! `Fn::Sub` text with IAM wildcards, so an equivalent ARN spelled differently (a literal ARN,
 //! or `table/${SessionsTable}`) is reported as missing rather than guessed at.
 
+mod access_logs;
 mod api;
 mod functions;
 mod jwt;
@@ -116,6 +120,9 @@ pub enum FindingKind {
     TableSchema,
     /// A stage serves a deployment older than its routes and authorizer.
     StageStale,
+    /// A stage's access log leaves out what tells requests refused before any function runs
+    /// apart, or has no destination.
+    AccessLogIncomplete,
 }
 
 /// Every contradiction between `template` and `contract`, sorted by kind, logical id and
@@ -127,6 +134,7 @@ pub fn verify(template: &Value, contract: &Contract) -> Vec<Finding> {
     functions::check(&view, &connect_authorizers, &mut report);
     jwt::check(&view, &mut report);
     tables::check(&view, &mut report);
+    access_logs::check(&view, &mut report);
     check_contract(contract, &mut report);
     let mut findings = report.findings;
     findings.sort_by(|a, b| (a.kind, &a.logical_id, &a.property).cmp(&(b.kind, &b.logical_id, &b.property)));
