@@ -180,14 +180,27 @@ fn changed_resources(output: &str) -> BTreeSet<String> {
     ids
 }
 
-/// Without a build, the assembly is refused, saying what to run.
+/// Without a build, or with one that does not fit the stage, the assembly is refused, saying
+/// what to run; nothing is written.
 #[test]
-fn an_assembly_without_a_build_is_refused_saying_what_to_run() {
+fn an_assembly_without_a_fitting_build_is_refused_saying_what_to_run() {
     let dir = temp_dir("cdk-no-build");
     let refused = synth(&dir.join("cdk.out"), &dir.join("nothing-built"));
     assert!(!refused.status.success());
     let message = text(&refused);
-    assert!(message.contains("run `cargo xtask build` first"), "{message}");
+    assert!(message.contains("holds none (no manifest.json): run `cargo xtask build` first"), "{message}");
+
+    let zips = dir.join("zips");
+    std::fs::create_dir_all(&zips).expect("zips dir");
+    artifacts(&zips);
+    let manifest = std::fs::read_to_string(zips.join("manifest.json")).expect("manifest");
+    std::fs::write(zips.join("manifest.json"), manifest.replace("\"arm64\"", "\"x86_64\"")).expect("written");
+    let refused = synth(&dir.join("cdk.out"), &zips);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    let first = contract::CONTRACT.functions[0].name;
+    assert!(message.contains(&format!("{first}: built for x86_64, the stage runs arm64")), "{message}");
+    assert!(message.contains("run `cargo xtask build` first") && !message.contains("--no-build"), "{message}");
     assert!(!dir.join("cdk.out").exists(), "nothing written");
 }
 

@@ -25,11 +25,20 @@ pub(super) fn write(stage: &StageConfig, artifacts: &Path, out: &Path) -> Result
         Arch::Arm64 => "cargo xtask build".to_owned(),
         other => format!("cargo xtask build --arch {other}"),
     };
+    if !artifacts.join("manifest.json").is_file() {
+        bail!(
+            "--cdk-out packages the release zips of the last build, and {} holds none (no manifest.json): \
+             run `{build}` first, or pass --artifacts with the directory of its zips",
+            artifacts.display()
+        );
+    }
     let built = build::read_manifest(artifacts)
         .and_then(|listed| build::check_manifest(&listed, arch, &functions))
         .map_err(|error| {
+            // The build's own advice names `deploy`'s --no-build, which synth does not have.
+            let problems = format!("{error:#}").replace(" (or drop --no-build)", "");
             anyhow::anyhow!(
-                "--cdk-out packages the release zips of the last build, from {}: {error:#}\n\
+                "--cdk-out packages the release zips of the last build, from {}: {problems}\n\
                  run `{build}` first, or pass --artifacts with the directory of its zips",
                 artifacts.display()
             )
