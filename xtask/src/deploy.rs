@@ -82,7 +82,8 @@ pub(crate) struct Deploy {
     /// Where the built zips and their manifest.json are.
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
-    /// The assets bucket (default: `<stack>-assets-<account>`).
+    /// The assets bucket (default: the CDK bootstrap's assets bucket where the region has one,
+    /// else `<stack>-assets-<account>`).
     #[arg(long)]
     assets_bucket: Option<String>,
     #[command(flatten)]

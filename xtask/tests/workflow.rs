@@ -225,7 +225,11 @@ fn the_roles_are_scoped_to_the_prod_stack() {
                 // Only listing log groups cannot be scoped (CloudFormation lists them all).
                 let unscoped = resource == "*" && actions == ["logs:DescribeLogGroups"];
                 let apis = resource.starts_with("arn:aws:apigateway:");
-                assert!(unscoped || apis || resource.contains(&stack), "{name}: {resource} is not {stack}'s");
+                let bootstrap = cdk_bootstrap_resources().contains(&resource);
+                assert!(
+                    unscoped || apis || bootstrap || resource.contains(&stack),
+                    "{name}: {resource} is not {stack}'s"
+                );
             }
         }
     }
@@ -236,5 +240,34 @@ fn the_roles_are_scoped_to_the_prod_stack() {
         assert_eq!(condition["token.actions.githubusercontent.com:aud"], "sts.amazonaws.com", "{name}");
         let sub = condition["token.actions.githubusercontent.com:sub"].as_str().unwrap_or_default();
         assert!(sub.starts_with("repo:") && sub.ends_with(subject), "{name}: {sub}");
+    }
+}
+
+/// What `deploy` reads and writes of a region's CDK bootstrap, when the account has one: the
+/// bootstrap stack, and its assets bucket and objects.
+fn cdk_bootstrap_resources() -> [String; 3] {
+    let bucket = format!("arn:aws:s3:::cdk-{}-assets-*", stacks::cdk::QUALIFIER);
+    [
+        format!("arn:aws:cloudformation:*:*:stack/{}/*", stacks::cdk::TOOLKIT_STACK),
+        bucket.clone(),
+        format!("{bucket}/*"),
+    ]
+}
+
+#[test]
+fn the_deploy_role_may_use_the_cdk_bootstrap_bucket() {
+    let policy = iam("deploy-role-policy.json");
+    let allowed = |action: &str, resource: &str| {
+        statements(&policy).iter().any(|statement| {
+            statement["Effect"] == "Allow"
+                && listed(&statement["Action"]).iter().any(|listed| listed == action)
+                && listed(&statement["Resource"]).iter().any(|listed| listed == resource)
+        })
+    };
+    let [stack, bucket, objects] = cdk_bootstrap_resources();
+    assert!(allowed("cloudformation:DescribeStacks", &stack), "deploy finds the bootstrap's bucket in {stack}");
+    assert!(allowed("s3:ListBucket", &bucket), "deploy opens the bucket (HeadBucket)");
+    for action in ["s3:PutObject", "s3:GetObject"] {
+        assert!(allowed(action, &objects), "{action} on {objects}");
     }
 }
