@@ -305,27 +305,7 @@ async fn build_live_api(
         values.insert(logical.to_owned(), id.clone());
         authorizers.insert(logical, id);
     }
-    let mut routes = BTreeMap::new();
-    for (_, properties) in of_api(template, "Route") {
-        let key = properties["RouteKey"].as_str().expect("route key").to_owned();
-        let integration = template::references(&properties["Target"])
-            .first()
-            .and_then(|reference| integrations.get(reference.id.as_str()));
-        let authorizer = template::references(&properties["AuthorizerId"])
-            .first()
-            .and_then(|reference| authorizers.get(reference.id.as_str()));
-        let route = client
-            .create_route()
-            .api_id(&api_id)
-            .route_key(&key)
-            .authorization_type(properties["AuthorizationType"].as_str().unwrap_or("NONE").into())
-            .set_authorizer_id(authorizer.cloned())
-            .set_target(integration.map(|id| format!("integrations/{id}")))
-            .send()
-            .await
-            .expect("route created");
-        routes.insert(key, route.route_id.expect("route id"));
-    }
+    let routes = create_routes(client, template, naming::WEBSOCKET_API, &api_id, &integrations, &authorizers).await;
     // moto serves no deployments: the stage has none (doctor skips that check on such an endpoint).
     client.create_stage().api_id(&api_id).stage_name("dev").send().await.expect("stage created");
     let authorizer = authorizers.get(naming::CONNECT_AUTHORIZER).expect("dev has the $connect authorizer").clone();
@@ -340,7 +320,7 @@ async fn build_live_http_api(
     template: &Value,
     values: &mut BTreeMap<String, String>,
 ) -> (String, BTreeMap<String, String>) {
-    use aws_sdk_apigatewayv2::types::{AuthorizationType, AuthorizerType, Cors, IntegrationType, JwtConfiguration};
+    use aws_sdk_apigatewayv2::types::{AuthorizerType, Cors, IntegrationType, JwtConfiguration};
     let api = &template["Resources"][naming::HTTP_API]["Properties"];
     let cors = &api["CorsConfiguration"];
     let created = client
@@ -394,29 +374,44 @@ async fn build_live_http_api(
             .expect("authorizer created");
         authorizers.insert(logical, authorizer.authorizer_id.expect("authorizer id"));
     }
+    let routes = create_routes(client, template, naming::HTTP_API, &api_id, &integrations, &authorizers).await;
+    client.create_stage().api_id(&api_id).stage_name("$default").auto_deploy(true).send().await.expect("stage");
+    (api_id, routes)
+}
+
+/// Creates the template's routes of the API `api` (a logical id) on the live API `api_id`,
+/// targeting the live integrations and authorizers (logical id → live id); returns the routes
+/// by key.
+async fn create_routes(
+    client: &aws_sdk_apigatewayv2::Client,
+    template: &Value,
+    api: &str,
+    api_id: &str,
+    integrations: &BTreeMap<&str, String>,
+    authorizers: &BTreeMap<&str, String>,
+) -> BTreeMap<String, String> {
     let mut routes = BTreeMap::new();
-    for (_, properties) in of_the_api(template, naming::HTTP_API, "Route") {
+    for (_, properties) in of_the_api(template, api, "Route") {
         let key = properties["RouteKey"].as_str().expect("route key").to_owned();
-        let integration = template::references(&properties["Target"])
-            .first()
-            .and_then(|reference| integrations.get(reference.id.as_str()));
-        let authorizer = template::references(&properties["AuthorizerId"])
-            .first()
-            .and_then(|reference| authorizers.get(reference.id.as_str()));
+        let live = |property: &str, ids: &BTreeMap<&str, String>| {
+            template::references(&properties[property])
+                .first()
+                .and_then(|reference| ids.get(reference.id.as_str()))
+                .cloned()
+        };
         let route = client
             .create_route()
-            .api_id(&api_id)
+            .api_id(api_id)
             .route_key(&key)
-            .authorization_type(AuthorizationType::from(properties["AuthorizationType"].as_str().unwrap_or("NONE")))
-            .set_authorizer_id(authorizer.cloned())
-            .set_target(integration.map(|id| format!("integrations/{id}")))
+            .authorization_type(properties["AuthorizationType"].as_str().unwrap_or("NONE").into())
+            .set_authorizer_id(live("AuthorizerId", authorizers))
+            .set_target(live("Target", integrations).map(|id| format!("integrations/{id}")))
             .send()
             .await
             .expect("route created");
         routes.insert(key, route.route_id.expect("route id"));
     }
-    client.create_stage().api_id(&api_id).stage_name("$default").auto_deploy(true).send().await.expect("stage");
-    (api_id, routes)
+    routes
 }
 
 /// A local server that answers every request (a WebSocket handshake, `GET /health`) with
