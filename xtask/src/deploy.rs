@@ -364,12 +364,8 @@ async fn follow(
     let mut seen = std::collections::BTreeSet::new();
     let mut printed = std::collections::BTreeSet::new();
     loop {
-        let events = client.describe_stack_events().stack_name(stack).send().await?.stack_events.unwrap_or_default();
-        for event in events.iter().rev() {
-            let id = event.event_id.clone().unwrap_or_default();
-            if event.timestamp.is_some_and(|at| at.secs() + 1 < since.secs()) || !seen.insert(id) {
-                continue;
-            }
+        for event in &new_events(client, stack, since.secs(), &seen).await? {
+            seen.insert(event.event_id.clone().unwrap_or_default());
             execution.apply(event);
             if board.is_some() {
                 continue;
@@ -406,6 +402,36 @@ async fn follow(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// The stack's events since `since` (seconds; a second's leeway) not in `seen`, oldest first.
+/// `DescribeStackEvents` answers newest first, up to 100 events a page: pages are read until one
+/// reaches an event already seen or older than the release, so a burst of events between two
+/// polls (a first release creates every resource at once) is never cut to its newest page.
+async fn new_events(
+    client: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    since: i64,
+    seen: &std::collections::BTreeSet<String>,
+) -> Result<Vec<aws_sdk_cloudformation::types::StackEvent>> {
+    let mut pages = client.describe_stack_events().stack_name(stack).into_paginator().send();
+    let mut fresh = Vec::new();
+    while let Some(page) = pages.next().await {
+        let mut reached = false;
+        for event in page?.stack_events.unwrap_or_default() {
+            let before = event.timestamp.is_some_and(|at| at.secs() + 1 < since);
+            if before || seen.contains(event.event_id.as_deref().unwrap_or_default()) {
+                reached = true;
+            } else {
+                fresh.push(event);
+            }
+        }
+        if reached {
+            break;
+        }
+    }
+    fresh.reverse();
+    Ok(fresh)
 }
 
 #[cfg(test)]
@@ -569,5 +595,53 @@ mod tests {
         assert_eq!(status, StackStatus::CreateComplete);
         let deployed = deployed_template(&cloudformation, stack).await.expect("read").expect("deployed");
         assert_eq!(deployed, template);
+    }
+
+    /// `<member>` of a `DescribeStackEvents` answer.
+    fn stack_event(id: &str, at: &str, status: &str) -> String {
+        format!(
+            "<member><EventId>{id}</EventId><StackId>stack-id</StackId><StackName>s</StackName>\
+             <LogicalResourceId>{id}</LogicalResourceId><ResourceStatus>{status}</ResourceStatus>\
+             <Timestamp>{at}</Timestamp></member>"
+        )
+    }
+
+    fn events_page(members: &[String], next: Option<&str>) -> String {
+        format!(
+            "<DescribeStackEventsResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\">\
+             <DescribeStackEventsResult><StackEvents>{}</StackEvents>{}</DescribeStackEventsResult>\
+             <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeStackEventsResponse>",
+            members.concat(),
+            next.map(|token| format!("<NextToken>{token}</NextToken>")).unwrap_or_default()
+        )
+    }
+
+    #[tokio::test]
+    async fn every_page_of_new_events_is_read_and_they_come_oldest_first() {
+        let since = 1_795_000_000; // 2026-11-18T11:06:40Z
+        let pages = vec![
+            events_page(
+                &[
+                    stack_event("newest", "2026-11-18T11:07:30Z", "CREATE_IN_PROGRESS"),
+                    stack_event("middle", "2026-11-18T11:07:20Z", "CREATE_IN_PROGRESS"),
+                ],
+                Some("page-2"),
+            ),
+            events_page(
+                &[
+                    stack_event("root-cause", "2026-11-18T11:07:10Z", "CREATE_FAILED"),
+                    stack_event("seen-before", "2026-11-18T11:07:00Z", "CREATE_IN_PROGRESS"),
+                ],
+                Some("page-3"),
+            ),
+        ];
+        let (url, server) = change_set::tests::serve(pages);
+        let seen = std::collections::BTreeSet::from(["seen-before".to_owned()]);
+        let events = new_events(&change_set::tests::client(&url), "s", since, &seen).await.expect("read");
+        let ids: Vec<&str> = events.iter().filter_map(|event| event.event_id.as_deref()).collect();
+        assert_eq!(ids, ["root-cause", "middle", "newest"]);
+        let requests = server.join().expect("served");
+        assert_eq!(requests.len(), 2, "the third page is never asked for: {requests:?}");
+        assert!(requests[1].contains("NextToken=page-2"), "{}", requests[1]);
     }
 }

@@ -284,7 +284,7 @@ impl fmt::Display for ChangeSetSummary {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The recorded responses in `xtask/tests/data/` go through the SDK's own awsQuery
     //! deserializer: a local HTTP server answers `DescribeChangeSet` with them.
 
@@ -301,7 +301,7 @@ mod tests {
 
     /// Serves `responses` in order, one per connection, as `200 text/xml`; the handle gives
     /// back the request bodies received.
-    fn serve(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    pub(in crate::deploy) fn serve(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let server = std::thread::spawn(move || {
@@ -341,7 +341,7 @@ mod tests {
         (url, server)
     }
 
-    fn client(url: &str) -> aws_sdk_cloudformation::Client {
+    pub(in crate::deploy) fn client(url: &str) -> aws_sdk_cloudformation::Client {
         use aws_sdk_cloudformation::config;
         let config = config::Builder::new()
             .behavior_version(config::BehaviorVersion::latest())
