@@ -18,8 +18,10 @@
 //!    global secondary indexes: `stacks::replacement::rejection`), saying how to split it.
 //! 6. Uploads the template to the same bucket (`templates/<sha256>.json`, skipped when there)
 //!    and creates a change set from its `TemplateURL` (always by URL, whatever the template's
-//!    size: see [`Assets::upload_template`]), without executing it; waits until CloudFormation
-//!    has worked it out. One that holds no changes is deleted: nothing to do.
+//!    size: see [`Assets::upload_template`]), without executing it, with `--role-arn` as the
+//!    stack's service role when given (CloudFormation then acts with that role, not the
+//!    caller's credentials); waits until CloudFormation has worked it out. One that holds no
+//!    changes is deleted: nothing to do.
 //! 7. Reads the change set ([`change_set::describe`], every page) and prints it beside our own
 //!    diff, with a warning wherever the two disagree on whether a resource is replaced
 //!    ([`review`]).
@@ -82,6 +84,11 @@ pub(crate) struct Deploy {
     /// Where the built zips and their manifest.json are.
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
+    /// The IAM role CloudFormation assumes to create, update and delete the stack's resources (a
+    /// CloudFormation service role), so the caller needs no permission on them; without it the
+    /// caller's credentials are used, or the role the stack was last given.
+    #[arg(long, value_name = "ARN")]
+    role_arn: Option<String>,
     /// The assets bucket (default: the CDK bootstrap's assets bucket where the region has one,
     /// else `<stack>-assets-<account>`).
     #[arg(long)]
@@ -165,7 +172,13 @@ impl Deploy {
 
         // Always by URL, never inline: why is on `upload_template`.
         let template_url = assets.upload_template(&template.to_json()).await?;
-        let request = change_set::Request { stack, kind, template_url: &template_url, parameters: &parameters };
+        let request = change_set::Request {
+            stack,
+            kind,
+            template_url: &template_url,
+            parameters: &parameters,
+            role_arn: self.role_arn.as_deref(),
+        };
         let Some(pending) = change_set::create(&cloudformation, &request).await? else {
             println!("No changes: CloudFormation found nothing to change.");
             return Ok(());
@@ -581,8 +594,13 @@ mod tests {
         let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
         let stack = "xtask-template-url";
         let parameters = BTreeMap::new();
-        let request =
-            change_set::Request { stack, kind: ChangeSetType::Create, template_url: &url, parameters: &parameters };
+        let request = change_set::Request {
+            stack,
+            kind: ChangeSetType::Create,
+            template_url: &url,
+            parameters: &parameters,
+            role_arn: None,
+        };
         let pending = change_set::create(&cloudformation, &request).await.expect("created").expect("changes");
         let plan = change_set::describe(&cloudformation, &pending).await.expect("described");
         assert_eq!(

@@ -1,7 +1,8 @@
 //! The pull-request workflow's AWS side (`.github/workflows/release.yml`), against a moto
 //! server of this test's own that **enforces IAM**: the roles' policies in `.github/iam` are
-//! given to IAM users, and `cargo xtask deploy` and `cargo xtask diff` run with those users'
-//! keys, so an AWS operation the code calls that its policy does not allow fails the run.
+//! given to IAM users, and `cargo xtask deploy` (with the CloudFormation service role,
+//! `--role-arn`, as the workflow runs it) and `cargo xtask diff` run with those users' keys, so
+//! an AWS operation the code calls that its policy does not allow fails the run.
 //!
 //! Why this way. Two ways were open: record the operations the xtask's SDK clients call (an
 //! interceptor, as `testkit::OperationRecorder` does for the functions) and compare them with
@@ -17,9 +18,9 @@
 //! statements are given `*` here); it cannot evaluate a `Condition` outside trust policies (so
 //! conditions are dropped); and it names S3's `HeadBucket` `s3:HeadBucket` where AWS asks for
 //! `s3:ListBucket` (so the one implies the other). The actions are the policy's own. What
-//! CloudFormation itself creates with the caller's credentials (functions, roles, tables...)
-//! moto creates without asking: those statements are kept honest by `workflow.rs`, which checks
-//! that every resource type of the synthesized templates has its service's statement.
+//! CloudFormation itself creates with its service role (functions, roles, tables...) moto
+//! creates without asking: that role's statements are kept honest by `workflow.rs`, which
+//! checks that every resource type of the synthesized templates has its service's statement.
 //!
 //! Beside the permissions: `diff --format markdown` of a changed deployed configuration, as
 //! the workflow posts it (exit 2, the marker line, one table row for the changed function).
@@ -144,7 +145,19 @@ async fn the_roles_policies_allow_what_diff_and_deploy_call_and_nothing_less() {
     // The deploy role releases prod from nothing: bucket, uploads, change set, execution.
     let dir = temp_dir("pull-request");
     artifacts(&dir);
-    let release = ["deploy", "--stage", "prod", "--no-build", "--artifacts", dir.to_str().expect("utf-8"), "--yes"];
+    // CloudFormation releases the stack with its own service role (the workflow passes it).
+    let service_role = format!("arn:aws:iam::123456789012:role/{STACK}-cloudformation");
+    let release = [
+        "deploy",
+        "--stage",
+        "prod",
+        "--no-build",
+        "--artifacts",
+        dir.to_str().expect("utf-8"),
+        "--yes",
+        "--role-arn",
+        &service_role,
+    ];
     // Without one of its actions, it cannot (it gets as far as the change set).
     let refused = xtask_as(&endpoint, &no_change_sets, &release);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
@@ -166,6 +179,9 @@ async fn the_roles_policies_allow_what_diff_and_deploy_call_and_nothing_less() {
     // A changed deployed configuration (a hand edit, made with enforcement off): the comment.
     enforce(&endpoint, false).await;
     let client = aws_sdk_cloudformation::Client::new(&sdk_config(&endpoint, REGION));
+    let described = client.describe_stacks().stack_name(STACK).send().await.expect("described");
+    let stack = described.stacks().first().expect("the stack");
+    assert_eq!(stack.role_arn(), Some(service_role.as_str()), "the stack's service role");
     update_template(&client, STACK, |template| {
         template["Resources"]["MessagesFunction"]["Properties"]["Environment"]["Variables"]["MAX_LISTENERS_PER_SESSION"] = json!("900");
     })

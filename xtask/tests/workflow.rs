@@ -1,4 +1,4 @@
-//! The GitHub workflows under `.github/workflows`, and the deploy role's policy beside them.
+//! The GitHub workflows under `.github/workflows`, and the roles' policies beside them.
 //!
 //! - actionlint (from the project's Python environment, `xtask/python-requirements.txt`) finds
 //!   nothing in any workflow, and it does refuse a copy of the release workflow broken on
@@ -9,9 +9,10 @@
 //!   the deploy of `prod`, in the `prod` environment (its approval), one at a time, on `main`.
 //!   AWS access is by OIDC only (no access key anywhere), no job asks for more than it uses,
 //!   and every action is pinned to a version.
-//! - The deploy role may create every resource type the stacks synthesize (CloudFormation
-//!   creates them with the caller's credentials), and its statements and the diff role's
-//!   are scoped to the `prod` stack's names.
+//! - The CloudFormation service role (`deploy --role-arn`) may create every resource type the
+//!   stacks synthesize; the deploy role may only release the stack, use the assets buckets and
+//!   hand that one role to CloudFormation; every statement is scoped to the `prod` stack's
+//!   names.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,7 +108,7 @@ fn the_release_workflow_runs_what_it_should_where_it_should() {
     let expected: BTreeMap<String, Vec<String>> = [
         ("test", vec!["cargo xtask test", "cargo xtask synth --check"]),
         ("diff", vec!["cargo xtask build", "cargo xtask diff --stage prod --format markdown"]),
-        ("deploy", vec!["cargo xtask deploy --stage prod --yes"]),
+        ("deploy", vec!["cargo xtask deploy --stage prod --yes --role-arn \"$CLOUDFORMATION_ROLE_ARN\""]),
     ]
     .into_iter()
     .map(|(job, commands)| (job.to_owned(), commands.into_iter().map(str::to_owned).collect()))
@@ -192,8 +193,8 @@ fn service(resource_type: &str) -> String {
 }
 
 #[test]
-fn the_deploy_role_may_create_every_resource_type_the_stacks_synthesize() {
-    let policy = iam("deploy-role-policy.json");
+fn the_cloudformation_role_may_create_every_resource_type_the_stacks_synthesize() {
+    let policy = iam("cloudformation-role-policy.json");
     let services: BTreeSet<String> = statements(&policy)
         .iter()
         .filter(|statement| statement["Effect"] == "Allow")
@@ -206,8 +207,8 @@ fn the_deploy_role_may_create_every_resource_type_the_stacks_synthesize() {
             let resource_type = resource["Type"].as_str().expect("type");
             assert!(
                 services.contains(&service(resource_type)),
-                "{resource_type} ({}): CloudFormation creates it with the deploy role's credentials; \
-                 add a statement for it to .github/iam/deploy-role-policy.json",
+                "{resource_type} ({}): CloudFormation creates it with its service role's credentials; \
+                 add a statement for it to .github/iam/cloudformation-role-policy.json",
                 stage.name
             );
         }
@@ -217,7 +218,7 @@ fn the_deploy_role_may_create_every_resource_type_the_stacks_synthesize() {
 #[test]
 fn the_roles_are_scoped_to_the_prod_stack() {
     let stack = stacks::stages::prod().stack_name;
-    for name in ["diff-role-policy.json", "deploy-role-policy.json"] {
+    for name in ["diff-role-policy.json", "deploy-role-policy.json", "cloudformation-role-policy.json"] {
         for statement in statements(&iam(name)) {
             let actions = listed(&statement["Action"]);
             assert!(!actions.iter().any(|action| action.ends_with(":*") || action == "*"), "{name}: {actions:?}");
@@ -270,4 +271,29 @@ fn the_deploy_role_may_use_the_cdk_bootstrap_bucket() {
     for action in ["s3:PutObject", "s3:GetObject"] {
         assert!(allowed(action, &objects), "{action} on {objects}");
     }
+}
+
+#[test]
+fn the_deploy_role_hands_cloudformation_its_role_and_creates_nothing_itself() {
+    let policy = iam("deploy-role-policy.json");
+    for statement in statements(&policy) {
+        for action in listed(&statement["Action"]) {
+            let service = action.split(':').next().unwrap_or_default().to_owned();
+            assert!(
+                ["cloudformation", "s3", "iam"].contains(&service.as_str()),
+                "{action}: the service role's, not the deploy role's"
+            );
+            if service == "iam" {
+                assert_eq!(action, "iam:PassRole");
+                let stack = stacks::stages::prod().stack_name;
+                assert_eq!(listed(&statement["Resource"]), [format!("arn:aws:iam::*:role/{stack}-cloudformation")]);
+                assert_eq!(
+                    statement["Condition"]["StringEquals"]["iam:PassedToService"],
+                    "cloudformation.amazonaws.com"
+                );
+            }
+        }
+    }
+    let trust = iam("cloudformation-role-trust.json");
+    assert_eq!(statements(&trust)[0]["Principal"]["Service"], "cloudformation.amazonaws.com");
 }

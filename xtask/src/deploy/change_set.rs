@@ -32,6 +32,10 @@ pub(super) struct Request<'a> {
     /// `TemplateURL`: where on S3 CloudFormation reads the template.
     pub(super) template_url: &'a str,
     pub(super) parameters: &'a BTreeMap<String, String>,
+    /// `RoleARN`: the service role CloudFormation creates and updates the stack's resources
+    /// with; `None` leaves it as it is (the caller's credentials, or the role the stack was
+    /// last given).
+    pub(super) role_arn: Option<&'a str>,
 }
 
 /// Creates a change set and waits until CloudFormation has worked it out; `None` when it holds
@@ -45,6 +49,7 @@ pub(super) async fn create(client: &aws_sdk_cloudformation::Client, request: &Re
         .change_set_name(&name)
         .template_url(request.template_url)
         .capabilities(Capability::CapabilityIam)
+        .set_role_arn(request.role_arn.map(str::to_owned))
         .change_set_type(request.kind.clone());
     for (key, value) in request.parameters {
         call = call.parameters(Parameter::builder().parameter_key(key).parameter_value(value).build());
