@@ -90,7 +90,7 @@ pub(crate) struct Deploy {
     #[arg(long, value_name = "ARN")]
     role_arn: Option<String>,
     /// The assets bucket (default: the CDK bootstrap's assets bucket where the region has one,
-    /// else `<stack>-assets-<account>`).
+    /// else `<stack>-assets-<account>-<region>`).
     #[arg(long)]
     assets_bucket: Option<String>,
     #[command(flatten)]
@@ -138,7 +138,7 @@ impl Deploy {
         }
         let bucket = match &self.assets_bucket {
             Some(bucket) => bucket.clone(),
-            None => assets::default_bucket(&sdk, &stage.stack_name).await?,
+            None => assets::default_bucket(&sdk, &stage.stack_name, &region).await?,
         };
         let s3 = aws_sdk_s3::Client::new(&sdk);
         // The bucket lives where the stack does (Lambda reads code only from its own

@@ -328,7 +328,7 @@ async fn deploy_uses_the_cdk_bootstrap_bucket_where_the_region_has_one() {
     let output = text(&released);
     assert!(released.status.success(), "{output}");
     assert!(!output.contains("CDK bootstrap"), "{output}");
-    let own = format!("{}-assets-{}", stack(), account.id);
+    let own = format!("{}-assets-{}-{plain}", stack(), account.id);
     assert!(output.contains(&format!("creating the assets bucket {own} in {plain}")), "{output}");
     assert_zips_in(&account.config(plain), &own, &dir).await;
 }

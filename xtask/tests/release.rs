@@ -46,7 +46,7 @@ async fn deploy_then_diff_against_a_local_endpoint() {
     assert!(output.contains(&format!("template uploaded ({key}")), "{output}");
     // The `dev` stage's region, where a deploy without `--region` goes.
     let config = sdk_config(&endpoint, &stacks::stages::dev().region);
-    let bucket = format!("{STACK}-assets-{}", account(&config).await);
+    let bucket = format!("{STACK}-assets-{}-{}", account(&config).await, stacks::stages::dev().region);
     s3(&config).head_object().bucket(&bucket).key(&key).send().await.expect("the template is in the bucket");
 
     let client = aws_sdk_cloudformation::Client::new(&config);

@@ -5,7 +5,8 @@
 //! Which bucket, unless `--assets-bucket` names one ([`default_bucket`]): in an account and
 //! region bootstrapped for the CDK, the bootstrap's assets bucket (the `BucketName` output of
 //! the `CDKToolkit` stack), so that a team already on the CDK has no second bucket; otherwise
-//! the project's own, `<stack>-assets-<account>`.
+//! the project's own, `<stack>-assets-<account>-<region>` (bucket names are global: one per
+//! region, so that a stage released to two regions has a bucket in each).
 //!
 //! The project's own bucket is created on first use, in the region the release goes to (Lambda
 //! reads code only from a bucket in its own region); a bucket S3 places in another region is
@@ -20,8 +21,9 @@ use stacks::cdk::{TOOLKIT_BUCKET_OUTPUT, TOOLKIT_STACK};
 use std::collections::BTreeMap;
 
 /// The bucket a release uses when `--assets-bucket` names none: the CDK bootstrap's assets
-/// bucket where the region has one ([`cdk_bootstrap_bucket`]), else `<stack>-assets-<account>`.
-pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str) -> Result<String> {
+/// bucket where the region has one ([`cdk_bootstrap_bucket`]), else
+/// `<stack>-assets-<account>-<region>`.
+pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str, region: &str) -> Result<String> {
     let cloudformation = aws_sdk_cloudformation::Client::new(sdk);
     if let Some(bucket) = cdk_bootstrap_bucket(&cloudformation).await {
         step(format!(
@@ -31,7 +33,7 @@ pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str
         return Ok(bucket);
     }
     let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.context("asking STS who we are")?;
-    Ok(format!("{stack_name}-assets-{}", identity.account().unwrap_or("account")))
+    Ok(format!("{stack_name}-assets-{}-{region}", identity.account().unwrap_or("account")))
 }
 
 /// The assets bucket of the region's CDK bootstrap: the [`TOOLKIT_BUCKET_OUTPUT`] output of
