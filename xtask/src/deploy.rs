@@ -160,10 +160,13 @@ impl Deploy {
         // A stack about to be created has nothing deployed, whatever a pending change set holds.
         let (deployed, deployed_parameters) = match kind {
             ChangeSetType::Create => (None, BTreeMap::new()),
-            _ => (deployed_template(&cloudformation, stack).await?, parameters_of(current)),
+            _ => (deployed_template(&cloudformation, stack).await?, parameters_of(current.clone())),
         };
         let synthesized = template.to_value();
-        if deployed.as_ref() == Some(&synthesized) && deployed_parameters == parameters {
+        // A new service role is for CloudFormation to take or not: the change set decides.
+        let deployed_role = current.as_ref().and_then(|stack| stack.role_arn.as_deref());
+        let new_role = self.role_arn.as_deref().is_some_and(|role| Some(role) != deployed_role);
+        if deployed.as_ref() == Some(&synthesized) && deployed_parameters == parameters && !new_role {
             println!("No changes: {stack} already runs this template and this code.");
             return Ok(());
         }

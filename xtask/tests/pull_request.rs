@@ -217,5 +217,13 @@ async fn the_roles_policies_allow_what_diff_and_deploy_call_and_nothing_less() {
         let again = xtask_as(&endpoint, &deployer, &release);
         assert!(again.status.success() && text(&again).contains(expected), "{expected}: {}", text(&again));
     }
+    // Another service role is not "nothing to do": CloudFormation's change set decides (moto
+    // finds nothing to change; it does not judge iam:PassRole, which would refuse that role).
+    let other_role = format!("arn:aws:iam::123456789012:role/{STACK}-cloudformation-2");
+    let mut with_other_role = release.to_vec();
+    *with_other_role.last_mut().expect("the role") = &other_role;
+    let moved = xtask_as(&endpoint, &deployer, &with_other_role);
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert!(text(&moved).contains("creating change set"), "{}", text(&moved));
     std::fs::remove_dir_all(&dir).ok();
 }
