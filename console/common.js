@@ -196,9 +196,11 @@ export function closeMeaning(code) {
 /**
  * Why the service refused a handshake, which the browser saw only as close code 1006: asks the
  * HTTP API about the session. Answers {code, text, retryAfter?}; `code` is the protocol's error
- * code the refusal most likely had, or null when the HTTP API cannot be reached.
+ * code the refusal most likely had, or null when it cannot be told. A speaker's refusal of a
+ * live session is its token's when the token (`token`) has expired; otherwise the sentence
+ * names every cause left (401, 403, 429), since none can be told apart from here.
  */
-export async function explainRefusedHandshake(config, sessionId, role) {
+export async function explainRefusedHandshake(config, sessionId, role, token) {
   const preface = "The service refused the connection (the browser saw close code 1006). ";
   let response;
   try {
@@ -228,12 +230,20 @@ export async function explainRefusedHandshake(config, sessionId, role) {
     return { code: "SESSION_INACTIVE", text: `Session ${sessionId} has ended (403). Ask the speaker for the id of a new session.` };
   }
   if (role === "speaker") {
+    const expiresAt = tokenExpiry(token);
+    if (expiresAt !== null && expiresAt <= Date.now()) {
+      return {
+        code: "UNAUTHORIZED",
+        text: preface + `The token expired at ${clock(expiresAt)} (401). Get a new token.`,
+      };
+    }
     return {
-      code: "UNAUTHORIZED",
+      code: null,
       text:
         preface +
-        `Session ${sessionId} is live, so the token was refused (401: expired, or not issued for stage ` +
-        `${config.stage}) or the session is another speaker's (403). Get a new token.`,
+        `Session ${sessionId} is live, so the service refused this speaker: a token not issued for stage ` +
+        `${config.stage} (401), a session of another speaker (403), or too many connection attempts from ` +
+        `this network this minute (429: try again in a minute).`,
     };
   }
   if (session.listenerCount >= config.maxListenersPerSession) {
@@ -251,6 +261,22 @@ export async function explainRefusedHandshake(config, sessionId, role) {
       `connection attempts this minute, or too many for sessions that do not exist or have ended. It may also ` +
       `have failed for a moment. Trying again in 60 s.`,
   };
+}
+
+/**
+ * When `token` (a JWT) expires, in milliseconds since the epoch, read from its payload's `exp`;
+ * null when it is not a JWT with an `exp`. The signature is not checked: this only chooses
+ * which sentence explains a refusal the service already made.
+ */
+export function tokenExpiry(token) {
+  try {
+    const payload = (token ?? "").split(".")[1];
+    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "=");
+    const exp = JSON.parse(atob(base64)).exp;
+    return Number.isFinite(exp) ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Shows a sentence in the page's notice area; `kind` is "error", "warning" or "info". */

@@ -161,7 +161,7 @@ async function onClose(event, socket) {
   if (socket !== state.socket || state.ended) return;
   if (!socket.opened) {
     setPhase("refused", "Refused");
-    const why = await explainRefusedHandshake(state.config, state.session.sessionId, "speaker");
+    const why = await explainRefusedHandshake(state.config, state.session.sessionId, "speaker", state.token);
     if (why.code === "SESSION_INACTIVE") endedUi("The session has ended.");
     notify(why.text);
     return;

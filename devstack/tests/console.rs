@@ -375,6 +375,24 @@ async fn a_speaker_and_two_listeners_in_a_browser() {
     speaker.wait_for_state("live").await;
     let session = speaker.text("session-id").await;
     assert!(session.split('-').count() == 3, "a session id: {session:?}");
+    // What the page would say if its handshake were refused now (close 1006, session live): an
+    // expired token is named as the cause; a valid one leaves 401, 403 and 429 open.
+    let explain = |token: &str| {
+        format!(
+            "return import('./common.js').then(async (common) => (await common.explainRefusedHandshake(\
+             await common.loadConfig(), {session:?}, 'speaker', {token})).text)"
+        )
+    };
+    let expired = speaker.run(&explain("'eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjEwMDAwMDAwMDB9.c2ln'")).await;
+    let expired = expired.as_str().unwrap_or_default();
+    assert!(expired.contains("The token expired at") && expired.ends_with("(401). Get a new token."), "{expired}");
+    let valid = speaker.run(&explain("document.getElementById('token').value")).await;
+    let valid = valid.as_str().unwrap_or_default();
+    assert!(valid.contains(&format!("Session {session} is live")), "{valid}");
+    assert!(
+        valid.contains("(401)") && valid.contains("(403)") && valid.contains("(429: try again in a minute)"),
+        "{valid}"
+    );
     speaker.click("mic-toggle").await;
     speaker
         .wait_for("audio sent", "return Number(document.getElementById('audio-stats').dataset.sent ?? 0)", |sent| {
