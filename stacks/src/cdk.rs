@@ -63,6 +63,28 @@ pub fn role_arn(kind: &str, region: &str) -> String {
     )
 }
 
+/// Whether `template` is in the CDK form [`template`] writes (a stack released through the CDK):
+/// it carries the [`CHECK_BOOTSTRAP_VERSION`] rule every CDK template has.
+pub fn is_cdk_template(template: &Value) -> bool {
+    template["Rules"].get(CHECK_BOOTSTRAP_VERSION).is_some()
+}
+
+/// Per function of `contract`, the hex SHA-256 of the zip a CDK-form `template` runs, read from
+/// its code's `S3Key` (`<sha256>.zip`); functions whose code is not so named are left out.
+pub fn zip_hashes(contract: &Contract, template: &Value) -> BTreeMap<String, String> {
+    contract
+        .functions
+        .iter()
+        .filter_map(|function| {
+            let key = template
+                .pointer(&format!("/Resources/{}/Properties/Code/S3Key", naming::function(function.name)))?
+                .as_str()?;
+            let hash = key.strip_suffix(".zip").filter(|hash| !hash.is_empty())?;
+            Some((function.name.to_owned(), hash.to_owned()))
+        })
+        .collect()
+}
+
 /// Why a template cannot be made a CDK one.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CdkError {
@@ -420,5 +442,22 @@ mod tests {
             pretty(&json!({"b": {"d": 1, "c": 2}, "a": 0})),
             "{\n  \"a\": 0,\n  \"b\": {\n    \"c\": 2,\n    \"d\": 1\n  }\n}\n"
         );
+    }
+
+    #[test]
+    fn a_cdk_template_is_told_apart_and_its_zips_read_back() {
+        let stage = crate::stages::dev();
+        let plain = crate::synthesize(&contract::CONTRACT, &stage).expect("dev").to_value();
+        let zips: BTreeMap<String, String> = contract::CONTRACT
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(index, function)| (function.name.to_owned(), format!("{index:064x}")))
+            .collect();
+        let cdk = template(&contract::CONTRACT, &stage.region, &plain, &zips).expect("cdk form");
+        assert!(is_cdk_template(&cdk));
+        assert!(!is_cdk_template(&plain));
+        assert_eq!(zip_hashes(&contract::CONTRACT, &cdk), zips);
+        assert_eq!(zip_hashes(&contract::CONTRACT, &plain), BTreeMap::new(), "code from parameters names no zip");
     }
 }

@@ -73,6 +73,10 @@ pub(crate) enum Format {
 pub(crate) struct Report {
     pub(crate) stack: String,
     pub(crate) stack_exists: bool,
+    /// The deployed stack was released through the CDK (`synth --cdk-out`, `cdk deploy`): it is
+    /// compared with the CDK form of the synthesized template, code by its zip in the bootstrap's
+    /// bucket.
+    pub(crate) released_through_cdk: bool,
     pub(crate) diff: TemplateDiff,
     /// Per function, the deployed code against the local build (empty when not compared).
     pub(crate) code: Vec<CodeChange>,
@@ -85,7 +89,8 @@ pub(crate) struct Report {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CodeChange {
     pub(crate) function: String,
-    /// The deployed `<Function>CodeKey` parameter, if the stack has one.
+    /// The deployed `<Function>CodeKey` parameter (released through the CDK: the code's
+    /// `S3Key`), if the stack has one.
     pub(crate) deployed_key: Option<String>,
     /// The key the local build's zip would be uploaded under, if it was built.
     pub(crate) local_key: Option<String>,
@@ -120,11 +125,17 @@ impl Diff {
         let client = aws_sdk_cloudformation::Client::new(&sdk);
         let deployed = runtime.block_on(deployed_template(&client, &stage.stack_name))?;
         let synthesized = stacks::synthesize(&contract::CONTRACT, &stage)?.to_value();
-        let mut report = report(&stage.stack_name, deployed.as_ref(), &synthesized);
-        let deployed_keys = runtime.block_on(deployed_parameters(&client, &stage.stack_name))?;
         let dir = self.artifacts.unwrap_or_else(|| project_root().join("target/lambda"));
         let built = build::read_manifest(&dir).unwrap_or_default();
-        report.with_code(code_changes(&deployed_keys, &built));
+        let report = match deployed.as_ref().filter(|template| stacks::cdk::is_cdk_template(template)) {
+            Some(deployed) => released_through_cdk(&stage, deployed, &synthesized, &built)?,
+            None => {
+                let mut report = report(&stage.stack_name, deployed.as_ref(), &synthesized);
+                let deployed_keys = runtime.block_on(deployed_parameters(&client, &stage.stack_name))?;
+                report.with_code(code_changes(&deployed_keys, &built));
+                report
+            }
+        };
         match if self.json { Format::Json } else { self.format } {
             Format::Text => print!("{report}"),
             Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -188,12 +199,18 @@ async fn deployed_parameters(client: &aws_sdk_cloudformation::Client, stack: &st
 
 /// Per function of the contract: its deployed code key against the local build's.
 pub(crate) fn code_changes(deployed: &BTreeMap<String, String>, built: &[build::Artifact]) -> Vec<CodeChange> {
+    compare_code(
+        |function| deployed.get(&naming::code_key(function)).cloned(),
+        |function| built.iter().find(|artifact| artifact.function == function).map(build::Artifact::asset_key),
+    )
+}
+
+/// Per function of the contract: the key of its deployed code against the local build's.
+fn compare_code(deployed: impl Fn(&str) -> Option<String>, local: impl Fn(&str) -> Option<String>) -> Vec<CodeChange> {
     contract::functions::ALL
         .iter()
         .map(|function| {
-            let deployed_key = deployed.get(&naming::code_key(function.name)).cloned();
-            let local_key =
-                built.iter().find(|artifact| artifact.function == function.name).map(build::Artifact::asset_key);
+            let (deployed_key, local_key) = (deployed(function.name), local(function.name));
             let status = match (&deployed_key, &local_key) {
                 (Some(deployed), Some(local)) if deployed == local => CodeStatus::Same,
                 (Some(_), Some(_)) => CodeStatus::Differs,
@@ -203,6 +220,38 @@ pub(crate) fn code_changes(deployed: &BTreeMap<String, String>, built: &[build::
             CodeChange { function: function.name.to_owned(), deployed_key, local_key, status }
         })
         .collect()
+}
+
+/// The report of a stack released through the CDK: `deployed` (a CDK-form template) against the
+/// CDK form of `synthesized`, whose code is the local build's zip where there is one and the
+/// deployed zip otherwise (so an unbuilt function shows as not built, not as a template change);
+/// each function's code by its zip's object key (`<sha256>.zip`).
+fn released_through_cdk(
+    stage: &stacks::StageConfig,
+    deployed: &Value,
+    synthesized: &Value,
+    built: &[build::Artifact],
+) -> Result<Report> {
+    let deployed_zips = stacks::cdk::zip_hashes(&contract::CONTRACT, deployed);
+    let local_zip = |function: &str| {
+        built.iter().find(|artifact| artifact.function == function).map(|artifact| artifact.sha256_hex.clone())
+    };
+    let mut zips = BTreeMap::new();
+    for function in contract::functions::ALL {
+        let zip =
+            local_zip(function.name).or_else(|| deployed_zips.get(function.name).cloned()).with_context(|| {
+                format!("`{}` is neither built nor deployed from a zip: run `cargo xtask build`", function.name)
+            })?;
+        zips.insert(function.name.to_owned(), zip);
+    }
+    let cdk_form = stacks::cdk::template(&contract::CONTRACT, &stage.region, synthesized, &zips)?;
+    let mut report = report(&stage.stack_name, Some(deployed), &cdk_form);
+    report.released_through_cdk = true;
+    report.with_code(compare_code(
+        |function| deployed_zips.get(function).map(|hash| format!("{hash}.zip")),
+        |function| local_zip(function).map(|hash| format!("{hash}.zip")),
+    ));
+    Ok(report)
 }
 
 /// Compares the two sides and decides the exit code.
@@ -216,6 +265,7 @@ pub(crate) fn report(stack: &str, deployed: Option<&Value>, synthesized: &Value)
         stack: stack.to_owned(),
         stack_exists: deployed.is_some(),
         diff,
+        released_through_cdk: false,
         code: Vec::new(),
         findings,
         exit_code: 0,
@@ -234,6 +284,15 @@ fn show(value: &Option<Value>) -> String {
 
 impl Report {
     /// The report with the code comparison, and the exit code it then has.
+    /// The deployed side in words: deployed (through the CDK, or not), or not yet.
+    pub(crate) fn state(&self) -> &'static str {
+        match (self.stack_exists, self.released_through_cdk) {
+            (false, _) => "not deployed yet: everything is new",
+            (true, false) => "deployed",
+            (true, true) => "deployed through the CDK: compared with the synthesized template's CDK form",
+        }
+    }
+
     pub(crate) fn with_code(&mut self, code: Vec<CodeChange>) {
         self.code = code;
         self.exit_code = self.decide_exit_code();
@@ -281,8 +340,7 @@ struct Body<'a>(&'a Report);
 impl fmt::Display for Body<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let report = self.0;
-        let state = if report.stack_exists { "deployed" } else { "not deployed yet: everything is new" };
-        writeln!(f, "Stack {} ({state})", report.stack)?;
+        writeln!(f, "Stack {} ({})", report.stack, report.state())?;
         if report.diff.is_empty() {
             writeln!(f, "\nNo differences.")?;
         }
@@ -508,7 +566,7 @@ mod tests {
     #[test]
     fn the_json_report_has_a_stable_shape() {
         let value = serde_json::to_value(report("s", None, &dev())).expect("json");
-        for key in ["stack", "stackExists", "diff", "code", "findings", "exitCode"] {
+        for key in ["stack", "stackExists", "releasedThroughCdk", "diff", "code", "findings", "exitCode"] {
             assert!(value.get(key).is_some(), "{key}");
         }
         assert!(value["findings"]["deployed"].is_array() && value["findings"]["synthesized"].is_array());

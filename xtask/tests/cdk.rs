@@ -377,6 +377,34 @@ async fn cdk_deploy_releases_the_assembly_through_the_bootstrap() {
         let configuration = lambda.get_function_configuration().function_name(name).send().await.expect("function");
         assert_eq!(configuration.code_sha256(), Some(code_sha256(&zip).as_str()), "{}", function.name);
     }
+
+    // `cargo xtask diff` knows a stack released through the CDK: nothing to release against the
+    // build that was deployed; another build of one function is that function's code, only.
+    let diff = |artifacts: &Path| {
+        let mut command = support::xtask_command(&endpoint, &["diff", "--stage", "dev", "--region", &region]);
+        command.arg("--artifacts").arg(artifacts).envs(account.keys.iter().map(|(name, value)| (name, value)));
+        command.output().expect("xtask runs")
+    };
+    let quiet = diff(&zips);
+    assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
+    assert!(text(&quiet).contains("(deployed through the CDK: compared with the synthesized template's CDK form)"));
+    assert!(text(&quiet).contains("No differences."), "{}", text(&quiet));
+    let rebuilt = out.parent().expect("dir").join("rebuilt");
+    std::fs::create_dir_all(&rebuilt).expect("dir");
+    artifacts(&rebuilt);
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(rebuilt.join("manifest.json")).expect("manifest")).expect("json");
+    manifest[0]["sha256_hex"] = Value::from("f".repeat(64));
+    std::fs::write(rebuilt.join("manifest.json"), manifest.to_string()).expect("manifest written");
+    let changed = diff(&rebuilt);
+    let report = text(&changed);
+    assert_eq!(changed.status.code(), Some(2), "{report}");
+    let first = contract::functions::ALL[0];
+    assert!(
+        report.contains(&format!("~ {}: ", first.name)) && report.contains(&format!("{}.zip", "f".repeat(64))),
+        "{report}"
+    );
+    assert!(report.contains(&format!("~ {} (AWS::Lambda::Function)", naming::function(first.name))), "{report}");
 }
 
 /// Every zip of `dir` is in `bucket` as the CDK CLI publishes it: `<sha256>.zip`.

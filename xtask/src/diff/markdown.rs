@@ -160,9 +160,8 @@ fn summary(out: &mut String, report: &Report, stage: &str) {
     };
     let _ = writeln!(out, "{}", marker(stage));
     let _ = writeln!(out, "### Release diff of stage {}: {verdict}\n", text(stage));
-    let state = if report.stack_exists { "deployed" } else { "not deployed yet: everything is new" };
     let mut parts = vec![
-        format!("Stack **{}** ({state})", text(&report.stack)),
+        format!("Stack **{}** ({})", text(&report.stack), report.state()),
         format!("{} added", counts.added),
         format!("{} modified", counts.modified),
         format!("{} removed", counts.removed),

@@ -252,6 +252,7 @@ fn huge(count: usize, width: usize) -> Report {
     Report {
         stack: "s".to_owned(),
         stack_exists: true,
+        released_through_cdk: false,
         diff: TemplateDiff { resources: vec![change], other: Vec::new() },
         code: Vec::new(),
         findings: Findings { deployed: Vec::new(), synthesized: Vec::new() },
