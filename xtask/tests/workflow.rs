@@ -223,8 +223,17 @@ fn the_roles_are_scoped_to_the_prod_stack() {
             let actions = listed(&statement["Action"]);
             assert!(!actions.iter().any(|action| action.ends_with(":*") || action == "*"), "{name}: {actions:?}");
             for resource in listed(&statement["Resource"]) {
-                // Only listing log groups cannot be scoped (CloudFormation lists them all).
-                let unscoped = resource == "*" && actions == ["logs:DescribeLogGroups"];
+                // What cannot be scoped: listing log groups (CloudFormation lists them all), the
+                // HTTP API's log delivery (API Gateway's guide asks for it on `*`), listing key
+                // aliases, and key use only through DynamoDB (`kms:ViaService`).
+                let through_dynamodb =
+                    statement["Condition"]["StringLike"]["kms:ViaService"] == "dynamodb.*.amazonaws.com";
+                let unscopable = actions.iter().all(|action| {
+                    action == "logs:DescribeLogGroups"
+                        || action == "kms:ListAliases"
+                        || HTTP_ACCESS_LOGS.contains(&action.as_str())
+                });
+                let unscoped = resource == "*" && (unscopable || through_dynamodb);
                 let apis = resource.starts_with("arn:aws:apigateway:");
                 let bootstrap = cdk_bootstrap_resources().contains(&resource);
                 assert!(
@@ -296,4 +305,217 @@ fn the_deploy_role_hands_cloudformation_its_role_and_creates_nothing_itself() {
     }
     let trust = iam("cloudformation-role-trust.json");
     assert_eq!(statements(&trust)[0]["Principal"]["Service"], "cloudformation.amazonaws.com");
+}
+
+/// The CloudFormation registry's schemas that the pinned cfn-lint ships (the same schemas
+/// `cargo xtask registry` reads replacement rules from).
+fn registry_schemas() -> PathBuf {
+    let script = "import cfnlint, os; print(os.path.join(os.path.dirname(cfnlint.__file__), 'data', 'schemas'))";
+    let output = Command::new(testkit::venv_python()).args(["-c", script]).output().expect("python runs");
+    assert!(output.status.success(), "cfn-lint: {}", String::from_utf8_lossy(&output.stderr));
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// Handler permissions the registry lists that no property of the stack's resources exercises,
+/// by resource type, each with the reason; everything else a handler may call, the service role
+/// must allow.
+const NOT_EXERCISED: &[(&str, &[&str], &str)] = &[
+    ("AWS::ApiGatewayV2::Api", &["s3:getObject"], "no BodyS3Location: the API is defined by its resources"),
+    (
+        "AWS::ApiGatewayV2::Integration",
+        &["iam:PassRole"],
+        "no CredentialsArn: Lambda's resource policy lets API Gateway in",
+    ),
+    ("AWS::ApiGatewayV2::Authorizer", &["iam:PassRole"], "no AuthorizerCredentialsArn: as for integrations"),
+    (
+        "AWS::DynamoDB::Table",
+        &[
+            "dynamodb:AssociateTableReplica",
+            "dynamodb:CreateTableReplica",
+            "iam:CreateServiceLinkedRole",
+            "dynamodb:ImportTable",
+            "dynamodb:DescribeImport",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+            "s3:GetObject",
+            "s3:GetObjectMetadata",
+            "s3:ListBucket",
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogGroups",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+            "logs:PutRetentionPolicy",
+        ],
+        "no Replicas and no ImportSourceSpecification: each table is made empty, in one region",
+    ),
+    (
+        "AWS::DynamoDB::Table",
+        &[
+            "dynamodb:EnableKinesisStreamingDestination",
+            "dynamodb:DisableKinesisStreamingDestination",
+            "dynamodb:UpdateKinesisStreamingDestination",
+            "kinesis:PutRecords",
+        ],
+        "no KinesisStreamSpecification",
+    ),
+    ("AWS::DynamoDB::Table", &["dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"], "no ResourcePolicy"),
+    ("AWS::DynamoDB::Table", &["dynamodb:UpdateContributorInsights"], "no ContributorInsightsSpecification"),
+    (
+        "AWS::IAM::Role",
+        &["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+        "no ManagedPolicyArns: the roles' permissions are inline",
+    ),
+    (
+        "AWS::IAM::Role",
+        &["iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary"],
+        "no PermissionsBoundary",
+    ),
+    ("AWS::IAM::Role", &["iam:UpdateRole", "iam:UpdateRoleDescription"], "no Description or MaxSessionDuration"),
+    (
+        "AWS::Kinesis::Stream",
+        &[
+            "kinesis:EnableEnhancedMonitoring",
+            "kinesis:DisableEnhancedMonitoring",
+            "kinesis:UpdateMaxRecordSize",
+            "kinesis:UpdateStreamRecordDistributionStrategy",
+            "kinesis:UpdateStreamWarmThroughput",
+        ],
+        "no shard-level metrics, record size, distribution strategy or warm throughput set",
+    ),
+    (
+        "AWS::Lambda::Function",
+        &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
+        "no VpcConfig",
+    ),
+    (
+        "AWS::Lambda::Function",
+        &["elasticfilesystem:DescribeMountTargets", "s3files:ListMountTargets"],
+        "no FileSystemConfigs",
+    ),
+    (
+        "AWS::Lambda::Function",
+        &["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+        "no KmsKeyArn: Lambda encrypts the environment with its own key",
+    ),
+    (
+        "AWS::Lambda::Function",
+        &[
+            "lambda:GetCodeSigningConfig",
+            "lambda:PutFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionCodeSigningConfig",
+        ],
+        "no CodeSigningConfigArn",
+    ),
+    (
+        "AWS::Lambda::Function",
+        &[
+            "lambda:AssociateRuntimeAlias",
+            "lambda:PassCapacityProvider",
+            "lambda:PublishVersion",
+            "lambda:PutFunctionRecursionConfig",
+            "lambda:PutFunctionScalingConfig",
+            "lambda:PutRuntimeManagementConfig",
+            "lambda:GetLayerVersion",
+            "s3:GetObjectVersion",
+        ],
+        "no capacity provider, SnapStart, RecursiveLoop, scaling or runtime management setting, layer or S3ObjectVersion",
+    ),
+    (
+        "AWS::Logs::LogGroup",
+        &[
+            "firehose:TagDeliveryStream",
+            "logs:AssociateKmsKey",
+            "logs:DisassociateKmsKey",
+            "logs:PutDataProtectionPolicy",
+            "logs:DeleteDataProtectionPolicy",
+            "logs:PutIndexPolicy",
+            "logs:DeleteIndexPolicy",
+            "logs:PutBearerTokenAuthentication",
+            "logs:PutLogGroupDeletionProtection",
+            "logs:DeleteResourcePolicy",
+            "s3:REST.PUT.OBJECT",
+        ],
+        "no KmsKeyId, DataProtectionPolicy, index or resource policy, bearer tokens, deletion protection or delivery",
+    ),
+];
+
+/// What creating an HTTP API stage that logs access takes besides (API Gateway developer guide,
+/// "Configure logging for HTTP APIs in API Gateway", permissions to activate logging).
+const HTTP_ACCESS_LOGS: &[&str] = &[
+    "logs:CreateLogDelivery",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:CreateLogGroup",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+];
+
+#[test]
+fn the_cloudformation_role_allows_what_each_resource_types_handlers_call() {
+    let schemas = registry_schemas();
+    let read = |path: PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .expect("JSON")
+    };
+    let providers = read(schemas.join("providers").join("us-east-1.json"));
+    let allowed: BTreeSet<String> = statements(&iam("cloudformation-role-policy.json"))
+        .iter()
+        .filter(|statement| statement["Effect"] == "Allow")
+        .flat_map(|statement| listed(&statement["Action"]))
+        .map(|action| action.to_ascii_lowercase())
+        .collect();
+    let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for stage in [stacks::stages::dev(), stacks::stages::prod()] {
+        let template = stacks::synthesize(&contract::CONTRACT, &stage).expect("synthesizes").to_value();
+        for resource in template["Resources"].as_object().expect("resources").values() {
+            let resource_type = resource["Type"].as_str().expect("type").to_owned();
+            let file = providers[&resource_type].as_str().unwrap_or_else(|| panic!("no schema for {resource_type}"));
+            let schema = read(schemas.join("resources").join(format!("{file}.json")));
+            for handler in ["create", "read", "update", "delete"] {
+                for permission in listed(&schema["handlers"][handler]["permissions"]) {
+                    needed.entry(resource_type.clone()).or_default().insert(permission);
+                }
+            }
+            let logs_access = !resource["Properties"]["AccessLogSettings"].is_null();
+            if resource_type == "AWS::ApiGatewayV2::Stage" && logs_access {
+                let extra = HTTP_ACCESS_LOGS.iter().map(|permission| (*permission).to_owned());
+                needed.entry(resource_type.clone()).or_default().extend(extra);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (resource_type, permissions) in &needed {
+        for permission in permissions {
+            let excused = NOT_EXERCISED
+                .iter()
+                .any(|(kind, listed, _)| kind == resource_type && listed.contains(&permission.as_str()));
+            if !excused && !allowed.contains(&permission.to_ascii_lowercase()) {
+                missing.push(format!("{resource_type}: {permission}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "CloudFormation's service role lacks what these resource types' handlers call (the registry's handler \
+         permissions): add them to .github/iam/cloudformation-role-policy.json, or to NOT_EXERCISED with the reason \
+         no property of the stack's resources exercises them:\n  {}",
+        missing.join("\n  ")
+    );
+    // Every excuse still names something a handler lists: none outlives the schema it was for.
+    for (resource_type, permissions, reason) in NOT_EXERCISED {
+        for permission in *permissions {
+            assert!(
+                needed.get(*resource_type).is_some_and(|listed| listed.contains(*permission)),
+                "{resource_type} no longer lists {permission}: drop it from NOT_EXERCISED ({reason})"
+            );
+        }
+    }
 }
