@@ -393,17 +393,27 @@ fn fit(mut head: String, details: &[String], stage: &str) -> String {
     // Room for the closing tag and the longest note.
     let reserve = "\n</details>\n".len() + note(usize::MAX).chars().count();
     let size = |s: &str| s.chars().count();
-    if size(&head) + reserve > LIMIT {
+    let property_rows =
+        details.iter().filter(|line| line.starts_with("| ") && !line.starts_with("| Resource |")).count();
+    let summary = match details {
+        [] => String::new(),
+        _ => format!(
+            "\n<details><summary>Details: {}</summary>\n\n",
+            plural(property_rows, "property change", "property changes")
+        ),
+    };
+    if size(&head) + size(&summary) + reserve > LIMIT {
         // Only a report of thousands of resources gets here: cut at a line.
-        let mut cut = String::new();
+        let (mut cut, mut cut_size) = (String::new(), 0);
         let lines: Vec<&str> = head.lines().collect();
         let mut kept = 0;
         for line in &lines {
-            if size(&cut) + size(line) + 1 + reserve > LIMIT {
+            if cut_size + size(line) + 1 + reserve > LIMIT {
                 break;
             }
             cut.push_str(line);
             cut.push('\n');
+            cut_size += size(line) + 1;
             kept += 1;
         }
         cut.push_str(&note(lines.len() - kept + details.len()));
@@ -412,20 +422,15 @@ fn fit(mut head: String, details: &[String], stage: &str) -> String {
     if details.is_empty() {
         return head;
     }
-    let property_rows =
-        details.iter().filter(|line| line.starts_with("| ") && !line.starts_with("| Resource |")).count();
-    let _ = write!(
-        head,
-        "\n<details><summary>Details: {}</summary>\n\n",
-        plural(property_rows, "property change", "property changes")
-    );
-    let mut written = 0;
+    head.push_str(&summary);
+    let (mut written, mut head_size) = (0, size(&head));
     for line in details {
-        if size(&head) + size(line) + 1 + reserve > LIMIT {
+        if head_size + size(line) + 1 + reserve > LIMIT {
             break;
         }
         head.push_str(line);
         head.push('\n');
+        head_size += size(line) + 1;
         written += 1;
     }
     head.push_str("\n</details>\n");

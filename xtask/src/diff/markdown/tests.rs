@@ -283,3 +283,15 @@ fn a_report_that_fits_is_whole() {
     assert_eq!(read(&body).tables.last().expect("details").len(), 51);
     assert!(!body.contains("left out"));
 }
+
+/// A head that fits with the closing tag and the note, but not with the details' summary line
+/// too, is cut: the body never passes the limit, whatever its head's length.
+#[test]
+fn no_head_length_takes_the_body_past_the_limit() {
+    let details = vec!["| `R` | `Properties.X` | `1` | `2` |".to_owned()];
+    for length in (LIMIT - 400)..=LIMIT {
+        let head: String = "x\n".repeat(length / 2);
+        let body = fit(head, &details, "prod");
+        assert!(body.chars().count() <= LIMIT, "a head of {length} characters: {} characters", body.chars().count());
+    }
+}
