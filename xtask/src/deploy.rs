@@ -193,12 +193,15 @@ impl Deploy {
                 return Err(refused);
             }
         };
+        // From here on the stack is named by its id: the one this change set belongs to. Its
+        // newest event before the execution marks where the release's events begin (read by
+        // event, not by this machine's clock, which may run ahead of CloudFormation's).
+        let stack_id = &pending.stack_id;
+        let before = newest_event(&cloudformation, stack_id).await?;
         let started = SystemTime::now();
         change_set::execute(&cloudformation, &pending).await?;
-        // From here on the stack is named by its id: the one this change set belongs to.
-        let stack_id = &pending.stack_id;
         let mut execution = Execution::new(stack, changes, started);
-        let status = follow(&cloudformation, stack_id, &mut execution).await?;
+        let status = follow(&cloudformation, stack_id, &mut execution, before).await?;
         let description = describe(&cloudformation, stack_id).await?;
         if !matches!(status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             let reason = description.and_then(|stack| stack.stack_status_reason).unwrap_or_default();
@@ -374,13 +377,13 @@ async fn follow(
     client: &aws_sdk_cloudformation::Client,
     stack: &str,
     execution: &mut Execution,
+    before: Option<String>,
 ) -> Result<StackStatus> {
-    let since = aws_sdk_cloudformation::primitives::DateTime::from(execution.started());
     let mut board = crate::progress::live().then(crate::progress::Board::stderr);
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeSet<String> = before.into_iter().collect();
     let mut printed = std::collections::BTreeSet::new();
     loop {
-        for event in &new_events(client, stack, since.secs(), &seen).await? {
+        for event in &new_events(client, stack, &seen).await? {
             seen.insert(event.event_id.clone().unwrap_or_default());
             execution.apply(event);
             if board.is_some() {
@@ -420,30 +423,30 @@ async fn follow(
     }
 }
 
-/// The stack's events since `since` (seconds; a second's leeway) not in `seen`, oldest first.
-/// `DescribeStackEvents` answers newest first, up to 100 events a page: pages are read until one
-/// reaches an event already seen or older than the release, so a burst of events between two
-/// polls (a first release creates every resource at once) is never cut to its newest page.
+/// The id of the stack's newest event, if it has any.
+async fn newest_event(client: &aws_sdk_cloudformation::Client, stack: &str) -> Result<Option<String>> {
+    let page = client.describe_stack_events().stack_name(stack).send().await?;
+    Ok(page.stack_events.unwrap_or_default().into_iter().next().and_then(|event| event.event_id))
+}
+
+/// The stack's events newer than every event in `seen`, oldest first. `DescribeStackEvents`
+/// answers newest first, up to 100 events a page: pages are read until one reaches an event
+/// already seen (the newest before the release, then each one shown), so a burst of events
+/// between two polls (a first release creates every resource at once) is never cut to its
+/// newest page.
 async fn new_events(
     client: &aws_sdk_cloudformation::Client,
     stack: &str,
-    since: i64,
     seen: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<aws_sdk_cloudformation::types::StackEvent>> {
     let mut pages = client.describe_stack_events().stack_name(stack).into_paginator().send();
     let mut fresh = Vec::new();
-    while let Some(page) = pages.next().await {
-        let mut reached = false;
+    'pages: while let Some(page) = pages.next().await {
         for event in page?.stack_events.unwrap_or_default() {
-            let before = event.timestamp.is_some_and(|at| at.secs() + 1 < since);
-            if before || seen.contains(event.event_id.as_deref().unwrap_or_default()) {
-                reached = true;
-            } else {
-                fresh.push(event);
+            if seen.contains(event.event_id.as_deref().unwrap_or_default()) {
+                break 'pages;
             }
-        }
-        if reached {
-            break;
+            fresh.push(event);
         }
     }
     fresh.reverse();
@@ -611,8 +614,9 @@ mod tests {
             [("Add", "Topic")]
         );
         let mut execution = Execution::new(stack, plan.changes.len(), SystemTime::now());
+        let before = newest_event(&cloudformation, &pending.stack_id).await.expect("events");
         change_set::execute(&cloudformation, &pending).await.expect("executed");
-        let status = follow(&cloudformation, &pending.stack_id, &mut execution).await.expect("settled");
+        let status = follow(&cloudformation, &pending.stack_id, &mut execution, before).await.expect("settled");
         assert_eq!(status, StackStatus::CreateComplete);
         let deployed = deployed_template(&cloudformation, stack).await.expect("read").expect("deployed");
         assert_eq!(deployed, template);
@@ -639,7 +643,6 @@ mod tests {
 
     #[tokio::test]
     async fn every_page_of_new_events_is_read_and_they_come_oldest_first() {
-        let since = 1_795_000_000; // 2026-11-18T11:06:40Z
         let pages = vec![
             events_page(
                 &[
@@ -658,7 +661,7 @@ mod tests {
         ];
         let (url, server) = change_set::tests::serve(pages);
         let seen = std::collections::BTreeSet::from(["seen-before".to_owned()]);
-        let events = new_events(&change_set::tests::client(&url), "s", since, &seen).await.expect("read");
+        let events = new_events(&change_set::tests::client(&url), "s", &seen).await.expect("read");
         let ids: Vec<&str> = events.iter().filter_map(|event| event.event_id.as_deref()).collect();
         assert_eq!(ids, ["root-cause", "middle", "newest"]);
         let requests = server.join().expect("served");

@@ -156,11 +156,6 @@ impl Execution {
                 || event.physical_resource_id().is_some_and(|id| Some(id) == event.stack_id()))
     }
 
-    /// When the change set was executed.
-    pub(crate) fn started(&self) -> SystemTime {
-        self.started
-    }
-
     #[cfg(test)]
     pub(crate) fn phase(&self) -> Phase {
         self.phase
