@@ -186,6 +186,37 @@ async fn the_assets_bucket_is_made_in_the_region_asked_for() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A bucket of earlier releases (`<stack>-assets-<account>`, before buckets were named per
+/// region) in the release's region stays the stage's bucket: nothing moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bucket_of_earlier_releases_is_kept_in_its_region() {
+    let endpoint = testkit::local_endpoint();
+    let region = "eu-west-3";
+    let dir = temp_dir("release-earlier-bucket");
+    let hashes = artifacts(&dir);
+    let config = sdk_config(&endpoint, region);
+    let earlier = format!("{STACK}-assets-{}", account(&config).await);
+    let constraint = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+        .build();
+    s3(&config).create_bucket().bucket(&earlier).create_bucket_configuration(constraint).send().await.expect("made");
+    let artifacts_dir = dir.to_str().expect("utf-8 path");
+    let released = xtask(
+        &endpoint,
+        &["deploy", "--stage", "dev", "--region", region, "--no-build", "--artifacts", artifacts_dir, "--yes"],
+    );
+    assert!(released.status.success(), "{}", text(&released));
+    assert!(
+        text(&released).contains(&format!("using the assets bucket of earlier releases, {earlier}")),
+        "{}",
+        text(&released)
+    );
+    let (function, _) = &hashes[0];
+    let listed = s3(&config).list_objects_v2().bucket(&earlier).prefix(format!("assets/{function}/")).send().await;
+    assert_eq!(listed.expect("listed").contents().len(), 1, "{function}'s zip is in {earlier}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A stack that exists only as a change set never executed (`REVIEW_IN_PROGRESS`, what an
 /// interrupted first deploy leaves) is created, with a change set of type CREATE.
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,8 @@
 //! region bootstrapped for the CDK, the bootstrap's assets bucket (the `BucketName` output of
 //! the `CDKToolkit` stack), so that a team already on the CDK has no second bucket; otherwise
 //! the project's own, `<stack>-assets-<account>-<region>` (bucket names are global: one per
-//! region, so that a stage released to two regions has a bucket in each).
+//! region, so that a stage released to two regions has a bucket in each), or the
+//! `<stack>-assets-<account>` of earlier releases where that one is in the region.
 //!
 //! The project's own bucket is created on first use, in the region the release goes to (Lambda
 //! reads code only from a bucket in its own region); a bucket S3 places in another region is
@@ -33,7 +34,17 @@ pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str
         return Ok(bucket);
     }
     let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await.context("asking STS who we are")?;
-    Ok(format!("{stack_name}-assets-{}-{region}", identity.account().unwrap_or("account")))
+    let account = identity.account().unwrap_or("account");
+    // Releases before buckets were named per region used `<stack>-assets-<account>`: where that
+    // bucket is in this region, it stays the stage's bucket (nothing moves, nothing is uploaded
+    // twice).
+    let earlier = format!("{stack_name}-assets-{account}");
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    if s3.head_bucket().bucket(&earlier).send().await.is_ok_and(|found| found.bucket_region() == Some(region)) {
+        step(format!("using the assets bucket of earlier releases, {earlier}"));
+        return Ok(earlier);
+    }
+    Ok(format!("{stack_name}-assets-{account}-{region}"))
 }
 
 /// The assets bucket of the region's CDK bootstrap: the [`TOOLKIT_BUCKET_OUTPUT`] output of
