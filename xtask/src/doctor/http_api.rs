@@ -373,6 +373,9 @@ fn cors_check(stage: &StageConfig, synthesized: &Value, api: &LiveHttpApi, added
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect();
+    if wanted.is_empty() {
+        return Check::skip(GROUP, id, format!("{} lists no origins: there is no CORS to judge", stage.settings_file));
+    }
     let found = api.cors.as_ref().map(|cors| cors.allow_origins.clone()).unwrap_or_default();
     let live_fix = format!(
         "aws apigatewayv2 update-api --api-id {} --cors-configuration with the template's CorsConfiguration",
