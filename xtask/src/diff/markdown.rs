@@ -53,6 +53,9 @@ pub(crate) fn render(report: &Report, stage: &str) -> String {
     fit(head, &details(report), stage)
 }
 
+/// U+2060, invisible: breaks GitHub's mention and issue-reference patterns.
+const WORD_JOINER: char = '\u{2060}';
+
 /// `s` as markdown text that reads literally in a paragraph, a list item or a table cell:
 /// every character markdown (or GitHub: mentions, issue links, math) could read as syntax is
 /// backslash-escaped, and line breaks become `<br>` so that a table row stays one line.
@@ -68,9 +71,17 @@ pub(crate) fn text(s: &str) -> String {
                 out.push_str("<br>");
             }
             '\n' => out.push_str("<br>"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '!' | '&' | '$' | '@' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '!' | '&' | '$' => {
                 out.push('\\');
                 out.push(c);
+            }
+            // GitHub links mentions and issue references in the rendered text, after the
+            // backslash is gone: an invisible word joiner after the sign keeps `@connections`
+            // from notifying a user and `#1` from linking an issue.
+            '#' | '@' => {
+                out.push('\\');
+                out.push(c);
+                out.push(WORD_JOINER);
             }
             c => out.push(c),
         }

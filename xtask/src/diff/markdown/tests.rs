@@ -200,7 +200,7 @@ fn text_escapes_what_markdown_or_github_would_read_as_syntax() {
     assert_eq!(text("a|b"), "a\\|b");
     assert_eq!(
         text("`x` *y* _z_ [l](u) <b> #1 @connections $connect ~s~ &amp; \\"),
-        "\\`x\\` \\*y\\* \\_z\\_ \\[l\\](u) \\<b\\> \\#1 \\@connections \\$connect \\~s\\~ \\&amp; \\\\"
+        "\\`x\\` \\*y\\* \\_z\\_ \\[l\\](u) \\<b\\> \\#\u{2060}1 \\@\u{2060}connections \\$connect \\~s\\~ \\&amp; \\\\"
     );
     assert_eq!(text("one\ntwo\r\nthree\rfour"), "one<br>two<br>three<br>four");
 }
