@@ -415,18 +415,9 @@ fn fit(mut head: String, details: &[String], stage: &str) -> String {
     };
     if size(&head) + size(&summary) + reserve > LIMIT {
         // Only a report of thousands of resources gets here: cut at a line.
-        let (mut cut, mut cut_size) = (String::new(), 0);
         let lines: Vec<&str> = head.lines().collect();
-        let mut kept = 0;
-        for line in &lines {
-            if cut_size + size(line) + 1 + reserve > LIMIT {
-                break;
-            }
-            cut.push_str(line);
-            cut.push('\n');
-            cut_size += size(line) + 1;
-            kept += 1;
-        }
+        let mut cut = String::new();
+        let kept = append_lines(&mut cut, &lines, LIMIT - reserve);
         cut.push_str(&note(lines.len() - kept + details.len()));
         return cut;
     }
@@ -434,21 +425,29 @@ fn fit(mut head: String, details: &[String], stage: &str) -> String {
         return head;
     }
     head.push_str(&summary);
-    let (mut written, mut head_size) = (0, size(&head));
-    for line in details {
-        if head_size + size(line) + 1 + reserve > LIMIT {
-            break;
-        }
-        head.push_str(line);
-        head.push('\n');
-        head_size += size(line) + 1;
-        written += 1;
-    }
+    let written = append_lines(&mut head, details, LIMIT - reserve);
     head.push_str("\n</details>\n");
     if written < details.len() {
         head.push_str(&note(details.len() - written));
     }
     head
+}
+
+/// Appends `lines` to `out`, each with its newline, while `out` stays within `room`
+/// characters; returns how many it appended.
+fn append_lines(out: &mut String, lines: &[impl AsRef<str>], room: usize) -> usize {
+    let mut size = out.chars().count();
+    for (appended, line) in lines.iter().enumerate() {
+        let line = line.as_ref();
+        let grown = size + line.chars().count() + 1;
+        if grown > room {
+            return appended;
+        }
+        out.push_str(line);
+        out.push('\n');
+        size = grown;
+    }
+    lines.len()
 }
 
 #[cfg(test)]
