@@ -144,6 +144,20 @@ const ERROR_SENTENCES = {
 };
 
 /**
+ * Lets `socket`, when it is the refresh connection `openRefresh` opened, take the current one's
+ * place (on `connectionRefreshComplete`): the old connection is closed. Whether it took over.
+ */
+export function completeRefresh(state, socket) {
+  if (socket !== state.refreshing) return false;
+  const old = state.socket;
+  state.socket = socket;
+  state.refreshing = null;
+  old?.close(1000, "refreshed");
+  log("connection refreshed");
+  return true;
+}
+
+/**
  * Opens the connection that takes the current one's place (PROTOCOL.md, "Connection
  * lifetime"): it sends `refreshFrame` once open and then serves like any other. While it is
  * `state.refreshing` (it has not taken over yet), its close is only logged; after, `onClose`

@@ -12,8 +12,9 @@
 // was (common.js, explainRefusedHandshake).
 
 import {
-  LANGUAGE_PATTERN, SESSION_ID_PATTERN, ServiceSocket, brief, clearNotice, closeMeaning, clock, describeError,
-  explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
+  LANGUAGE_PATTERN, SESSION_ID_PATTERN, ServiceSocket, brief, clearNotice, closeMeaning, clock, completeRefresh,
+  describeError, explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, openRefresh,
+  websocketUrl,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -228,12 +229,7 @@ function onMessage(frame, socket) {
       refresh(frame);
       break;
     case "connectionRefreshComplete":
-      if (socket === state.refreshing) {
-        const old = state.socket;
-        state.socket = socket;
-        state.refreshing = null;
-        old?.close(1000, "refreshed");
-        log("connection refreshed");
+      if (completeRefresh(state, socket)) {
         // Learns the new connection's id (joining again is answered alike).
         socket.send({ action: "joinSession", sessionId: state.sessionId, targetLanguage: state.language });
       }

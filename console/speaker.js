@@ -15,8 +15,8 @@
 // When told `connectionRefreshRequired`, it opens a new connection and sends `refreshConnection`.
 
 import {
-  ServiceSocket, brief, clearNotice, closeMeaning, clock, describeError, explainRefusedHandshake, fillLanguages,
-  languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
+  ServiceSocket, brief, clearNotice, closeMeaning, clock, completeRefresh, describeError, explainRefusedHandshake,
+  fillLanguages, languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
 } from "./common.js";
 import { CHUNK_MS, Chunker, Resampler, SERVICE_RATE, base64, levelDbfs, littleEndianBytes } from "./pcm.js";
 
@@ -222,13 +222,7 @@ function onMessage(frame, socket) {
       refresh();
       break;
     case "connectionRefreshComplete":
-      if (socket === state.refreshing) {
-        const old = state.socket;
-        state.socket = socket;
-        state.refreshing = null;
-        old?.close(1000, "refreshed");
-        log("connection refreshed");
-      }
+      completeRefresh(state, socket);
       break;
     case "broadcastPaused":
     case "broadcastResumed":
