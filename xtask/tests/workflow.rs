@@ -307,15 +307,6 @@ fn the_deploy_role_hands_cloudformation_its_role_and_creates_nothing_itself() {
     assert_eq!(statements(&trust)[0]["Principal"]["Service"], "cloudformation.amazonaws.com");
 }
 
-/// The CloudFormation registry's schemas that the pinned cfn-lint ships (the same schemas
-/// `cargo xtask registry` reads replacement rules from).
-fn registry_schemas() -> PathBuf {
-    let script = "import cfnlint, os; print(os.path.join(os.path.dirname(cfnlint.__file__), 'data', 'schemas'))";
-    let output = Command::new(testkit::venv_python()).args(["-c", script]).output().expect("python runs");
-    assert!(output.status.success(), "cfn-lint: {}", String::from_utf8_lossy(&output.stderr));
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
-
 /// Handler permissions the registry lists that no property of the stack's resources exercises,
 /// by resource type, each with the reason; everything else a handler may call, the service role
 /// must allow.
@@ -460,30 +451,24 @@ const HTTP_ACCESS_LOGS: &[&str] = &[
 
 #[test]
 fn the_cloudformation_role_allows_what_each_resource_types_handlers_call() {
-    let schemas = registry_schemas();
-    let read = |path: PathBuf| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-            .expect("JSON")
-    };
-    let providers = read(schemas.join("providers").join("us-east-1.json"));
     let allowed: BTreeSet<String> = statements(&iam("cloudformation-role-policy.json"))
         .iter()
         .filter(|statement| statement["Effect"] == "Allow")
         .flat_map(|statement| listed(&statement["Action"]))
         .map(|action| action.to_ascii_lowercase())
         .collect();
+    // The registry's handler permissions (the table `cargo xtask registry` generates from the
+    // pinned cfn-lint's schemas), for each resource type the templates hold.
     let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for stage in [stacks::stages::dev(), stacks::stages::prod()] {
         let template = stacks::synthesize(&contract::CONTRACT, &stage).expect("synthesizes").to_value();
         for resource in template["Resources"].as_object().expect("resources").values() {
             let resource_type = resource["Type"].as_str().expect("type").to_owned();
-            let file = providers[&resource_type].as_str().unwrap_or_else(|| panic!("no schema for {resource_type}"));
-            let schema = read(schemas.join("resources").join(format!("{file}.json")));
-            for handler in ["create", "read", "update", "delete"] {
-                for permission in listed(&schema["handlers"][handler]["permissions"]) {
-                    needed.entry(resource_type.clone()).or_default().insert(permission);
-                }
-            }
+            let (_, handlers) = stacks::registry::HANDLER_PERMISSIONS
+                .iter()
+                .find(|(kind, _)| *kind == resource_type)
+                .unwrap_or_else(|| panic!("no handler permissions for {resource_type}: run `cargo xtask registry`"));
+            needed.entry(resource_type.clone()).or_default().extend(handlers.iter().map(|p| (*p).to_owned()));
             let logs_access = !resource["Properties"]["AccessLogSettings"].is_null();
             if resource_type == "AWS::ApiGatewayV2::Stage" && logs_access {
                 let extra = HTTP_ACCESS_LOGS.iter().map(|permission| (*permission).to_owned());
