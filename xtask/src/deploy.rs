@@ -136,11 +136,11 @@ impl Deploy {
         if status == Some(&StackStatus::ReviewInProgress) {
             step(format!("{stack} is REVIEW_IN_PROGRESS: it only holds a change set never executed; creating it"));
         }
+        let s3 = aws_sdk_s3::Client::new(&sdk);
         let bucket = match &self.assets_bucket {
             Some(bucket) => bucket.clone(),
-            None => assets::default_bucket(&sdk, &stage.stack_name, &region).await?,
+            None => assets::default_bucket(&sdk, &s3, &stage.stack_name, &region).await?,
         };
-        let s3 = aws_sdk_s3::Client::new(&sdk);
         // The bucket lives where the stack does (Lambda reads code only from its own
         // region): the region the SDK talks to, which `--region` may have changed.
         let assets = Assets::open(&s3, &bucket, &region).await?;

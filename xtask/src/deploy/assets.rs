@@ -24,7 +24,12 @@ use std::collections::BTreeMap;
 /// The bucket a release uses when `--assets-bucket` names none: the CDK bootstrap's assets
 /// bucket where the region has one ([`cdk_bootstrap_bucket`]), else
 /// `<stack>-assets-<account>-<region>`.
-pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str, region: &str) -> Result<String> {
+pub(super) async fn default_bucket(
+    sdk: &aws_config::SdkConfig,
+    s3: &aws_sdk_s3::Client,
+    stack_name: &str,
+    region: &str,
+) -> Result<String> {
     let cloudformation = aws_sdk_cloudformation::Client::new(sdk);
     if let Some(bucket) = cdk_bootstrap_bucket(&cloudformation).await {
         step(format!(
@@ -39,7 +44,6 @@ pub(super) async fn default_bucket(sdk: &aws_config::SdkConfig, stack_name: &str
     // bucket is in this region, it stays the stage's bucket (nothing moves, nothing is uploaded
     // twice).
     let earlier = format!("{stack_name}-assets-{account}");
-    let s3 = aws_sdk_s3::Client::new(sdk);
     if s3.head_bucket().bucket(&earlier).send().await.is_ok_and(|found| found.bucket_region() == Some(region)) {
         step(format!("using the assets bucket of earlier releases, {earlier}"));
         return Ok(earlier);

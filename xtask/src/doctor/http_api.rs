@@ -21,6 +21,7 @@ use super::websocket::{LiveRoute, StackFunctions, routes_and_integrations, sdk_e
 use super::{Check, Context, live};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
+use stacks::template::strings;
 use stacks::{FindingKind, StageConfig, naming};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -267,9 +268,6 @@ fn route_checks(
 /// The JWT authorizer the template's routes use, as the template declares it.
 fn template_authorizer(synthesized: &Value) -> Option<LiveJwtAuthorizer> {
     let properties = &synthesized["Resources"][naming::HTTP_AUTHORIZER]["Properties"];
-    let strings = |value: &Value| -> Vec<String> {
-        value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
-    };
     Some(LiveJwtAuthorizer {
         name: properties["Name"].as_str()?.to_owned(),
         kind: properties["AuthorizerType"].as_str()?.to_owned(),
@@ -365,14 +363,8 @@ fn authorizer_check(stage: &StageConfig, synthesized: &Value, api: &LiveHttpApi)
 /// The API's CORS configuration lets the stage's pages call every route.
 fn cors_check(stage: &StageConfig, synthesized: &Value, api: &LiveHttpApi, added: &[stacks::Finding]) -> Check {
     let id = "http.cors";
-    let wanted: Vec<String> =
-        synthesized["Resources"][naming::HTTP_API]["Properties"]["CorsConfiguration"]["AllowOrigins"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
+    let wanted =
+        strings(&synthesized["Resources"][naming::HTTP_API]["Properties"]["CorsConfiguration"]["AllowOrigins"]);
     if wanted.is_empty() {
         return Check::skip(GROUP, id, format!("{} lists no origins: there is no CORS to judge", stage.settings_file));
     }
@@ -486,9 +478,6 @@ mod tests {
     fn healthy(synthesized: &Value) -> LiveHttpApi {
         let resources = synthesized["Resources"].as_object().expect("resources");
         let cors = &resources[naming::HTTP_API]["Properties"]["CorsConfiguration"];
-        let strings = |value: &Value| -> Vec<String> {
-            value.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
-        };
         let authorizer = template_authorizer(synthesized).expect("a JWT authorizer");
         let routes = resources
             .values()
