@@ -32,24 +32,14 @@ use std::process::Output;
 
 mod support;
 
-use support::{artifacts, sdk_config, temp_dir, text, update_template, xtask_command};
+use support::{artifacts, iam_policy, listed, sdk_config, temp_dir, text, update_template, xtask_command};
 
 const REGION: &str = "eu-west-2";
 const STACK: &str = "session-service-prod";
 
-/// A policy of `.github/iam`.
-fn policy(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/iam").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("policy file")).expect("policy JSON")
-}
-
-/// The statements' `Action`, as a list.
+/// The statement's `Action`, as a list.
 fn actions(statement: &Value) -> Vec<String> {
-    match &statement["Action"] {
-        Value::String(action) => vec![action.clone()],
-        Value::Array(actions) => actions.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        other => panic!("Action {other}"),
-    }
+    listed(&statement["Action"])
 }
 
 /// `policy` as moto can judge it (see the module's documentation): resources `*` but for S3,
@@ -122,7 +112,7 @@ async fn the_roles_policies_allow_what_diff_and_deploy_call_and_nothing_less() {
     let server = testkit::LocalServer::start(&testkit::venv_python()).expect("a moto server of this test's own");
     let endpoint = server.url().to_owned();
     let iam = aws_sdk_iam::Client::new(&sdk_config(&endpoint, "us-east-1"));
-    let (diff_policy, deploy_policy) = (policy("diff-role-policy.json"), policy("deploy-role-policy.json"));
+    let (diff_policy, deploy_policy) = (iam_policy("diff-role-policy.json"), iam_policy("deploy-role-policy.json"));
     let deployer = user(&iam, "deploy", &for_moto(&deploy_policy)).await;
     let differ = user(&iam, "diff", &for_moto(&diff_policy)).await;
     let diff_actions: Vec<String> =

@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
+use support::{iam_policy, listed};
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
 }
@@ -166,21 +170,8 @@ fn aws_access_is_by_oidc_with_the_least_permissions() {
     }
 }
 
-fn iam(name: &str) -> Value {
-    let text = std::fs::read_to_string(root().join(".github/iam").join(name)).expect("policy");
-    serde_json::from_str(&text).expect("policy JSON")
-}
-
 fn statements(policy: &Value) -> &Vec<Value> {
     policy["Statement"].as_array().expect("statements")
-}
-
-fn listed(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(one) => vec![one.clone()],
-        Value::Array(many) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The IAM service prefix of a CloudFormation resource type.
@@ -194,7 +185,7 @@ fn service(resource_type: &str) -> String {
 
 #[test]
 fn the_cloudformation_role_may_create_every_resource_type_the_stacks_synthesize() {
-    let policy = iam("cloudformation-role-policy.json");
+    let policy = iam_policy("cloudformation-role-policy.json");
     let services: BTreeSet<String> = statements(&policy)
         .iter()
         .filter(|statement| statement["Effect"] == "Allow")
@@ -219,7 +210,7 @@ fn the_cloudformation_role_may_create_every_resource_type_the_stacks_synthesize(
 fn the_roles_are_scoped_to_the_prod_stack() {
     let stack = stacks::stages::prod().stack_name;
     for name in ["diff-role-policy.json", "deploy-role-policy.json", "cloudformation-role-policy.json"] {
-        for statement in statements(&iam(name)) {
+        for statement in statements(&iam_policy(name)) {
             let actions = listed(&statement["Action"]);
             assert!(!actions.iter().any(|action| action.ends_with(":*") || action == "*"), "{name}: {actions:?}");
             for resource in listed(&statement["Resource"]) {
@@ -245,7 +236,7 @@ fn the_roles_are_scoped_to_the_prod_stack() {
     }
     for (name, subject) in [("diff-role-trust.json", ":pull_request"), ("deploy-role-trust.json", ":environment:prod")]
     {
-        let trust = iam(name);
+        let trust = iam_policy(name);
         let condition = &statements(&trust)[0]["Condition"]["StringEquals"];
         assert_eq!(condition["token.actions.githubusercontent.com:aud"], "sts.amazonaws.com", "{name}");
         let sub = condition["token.actions.githubusercontent.com:sub"].as_str().unwrap_or_default();
@@ -266,7 +257,7 @@ fn cdk_bootstrap_resources() -> [String; 3] {
 
 #[test]
 fn the_deploy_role_may_use_the_cdk_bootstrap_bucket() {
-    let policy = iam("deploy-role-policy.json");
+    let policy = iam_policy("deploy-role-policy.json");
     let allowed = |action: &str, resource: &str| {
         statements(&policy).iter().any(|statement| {
             statement["Effect"] == "Allow"
@@ -284,7 +275,7 @@ fn the_deploy_role_may_use_the_cdk_bootstrap_bucket() {
 
 #[test]
 fn the_deploy_role_hands_cloudformation_its_role_and_creates_nothing_itself() {
-    let policy = iam("deploy-role-policy.json");
+    let policy = iam_policy("deploy-role-policy.json");
     for statement in statements(&policy) {
         for action in listed(&statement["Action"]) {
             let service = action.split(':').next().unwrap_or_default().to_owned();
@@ -303,7 +294,7 @@ fn the_deploy_role_hands_cloudformation_its_role_and_creates_nothing_itself() {
             }
         }
     }
-    let trust = iam("cloudformation-role-trust.json");
+    let trust = iam_policy("cloudformation-role-trust.json");
     assert_eq!(statements(&trust)[0]["Principal"]["Service"], "cloudformation.amazonaws.com");
 }
 
@@ -451,7 +442,7 @@ const HTTP_ACCESS_LOGS: &[&str] = &[
 
 #[test]
 fn the_cloudformation_role_allows_what_each_resource_types_handlers_call() {
-    let allowed: BTreeSet<String> = statements(&iam("cloudformation-role-policy.json"))
+    let allowed: BTreeSet<String> = statements(&iam_policy("cloudformation-role-policy.json"))
         .iter()
         .filter(|statement| statement["Effect"] == "Allow")
         .flat_map(|statement| listed(&statement["Action"]))

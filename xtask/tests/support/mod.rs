@@ -189,3 +189,19 @@ pub(crate) fn checks_by_id(run: &Output) -> BTreeMap<String, Value> {
         .map(|check| (check["id"].as_str().expect("id").to_owned(), check.clone()))
         .collect()
 }
+
+/// A policy of `.github/iam` (the release workflow's roles).
+pub(crate) fn iam_policy(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/iam").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("policy file")).expect("policy JSON")
+}
+
+/// A policy element that IAM takes as one string or a list of them (`Action`, `Resource`), as a
+/// list.
+pub(crate) fn listed(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        other => panic!("a string or a list of strings, not {other}"),
+    }
+}
