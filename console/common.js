@@ -14,6 +14,14 @@
 /** How often a connection sends `heartbeat` (PROTOCOL.md: every 30 s). */
 export const HEARTBEAT_MS = 30_000;
 
+/** How many times a page reconnects a lost connection before it gives up. */
+export const MAX_RECONNECTS = 5;
+
+/** The wait before reconnect attempt `attempt` (1, 2, …): 1 s, doubling each time. */
+export function reconnectDelayMs(attempt) {
+  return 1000 * 2 ** (attempt - 1);
+}
+
 /** A session id: two lowercase words and a number 100–999 (docs/asyncapi.yaml, SessionId). */
 export const SESSION_ID_PATTERN = /^[a-z]+-[a-z]+-[1-9][0-9]{2}$/;
 

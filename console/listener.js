@@ -12,14 +12,12 @@
 // was (common.js, explainRefusedHandshake).
 
 import {
-  LANGUAGE_PATTERN, SESSION_ID_PATTERN, ServiceSocket, brief, clearNotice, closeMeaning, clock, completeRefresh,
-  describeError, explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, openRefresh,
-  websocketUrl,
+  LANGUAGE_PATTERN, MAX_RECONNECTS, SESSION_ID_PATTERN, ServiceSocket, brief, clearNotice, closeMeaning, clock,
+  completeRefresh, describeError, explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify,
+  openRefresh, reconnectDelayMs, websocketUrl,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
-
-const MAX_RECONNECTS = 5;
 
 const state = {
   config: null,
@@ -135,7 +133,7 @@ function reconnect(reason) {
     return;
   }
   state.reconnects += 1;
-  const delay = 1000 * 2 ** (state.reconnects - 1);
+  const delay = reconnectDelayMs(state.reconnects);
   show("reconnecting", "Connection lost", `${reason} Reconnecting in ${delay / 1000} s (attempt ${state.reconnects} of ${MAX_RECONNECTS}).`);
   log(`reconnecting in ${delay / 1000} s`);
   state.retryTimer = setTimeout(open, delay);

@@ -15,8 +15,9 @@
 // When told `connectionRefreshRequired`, it opens a new connection and sends `refreshConnection`.
 
 import {
-  ServiceSocket, brief, clearNotice, closeMeaning, clock, completeRefresh, describeError, explainRefusedHandshake,
-  fillLanguages, languageLabel, loadConfig, log, notify, openRefresh, websocketUrl,
+  MAX_RECONNECTS, ServiceSocket, brief, clearNotice, closeMeaning, clock, completeRefresh, describeError,
+  explainRefusedHandshake, fillLanguages, languageLabel, loadConfig, log, notify, openRefresh, reconnectDelayMs,
+  websocketUrl,
 } from "./common.js";
 import { CHUNK_MS, Chunker, Resampler, SERVICE_RATE, base64, levelDbfs, littleEndianBytes } from "./pcm.js";
 
@@ -166,15 +167,15 @@ async function onClose(event, socket) {
     notify(why.text);
     return;
   }
-  if (state.reconnects >= 5) {
+  if (state.reconnects >= MAX_RECONNECTS) {
     setPhase("refused", "Disconnected");
-    notify(`The connection ${closeMeaning(event.code)}. Gave up after 5 attempts; reload the page to try again.`);
+    notify(`The connection ${closeMeaning(event.code)}. Gave up after ${MAX_RECONNECTS} attempts; reload the page to try again.`);
     return;
   }
   state.reconnects += 1;
-  const delay = 1000 * 2 ** (state.reconnects - 1);
+  const delay = reconnectDelayMs(state.reconnects);
   setPhase("reconnecting", `Reconnecting in ${delay / 1000} s…`);
-  notify(`The connection ${closeMeaning(event.code)}. Reconnecting (attempt ${state.reconnects} of 5).`, "warning");
+  notify(`The connection ${closeMeaning(event.code)}. Reconnecting (attempt ${state.reconnects} of ${MAX_RECONNECTS}).`, "warning");
   if (state.tokenIsLocal) await renewLocalToken();
   setTimeout(() => !state.ended && connect(), delay);
 }
